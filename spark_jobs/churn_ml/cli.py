@@ -1,0 +1,97 @@
+"""What every job entrypoint shares: argument types, logging and a fail-loudly runner."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import re
+import sys
+from collections.abc import Callable, Sequence
+
+from churn_ml.session import JavaMissingError
+
+log = logging.getLogger("churn_ml")
+
+PIPELINE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class InputError(ValueError):
+    """The input data breaks the contract; the message says how."""
+
+
+def pipeline_id(value: str) -> str:
+    if not PIPELINE_ID.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a pipeline id: use 1-63 of [a-z0-9-], starting with a letter or digit"
+        )
+    return value
+
+
+def iso_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date: use YYYY-MM-DD") from None
+
+
+def fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a fraction between 0 and 1")
+    return number
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return number
+
+
+def int_list(value: str) -> list[int]:
+    """Comma-separated positive integers, e.g. ``5,10,15``."""
+    try:
+        numbers = [int(v) for v in value.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or min(numbers) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a list of positive integers like 5,10")
+    return sorted(set(numbers))
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the lineage arguments every job takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--pipeline-id", type=pipeline_id, required=True, help="lineage key of this run")
+    p.add_argument(
+        "--pipeline-execution-dt",
+        type=iso_date,
+        default=dt.datetime.now(dt.UTC).date(),
+        help="logical date of the run, YYYY-MM-DD (default: today, UTC)",
+    )
+    return p
+
+
+def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
+    """Run a job's main; any failure is logged with its reason and exits non-zero."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        main(argv)
+    except InputError as err:
+        log.error("bad input: %s", err)
+        sys.exit(3)
+    except JavaMissingError as err:
+        log.error("%s", err)
+        sys.exit(1)
+    except Exception:
+        log.exception("job failed")
+        sys.exit(1)

@@ -1,0 +1,114 @@
+"""The Spark ML model: feature stages, the random forest, the split and the tuning grid.
+
+Builders return unfitted objects so tests can inspect them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import RandomForestClassifier
+from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.tuning import ParamGridBuilder
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from churn_ml.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
+
+FEATURES = "features"
+LABEL_INDEX = "label"
+CHURN_PROBABILITY = "churn_probability"
+DEFAULT_SEED = 42
+
+
+@dataclass(frozen=True)
+class ForestParams:
+    num_trees: int = 30
+    max_depth: int = 10
+    max_bins: int = 32
+
+    def as_dict(self) -> dict[str, int]:
+        return {"num_trees": self.num_trees, "max_depth": self.max_depth, "max_bins": self.max_bins}
+
+
+def with_label(df: DataFrame) -> DataFrame:
+    """The numeric label: 1.0 for churn = yes, 0.0 for no (the order the metrics report)."""
+    return df.withColumn(LABEL_INDEX, (F.col(LABEL) == "yes").cast("double"))
+
+
+def feature_stages() -> list:
+    """Index and one-hot encode the categoricals, then assemble them with the numerics."""
+    indexed = [f"{c}_index" for c in CATEGORICAL_FEATURES]
+    encoded = [f"{c}_vec" for c in CATEGORICAL_FEATURES]
+    return [
+        StringIndexer(
+            inputCols=list(CATEGORICAL_FEATURES),
+            outputCols=indexed,
+            handleInvalid="keep",
+            stringOrderType="frequencyDesc",
+        ),
+        OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"),
+        VectorAssembler(inputCols=[*encoded, *NUMERIC_FEATURES], outputCol=FEATURES),
+    ]
+
+
+def forest(params: ForestParams, seed: int = DEFAULT_SEED) -> RandomForestClassifier:
+    return RandomForestClassifier(
+        featuresCol=FEATURES,
+        labelCol=LABEL_INDEX,
+        numTrees=params.num_trees,
+        maxDepth=params.max_depth,
+        maxBins=params.max_bins,
+        seed=seed,
+        # Deep trees on few rows: let each pass grow more nodes, so a fit needs fewer Spark jobs.
+        maxMemoryInMB=1024,
+        cacheNodeIds=True,
+    )
+
+
+def training_pipeline(params: ForestParams, seed: int = DEFAULT_SEED) -> Pipeline:
+    return Pipeline(stages=[*feature_stages(), forest(params, seed)])
+
+
+def param_grid(rf: RandomForestClassifier, depths: Sequence[int], bins: Sequence[int],
+               trees: Sequence[int]) -> list[dict]:
+    return (
+        ParamGridBuilder()
+        .addGrid(rf.maxDepth, list(depths))
+        .addGrid(rf.maxBins, list(bins))
+        .addGrid(rf.numTrees, list(trees))
+        .build()
+    )
+
+
+def split(df: DataFrame, seed: int, test_fraction: float = 0.2) -> tuple[DataFrame, DataFrame]:
+    """A split decided per customer by a seeded hash: the same whatever the partitioning."""
+    bucket = F.abs(F.xxhash64(F.col("customer_id"), F.lit(seed))) % 10_000
+    is_test = bucket < int(round(test_fraction * 10_000))
+    return df.where(~is_test), df.where(is_test)
+
+
+def canonical_order(df: DataFrame, partitions: int) -> DataFrame:
+    """Rows in fixed partitions and order, so the forest's per-partition sampling is reproducible."""
+    return df.repartition(partitions, "customer_id").sortWithinPartitions("customer_id")
+
+
+def churn_probability(predictions: DataFrame) -> DataFrame:
+    return predictions.withColumn(CHURN_PROBABILITY, vector_to_array("probability")[1])
+
+
+def feature_names(transformed: DataFrame) -> list[str]:
+    """Names of the assembled vector's slots, from the ML attribute metadata."""
+    attrs = transformed.schema[FEATURES].metadata["ml_attr"]["attrs"]
+    slots = [a for group in attrs.values() for a in group]
+    return [a["name"] for a in sorted(slots, key=lambda a: a["idx"])]
+
+
+def feature_importances(model: PipelineModel, transformed: DataFrame) -> list[tuple[str, float]]:
+    """(feature, importance) of the fitted forest, most important first."""
+    weights = model.stages[-1].featureImportances.toArray()
+    pairs = zip(feature_names(transformed), (float(w) for w in weights), strict=True)
+    return sorted(pairs, key=lambda p: (-p[1], p[0]))

@@ -1,0 +1,106 @@
+"""Evaluate a fitted model on the test rows and write everything a run publishes.
+
+Training and tuning share this: the model, ``test_predictions``,
+``model_feature_importance_scores``, ``model_metrics`` and ``metrics.json``. The model and
+tables are committed first and ``metrics.json`` last, so its presence means a complete run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from churn_ml import storage
+from churn_ml.cleaning import with_lineage
+from churn_ml.evaluation import evaluate
+from churn_ml.layout import table_uri
+from churn_ml.model import CHURN_PROBABILITY, LABEL_INDEX, churn_probability, feature_importances
+from churn_ml.schema import FEATURE_IMPORTANCE, MODEL_METRICS, TEST_PREDICTIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    pipeline_id: str
+    execution_dt: dt.date
+    operation: str
+    dataset_uri: str
+    model_uri: str
+    metrics_uri: str
+
+    @property
+    def partition(self) -> dict[str, str]:
+        return {"operation": self.operation, "pipeline_id": self.pipeline_id}
+
+
+def test_predictions(predictions: DataFrame) -> DataFrame:
+    """Pure transform: the columns kept for each test row."""
+    return predictions.select(
+        "customer_id",
+        F.col(LABEL_INDEX).cast("int").alias("label"),
+        F.col("prediction").cast("int").alias("prediction"),
+        CHURN_PROBABILITY,
+    )
+
+
+def _tagged(df: DataFrame, target: RunTarget) -> DataFrame:
+    lineage = with_lineage(df, target.pipeline_id, target.execution_dt)
+    return lineage.withColumn("operation", F.lit(target.operation))
+
+
+def metric_rows(spark, metrics: dict[str, float]) -> DataFrame:
+    return spark.createDataFrame(
+        [(name, float(value)) for name, value in sorted(metrics.items())],
+        "metric_name string, metric_value double",
+    )
+
+
+def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: dict) -> dict:
+    """Write the model, tables and metrics.json of one run; returns the metrics document."""
+    spark = test.sparkSession
+    predictions = churn_probability(model.transform(test)).cache()
+    try:
+        report = evaluate(predictions)
+        importances = feature_importances(model, predictions)
+        staged_model = storage.staging_uri(storage.normalize(target.model_uri))
+        model.write().overwrite().save(staged_model)
+        storage.commit(spark, staged_model, storage.normalize(target.model_uri))
+        tables = {
+            TEST_PREDICTIONS: test_predictions(predictions),
+            FEATURE_IMPORTANCE: spark.createDataFrame(
+                importances, "feature_name string, importance double"
+            ),
+            MODEL_METRICS: metric_rows(spark, report["metrics"]),
+        }
+        for name, df in tables.items():
+            storage.write_table(_tagged(df, target), table_uri(target.dataset_uri, name), target.partition)
+    finally:
+        predictions.unpersist()
+    document = {
+        "pipeline_id": target.pipeline_id,
+        "pipeline_execution_dt": target.execution_dt.isoformat(),
+        "operation": target.operation,
+        "model_uri": target.model_uri,
+        **details,
+        **report,
+        "feature_importances": [{"feature": f, "importance": w} for f, w in importances],
+    }
+    storage.write_text(
+        spark, target.metrics_uri.rstrip("/") + "/metrics.json", json.dumps(document, indent=2)
+    )
+    log.info(
+        "%s %s: test AUPR %.4f, AUROC %.4f, accuracy %.4f",
+        target.operation,
+        target.pipeline_id,
+        report["metrics"]["au_pr"],
+        report["metrics"]["au_roc"],
+        report["metrics"]["accuracy"],
+    )
+    return document

@@ -1,0 +1,58 @@
+"""SparkSession for the jobs: local Spark when run with plain python, the cluster's otherwise."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from pyspark.sql import SparkSession
+
+# Spark's default 1 GiB driver heap runs out at maxDepth 15; override with CHURN_SPARK_DRIVER_MEMORY.
+DEFAULT_DRIVER_MEMORY = "4g"
+
+LOCAL_CONF = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.adaptive.enabled": "true",
+}
+COMMON_CONF = {
+    # Partition folders hold run keys such as pipeline_id=20261129: keep them strings.
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+class JavaMissingError(RuntimeError):
+    pass
+
+
+def require_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") or (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))):
+        return
+    raise JavaMissingError(
+        "Spark needs Java 17: install a JDK 17 (e.g. `apt-get install openjdk-17-jdk-headless`) "
+        "and put `java` on PATH or set JAVA_HOME."
+    )
+
+
+def build_session(app_name: str) -> SparkSession:
+    """The active session if there is one (tests, spark-submit, Dataproc), else local Spark."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in COMMON_CONF.items():
+        builder = builder.config(key, value)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # plain `python job.py`: start local Spark
+        require_java()
+        builder = builder.master(os.environ.get("CHURN_SPARK_MASTER", "local[*]")).config(
+            "spark.driver.memory", os.environ.get("CHURN_SPARK_DRIVER_MEMORY", DEFAULT_DRIVER_MEMORY)
+        )
+        for key, value in LOCAL_CONF.items():
+            builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("CHURN_SPARK_LOG_LEVEL", "WARN"))
+    return spark
