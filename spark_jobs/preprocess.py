@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-
 from churn_ml import cleaning, cli, raw_csv, storage
 from churn_ml.layout import table_uri
 from churn_ml.schema import TRAINING_DATA
@@ -17,7 +16,9 @@ log = logging.getLogger("churn_ml.preprocess")
 def parse_args(argv: Sequence[str] | None):
     p = cli.parser(__doc__)
     p.add_argument("--input-uri", required=True, help="raw training CSV (file or folder)")
-    p.add_argument("--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder")
+    p.add_argument(
+        "--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder"
+    )
     p.add_argument(
         "--max-drop-fraction",
         type=cli.fraction,
@@ -56,7 +57,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         parsed.unpersist()
     log.info(
         "rows in %d, dropped %d %s, duplicates removed %d, rows out %d -> %s",
-        stats["rows_in"], dropped, stats["dropped"], stats["duplicates"], stats["rows_out"], target,
+        stats["rows_in"],
+        dropped,
+        stats["dropped"],
+        stats["duplicates"],
+        stats["rows_out"],
+        target,
     )
     return stats
 
@@ -64,9 +70,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
 def drop_stats(parsed) -> dict:
     """Row count, unusable rows by reason and bad labels, in one Spark job."""
     try:
-        rows = parsed.groupBy(
-            cleaning.REJECT_REASON, cleaning.invalid_labels(parsed).alias("bad_label")
-        ).count().collect()
+        rows = (
+            parsed.groupBy(
+                cleaning.REJECT_REASON, cleaning.invalid_labels(parsed).alias("bad_label")
+            )
+            .count()
+            .collect()
+        )
     except Exception as err:  # FAILFAST read: a line that is not a CSV record
         if "Malformed" in str(err) or "MALFORMED" in str(err):
             raise cli.InputError(f"the input has malformed CSV lines: {str(err)[:300]}") from err
@@ -74,7 +84,9 @@ def drop_stats(parsed) -> dict:
     dropped: dict[str, int] = {}
     for r in rows:
         if r[cleaning.REJECT_REASON]:
-            dropped[r[cleaning.REJECT_REASON]] = dropped.get(r[cleaning.REJECT_REASON], 0) + r["count"]
+            dropped[r[cleaning.REJECT_REASON]] = (
+                dropped.get(r[cleaning.REJECT_REASON], 0) + r["count"]
+            )
     return {
         "rows_in": sum(r["count"] for r in rows),
         "dropped": dict(sorted(dropped.items())),

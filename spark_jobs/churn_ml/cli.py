@@ -23,7 +23,7 @@ class InputError(ValueError):
 def pipeline_id(value: str) -> str:
     if not PIPELINE_ID.match(value):
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a pipeline id: use 1-63 of [a-z0-9-], starting with a letter or digit"
+            f"{value!r} is not a pipeline id: use 1-63 of [a-z0-9-], not starting with -"
         )
     return value
 
@@ -82,7 +82,9 @@ def parser(description: str) -> argparse.ArgumentParser:
 def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
     """Run a job's main; any failure is logged with its reason and exits non-zero."""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     try:
         main(argv)

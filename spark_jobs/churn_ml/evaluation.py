@@ -43,7 +43,7 @@ def collect_counts(predictions: DataFrame, bins: int = DEFAULT_BINS) -> list[Cou
 
 
 def _trapezoid(xs: list[float], ys: list[float]) -> float:
-    return sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]))
+    return sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False))
 
 
 def curves(counts: Iterable[Count], bins: int = DEFAULT_BINS) -> dict:
@@ -98,7 +98,12 @@ def weighted_scores(matrix: list[list[int]]) -> dict[str, float]:
         recall += weight * r
         f1 += weight * (2 * p * r / (p + r) if p + r else 0.0)
     accuracy = sum(matrix[k][k] for k in range(len(matrix))) / total
-    return {"accuracy": accuracy, "f1": f1, "weighted_precision": precision, "weighted_recall": recall}
+    return {
+        "accuracy": accuracy,
+        "f1": f1,
+        "weighted_precision": precision,
+        "weighted_recall": recall,
+    }
 
 
 def evaluate(predictions: DataFrame, bins: int = DEFAULT_BINS) -> dict:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pyspark import SparkContext
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import RandomForestClassifier
+from pyspark.ml.classification import RandomForestClassificationModel, RandomForestClassifier
 from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.tuning import ParamGridBuilder
@@ -69,12 +70,35 @@ def forest(params: ForestParams, seed: int = DEFAULT_SEED) -> RandomForestClassi
     )
 
 
+def sub_forest(
+    model: RandomForestClassificationModel, num_trees: int
+) -> RandomForestClassificationModel:
+    """The forest of the first ``num_trees`` trees: itself a random forest of that size.
+
+    Each tree is grown on its own bootstrap sample, so a prefix of a forest is a valid smaller
+    forest; tuning fits the largest and reads the smaller ones off it.
+    """
+    trees = model._java_obj.trees()
+    if not 1 <= num_trees <= len(trees):
+        raise ValueError(f"cannot take {num_trees} trees of a {len(trees)}-tree forest")
+    sc = SparkContext._active_spark_context
+    ml = sc._jvm.org.apache.spark.ml.classification
+    prefix = sc._gateway.new_array(ml.DecisionTreeClassificationModel, num_trees)
+    for i in range(num_trees):
+        prefix[i] = trees[i]
+    java_model = ml.RandomForestClassificationModel(
+        f"{model.uid}_{num_trees}", prefix, model.numFeatures, model.numClasses
+    )
+    return RandomForestClassificationModel(java_model)
+
+
 def training_pipeline(params: ForestParams, seed: int = DEFAULT_SEED) -> Pipeline:
     return Pipeline(stages=[*feature_stages(), forest(params, seed)])
 
 
-def param_grid(rf: RandomForestClassifier, depths: Sequence[int], bins: Sequence[int],
-               trees: Sequence[int]) -> list[dict]:
+def param_grid(
+    rf: RandomForestClassifier, depths: Sequence[int], bins: Sequence[int], trees: Sequence[int]
+) -> list[dict]:
     return (
         ParamGridBuilder()
         .addGrid(rf.maxDepth, list(depths))
@@ -87,12 +111,12 @@ def param_grid(rf: RandomForestClassifier, depths: Sequence[int], bins: Sequence
 def split(df: DataFrame, seed: int, test_fraction: float = 0.2) -> tuple[DataFrame, DataFrame]:
     """A split decided per customer by a seeded hash: the same whatever the partitioning."""
     bucket = F.abs(F.xxhash64(F.col("customer_id"), F.lit(seed))) % 10_000
-    is_test = bucket < int(round(test_fraction * 10_000))
+    is_test = bucket < round(test_fraction * 10_000)
     return df.where(~is_test), df.where(is_test)
 
 
 def canonical_order(df: DataFrame, partitions: int) -> DataFrame:
-    """Rows in fixed partitions and order, so the forest's per-partition sampling is reproducible."""
+    """Fixed partitions and row order, so the forest's per-partition sampling is reproducible."""
     return df.repartition(partitions, "customer_id").sortWithinPartitions("customer_id")
 
 

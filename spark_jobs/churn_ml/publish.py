@@ -1,6 +1,6 @@
-"""Evaluate a fitted model on the test rows and write everything a run publishes.
+"""What training and tuning share: their arguments and input, and everything a run publishes.
 
-Training and tuning share this: the model, ``test_predictions``,
+A run publishes the model, ``test_predictions``,
 ``model_feature_importance_scores``, ``model_metrics`` and ``metrics.json``. The model and
 tables are committed first and ``metrics.json`` last, so its presence means a complete run.
 """
@@ -16,12 +16,21 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from churn_ml import storage
+from churn_ml import cli, storage
 from churn_ml.cleaning import with_lineage
 from churn_ml.evaluation import evaluate
 from churn_ml.layout import table_uri
-from churn_ml.model import CHURN_PROBABILITY, LABEL_INDEX, churn_probability, feature_importances
-from churn_ml.schema import FEATURE_IMPORTANCE, MODEL_METRICS, TEST_PREDICTIONS
+from churn_ml.model import (
+    CHURN_PROBABILITY,
+    DEFAULT_SEED,
+    LABEL_INDEX,
+    canonical_order,
+    churn_probability,
+    feature_importances,
+    split,
+    with_label,
+)
+from churn_ml.schema import FEATURE_IMPORTANCE, MODEL_METRICS, TEST_PREDICTIONS, TRAINING_DATA
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,41 @@ def test_predictions(predictions: DataFrame) -> DataFrame:
         F.col(LABEL_INDEX).cast("int").alias("label"),
         F.col("prediction").cast("int").alias("prediction"),
         CHURN_PROBABILITY,
+    )
+
+
+def add_run_arguments(p) -> None:
+    """Arguments shared by training and tuning."""
+    p.add_argument(
+        "--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder"
+    )
+    p.add_argument("--model-uri", required=True, help="where the fitted PipelineModel is saved")
+    p.add_argument("--metrics-uri", required=True, help="folder for metrics.json")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split and forest seed")
+    p.add_argument(
+        "--partitions",
+        type=cli.positive_int,
+        default=4,
+        help="fixed partition count of the training rows (part of reproducibility)",
+    )
+
+
+def load_split(spark, args):
+    """This run's training rows, labelled, in canonical order, split 80/20 by a seeded hash."""
+    uri = table_uri(args.dataset_uri, TRAINING_DATA)
+    rows = storage.read_table(spark, uri, {"pipeline_id": args.pipeline_id})
+    train, test = split(with_label(rows), args.seed)
+    return canonical_order(train, args.partitions).cache(), test
+
+
+def run_target(args, operation: str) -> RunTarget:
+    return RunTarget(
+        pipeline_id=args.pipeline_id,
+        execution_dt=args.pipeline_execution_dt,
+        operation=operation,
+        dataset_uri=args.dataset_uri,
+        model_uri=args.model_uri,
+        metrics_uri=args.metrics_uri,
     )
 
 
@@ -80,7 +124,9 @@ def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: d
             MODEL_METRICS: metric_rows(spark, report["metrics"]),
         }
         for name, df in tables.items():
-            storage.write_table(_tagged(df, target), table_uri(target.dataset_uri, name), target.partition)
+            storage.write_table(
+                _tagged(df, target), table_uri(target.dataset_uri, name), target.partition
+            )
     finally:
         predictions.unpersist()
     document = {

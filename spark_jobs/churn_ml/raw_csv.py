@@ -14,7 +14,9 @@ def check_header(header: str | None, with_label: bool) -> None:
     if header is None:
         raise InputError("the input is empty: no header line")
     if "\x00" in header or "\ufffd" in header or "," not in header:
-        raise InputError(f"the input is not a comma-separated CSV file (first line: {header[:80]!r})")
+        raise InputError(
+            f"the input is not a comma-separated CSV file (first line: {header[:80]!r})"
+        )
     expected = RAW_TRAIN_COLUMNS if with_label else RAW_SCORE_COLUMNS
     found = [c.strip().strip('"') for c in header.split(",")]
     missing = [c for c in expected if c not in found]

@@ -39,11 +39,26 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCORE_COLUMNS: tuple[str, ...] = (
-    "customerID", "gender", "SeniorCitizen", "Partner", "Dependents", "tenure",
-    "PhoneService", "MultipleLines", "InternetService", "OnlineSecurity",
-    "OnlineBackup", "DeviceProtection", "TechSupport", "StreamingTV",
-    "StreamingMovies", "Contract", "PaperlessBilling", "PaymentMethod",
-    "MonthlyCharges", "TotalCharges",
+    "customerID",
+    "gender",
+    "SeniorCitizen",
+    "Partner",
+    "Dependents",
+    "tenure",
+    "PhoneService",
+    "MultipleLines",
+    "InternetService",
+    "OnlineSecurity",
+    "OnlineBackup",
+    "DeviceProtection",
+    "TechSupport",
+    "StreamingTV",
+    "StreamingMovies",
+    "Contract",
+    "PaperlessBilling",
+    "PaymentMethod",
+    "MonthlyCharges",
+    "TotalCharges",
 )
 TRAIN_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS, "Churn")
 
@@ -61,9 +76,54 @@ CONTRACT_P = (0.550, 0.209, 0.241)
 # and 72, 6-month bins in between; uniform inside a bin.
 TENURE_BINS = ((1, 1), (2, 5), *((lo, 6) for lo in range(7, 67, 6)), (67, 5), (72, 1))
 P_TENURE_BIN = (
-    (.156, .209, .150, .108, .082, .068, .057, .046, .036, .032, .029, .019, .009, .001),
-    (.005, .021, .058, .061, .073, .086, .084, .090, .092, .118, .100, .108, .093, .012),
-    (.001, .010, .023, .024, .030, .024, .033, .042, .064, .073, .091, .137, .245, .204),
+    (
+        0.156,
+        0.209,
+        0.150,
+        0.108,
+        0.082,
+        0.068,
+        0.057,
+        0.046,
+        0.036,
+        0.032,
+        0.029,
+        0.019,
+        0.009,
+        0.001,
+    ),
+    (
+        0.005,
+        0.021,
+        0.058,
+        0.061,
+        0.073,
+        0.086,
+        0.084,
+        0.090,
+        0.092,
+        0.118,
+        0.100,
+        0.108,
+        0.093,
+        0.012,
+    ),
+    (
+        0.001,
+        0.010,
+        0.023,
+        0.024,
+        0.030,
+        0.024,
+        0.033,
+        0.042,
+        0.064,
+        0.073,
+        0.091,
+        0.137,
+        0.245,
+        0.204,
+    ),
 )
 P_SENIOR = (0.208, 0.129, 0.086)
 P_PARTNER = (0.356, 0.563, 0.703)
@@ -83,7 +143,10 @@ P_SERVICES = (
 )
 P_PAPERLESS = (0.667, 0.543, 0.465)
 PAYMENT_METHODS = (
-    "Electronic check", "Mailed check", "Bank transfer (automatic)", "Credit card (automatic)",
+    "Electronic check",
+    "Mailed check",
+    "Bank transfer (automatic)",
+    "Credit card (automatic)",
 )
 P_PAYMENT = (
     (0.477, 0.230, 0.152, 0.141),
@@ -152,9 +215,16 @@ _LETTERS3 = tuple(a + bc for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for bc in _LETTER
 # services DSL, services fiber, paperless, payment cdf, logit offset).
 _BY_CONTRACT = tuple(
     (
-        CONTRACTS[c], _cumulative(P_TENURE_BIN[c]), P_SENIOR[c], P_PARTNER[c],
-        P_MULTIPLE_LINES[c], _cumulative(P_INTERNET[c]), P_SERVICES[c][0],
-        P_SERVICES[c][1], P_PAPERLESS[c], _cumulative(P_PAYMENT[c]),
+        CONTRACTS[c],
+        _cumulative(P_TENURE_BIN[c]),
+        P_SENIOR[c],
+        P_PARTNER[c],
+        P_MULTIPLE_LINES[c],
+        _cumulative(P_INTERNET[c]),
+        P_SERVICES[c][0],
+        P_SERVICES[c][1],
+        P_PAPERLESS[c],
+        _cumulative(P_PAYMENT[c]),
         B_INTERCEPT + B_CONTRACT[c],
     )
     for c in range(3)
@@ -185,7 +255,11 @@ def generate_rows(
     with_label: bool = True,
     blank_total_charges_fraction: float = DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
 ) -> Iterator[tuple[str, ...]]:
-    """Yield ``n`` rows (tuples of strings in TRAIN_COLUMNS / SCORE_COLUMNS order)."""
+    """Lazily yield ``n`` rows: tuples of strings in TRAIN_COLUMNS (or SCORE_COLUMNS) order.
+
+    Arguments are checked eagerly. With the same seed, score rows are the train
+    rows without the Churn column.
+    """
     if n < 0 or n > _ID_SPACE:
         raise ValueError(f"n must be in 0..{_ID_SPACE}, got {n}")
     if not 0.0 <= blank_total_charges_fraction < 1.0:
@@ -193,7 +267,6 @@ def generate_rows(
             f"blank_total_charges_fraction must be in [0, 1), got {blank_total_charges_fraction}"
         )
     return _rows(n, seed, with_label, blank_total_charges_fraction)
-
 
 
 def _rows(n: int, seed: int, with_label: bool, p_new: float) -> Iterator[tuple[str, ...]]:
@@ -231,8 +304,19 @@ def _rows(n: int, seed: int, with_label: bool, p_new: float) -> Iterator[tuple[s
             tenure = -1
             u = rand()
             c = 0 if u < c_m2m else 1 if u < c_one else 2
-        (contract, tenure_cdf, p_senior, p_partner, p_lines, inet_cdf,
-         p_svc_dsl, p_svc_fiber, p_paperless, pay_cdf, logit) = by_contract[c]
+        (
+            contract,
+            tenure_cdf,
+            p_senior,
+            p_partner,
+            p_lines,
+            inet_cdf,
+            p_svc_dsl,
+            p_svc_fiber,
+            p_paperless,
+            pay_cdf,
+            logit,
+        ) = by_contract[c]
         if tenure:
             first, width = bins[bisect_right(tenure_cdf, rand())]
             tenure = first + int(rand() * width)
@@ -355,9 +439,26 @@ def _rows(n: int, seed: int, with_label: bool, p_new: float) -> Iterator[tuple[s
         left, right = right, (left + t4[right]) % n_letters
         row = (
             f"{digits_text[left]}-{letters3[right // 676]}{letters2[right % 676]}",
-            gender, senior, yes if partner else no, dependents, tenure_text[tenure],
-            phone, lines, internet, sec, bak, dev, tech, tv, mov, contract,
-            paperless, payment, mc_text[cents], total, churn,
+            gender,
+            senior,
+            yes if partner else no,
+            dependents,
+            tenure_text[tenure],
+            phone,
+            lines,
+            internet,
+            sec,
+            bak,
+            dev,
+            tech,
+            tv,
+            mov,
+            contract,
+            paperless,
+            payment,
+            mc_text[cents],
+            total,
+            churn,
         )
         yield row if with_label else row[:-1]
 
@@ -430,7 +531,10 @@ def write_daily_partitions(
     for day in days:
         path = Path(root) / f"dt={day.isoformat()}" / "part-00000.csv"
         write_csv(
-            path, n_per_day, derive_seed(seed, day), with_label=with_label,
+            path,
+            n_per_day,
+            derive_seed(seed, day),
+            with_label=with_label,
             blank_total_charges_fraction=blank_total_charges_fraction,
         )
         paths.append(path)

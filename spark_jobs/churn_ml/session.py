@@ -7,7 +7,7 @@ import shutil
 
 from pyspark.sql import SparkSession
 
-# Spark's default 1 GiB driver heap runs out at maxDepth 15; override with CHURN_SPARK_DRIVER_MEMORY.
+# Spark's default 1 GiB driver heap runs out at maxDepth 15 (CHURN_SPARK_DRIVER_MEMORY overrides).
 DEFAULT_DRIVER_MEMORY = "4g"
 
 LOCAL_CONF = {
@@ -30,7 +30,9 @@ class JavaMissingError(RuntimeError):
 
 def require_java() -> None:
     java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") or (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))):
+    if shutil.which("java") or (
+        java_home and os.path.exists(os.path.join(java_home, "bin", "java"))
+    ):
         return
     raise JavaMissingError(
         "Spark needs Java 17: install a JDK 17 (e.g. `apt-get install openjdk-17-jdk-headless`) "
@@ -49,7 +51,8 @@ def build_session(app_name: str) -> SparkSession:
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # plain `python job.py`: start local Spark
         require_java()
         builder = builder.master(os.environ.get("CHURN_SPARK_MASTER", "local[*]")).config(
-            "spark.driver.memory", os.environ.get("CHURN_SPARK_DRIVER_MEMORY", DEFAULT_DRIVER_MEMORY)
+            "spark.driver.memory",
+            os.environ.get("CHURN_SPARK_DRIVER_MEMORY", DEFAULT_DRIVER_MEMORY),
         )
         for key, value in LOCAL_CONF.items():
             builder = builder.config(key, value)

@@ -1,0 +1,109 @@
+"""Batch scoring: the day's customers -> ``batch_predictions`` with the given model version.
+
+Rows that cannot be scored go to ``batch_rejects`` with the reason, so input = scored +
+rejected; past ``--max-reject-fraction`` the job fails before writing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from churn_ml import cleaning, cli, raw_csv, storage
+from churn_ml.layout import table_uri
+from churn_ml.model import CHURN_PROBABILITY, churn_probability
+from churn_ml.schema import BATCH_PREDICTIONS, BATCH_REJECTS
+from churn_ml.session import build_session
+
+log = logging.getLogger("churn_ml.score")
+
+MODEL_VERSION = "model_version"
+
+
+def parse_args(argv: Sequence[str] | None):
+    p = cli.parser(__doc__)
+    p.add_argument("--input-uri", required=True, help="the day's scoring CSV (file or folder)")
+    p.add_argument("--model-uri", required=True, help="saved PipelineModel to score with")
+    p.add_argument("--model-version", required=True, help="recorded in every output row")
+    p.add_argument(
+        "--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder"
+    )
+    p.add_argument(
+        "--max-reject-fraction",
+        type=cli.fraction,
+        default=0.05,
+        help="fail when more than this fraction of rows cannot be scored (default 0.05)",
+    )
+    return p.parse_args(argv)
+
+
+def predictions(model: PipelineModel, customers: DataFrame, model_version: str) -> DataFrame:
+    """Pure transform: the cleaned columns plus prediction, churn probability and model version."""
+    scored = churn_probability(model.transform(customers))
+    return scored.select(
+        *customers.columns,
+        F.col("prediction").cast("int").alias("prediction"),
+        CHURN_PROBABILITY,
+        F.lit(model_version).alias(MODEL_VERSION),
+    )
+
+
+def reject_rows(parsed: DataFrame, model_version: str) -> DataFrame:
+    """Pure transform: what identifies each unscorable row, and why it was rejected."""
+    return cleaning.rejects(parsed).select(
+        "customer_id", cleaning.REJECT_REASON, F.lit(model_version).alias(MODEL_VERSION)
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    spark = build_session("churn-batch-scoring")
+    parsed = cleaning.parse(raw_csv.read(spark, args.input_uri, with_label=False)).cache()
+    try:
+        reasons = parsed.groupBy(cleaning.REJECT_REASON).count().collect()
+        rows_in = sum(r["count"] for r in reasons)
+        rejected = sum(r["count"] for r in reasons if r[cleaning.REJECT_REASON])
+        if not rows_in:
+            raise cli.InputError("the scoring input has a header but no rows")
+        if rejected > args.max_reject_fraction * rows_in:
+            raise cli.InputError(
+                f"{rejected} of {rows_in} rows cannot be scored, more than the allowed fraction "
+                f"{args.max_reject_fraction}: "
+                + str(
+                    {
+                        r[cleaning.REJECT_REASON]: r["count"]
+                        for r in reasons
+                        if r[cleaning.REJECT_REASON]
+                    }
+                )
+            )
+        model = PipelineModel.load(storage.normalize(args.model_uri))
+        partition = {"pipeline_id": args.pipeline_id}
+        outputs = {
+            BATCH_PREDICTIONS: predictions(model, cleaning.clean(parsed), args.model_version),
+            BATCH_REJECTS: reject_rows(parsed, args.model_version),
+        }
+        for table, df in outputs.items():
+            tagged = cleaning.with_lineage(df, args.pipeline_id, args.pipeline_execution_dt)
+            storage.write_table(tagged, table_uri(args.dataset_uri, table), partition)
+    finally:
+        parsed.unpersist()
+    stats = {
+        "rows_in": rows_in,
+        "scored": rows_in - rejected,
+        "rejected": rejected,
+        "model_version": args.model_version,
+    }
+    log.info(
+        "scored %(scored)d of %(rows_in)d rows, rejected %(rejected)d, model %(model_version)s",
+        stats,
+    )
+    return stats
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,68 @@
+"""Hyperparameter tuning: k-fold cross-validation of the forest on AUPR; publishes the best."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pyspark.ml import Pipeline, PipelineModel
+
+from churn_ml import cli, layout
+from churn_ml.model import FEATURES, LABEL_INDEX, feature_stages, forest
+from churn_ml.publish import add_run_arguments, load_split, publish, run_target
+from churn_ml.session import build_session
+from churn_ml.tuning import Grid, best, cross_validate
+
+log = logging.getLogger("churn_ml.tune")
+
+
+def parse_args(argv: Sequence[str] | None):
+    p = cli.parser(__doc__)
+    add_run_arguments(p)
+    grid = Grid()
+    p.add_argument("--max-depth-grid", type=cli.int_list, default=list(grid.max_depth))
+    p.add_argument("--max-bins-grid", type=cli.int_list, default=list(grid.max_bins))
+    p.add_argument("--num-trees-grid", type=cli.int_list, default=list(grid.num_trees))
+    p.add_argument("--folds", type=int, default=5, choices=range(2, 21), metavar="{2..20}")
+    p.add_argument(
+        "--parallelism", type=cli.positive_int, default=6, help="forests fitted at once (default 6)"
+    )
+    args = p.parse_args(argv)
+    if min(args.max_bins_grid) < 2:
+        p.error("--max-bins-grid values must be at least 2")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    spark = build_session("churn-hyperparameter-tuning")
+    train, test = load_split(spark, args)
+    features = Pipeline(stages=feature_stages()).fit(train)
+    vectors = features.transform(train).select("customer_id", FEATURES, LABEL_INDEX).cache()
+    grid = Grid(args.max_depth_grid, args.max_bins_grid, args.num_trees_grid)
+    log.info(
+        "cross-validating %d grid points x %d folds on %d rows",
+        len(grid.params()),
+        args.folds,
+        vectors.count(),
+    )
+    scores = cross_validate(vectors, grid, args.folds, args.seed, args.parallelism)
+    winner = best(scores)
+    log.info("best %s with mean AUPR %.4f", winner.params, winner.mean_au_pr)
+    rf = forest(winner.params, args.seed).fit(vectors)
+    vectors.unpersist()
+    train.unpersist()
+    model = PipelineModel(stages=[*features.stages, rf])
+    details = {
+        "params": winner.params.as_dict(),
+        "seed": args.seed,
+        "selection_metric": "au_pr",
+        "folds": args.folds,
+        "cv_mean_au_pr": winner.mean_au_pr,
+        "cv_results": [s.as_dict() for s in scores],
+    }
+    return publish(model, test, run_target(args, layout.TUNING), details)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,244 @@
+"""The synthetic churn data generator: schema, domains, consistency, determinism, CLI."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from churn_ml.sample_data import (
+    SCORE_COLUMNS,
+    TRAIN_COLUMNS,
+    generate_rows,
+    write_csv,
+    write_daily_partitions,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE_DIR = REPO / ".." / "shared" / "data"
+REFERENCE_TRAIN = REFERENCE_DIR / "customer_churn_train_data.csv"
+REFERENCE_SCORE = REFERENCE_DIR / "customer_churn_score_data.csv"
+CLI = REPO / "spark_jobs" / "generate_data.py"
+
+COL = {name: i for i, name in enumerate(TRAIN_COLUMNS)}
+SERVICES = (
+    "OnlineSecurity",
+    "OnlineBackup",
+    "DeviceProtection",
+    "TechSupport",
+    "StreamingTV",
+    "StreamingMovies",
+)
+NUMBER = re.compile(r"\d+(\.\d?[1-9])?")  # 29.85, 1889.5, 84: no trailing zeros
+
+
+def _read(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+@pytest.fixture(scope="module")
+def reference() -> list[list[str]]:
+    if not REFERENCE_TRAIN.is_file():
+        pytest.skip(f"reference data not found at {REFERENCE_TRAIN}")
+    return _read(REFERENCE_TRAIN)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[tuple[str, ...]]:
+    return list(generate_rows(20_000, seed=7))
+
+
+def _column(rows, name: str) -> list[str]:
+    return [r[COL[name]] for r in rows]
+
+
+def test_columns_match_the_reference_headers(reference):
+    assert tuple(reference[0]) == TRAIN_COLUMNS
+    if REFERENCE_SCORE.is_file():
+        assert tuple(_read(REFERENCE_SCORE)[0]) == SCORE_COLUMNS
+    assert (*SCORE_COLUMNS, "Churn") == TRAIN_COLUMNS
+
+
+def test_written_header_is_the_reference_header(reference, tmp_path):
+    path = tmp_path / "train.csv"
+    assert write_csv(path, 10, seed=1) == 10
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[0] == ",".join(reference[0])
+    assert len(lines) == 12 and lines[-1] == ""  # header + 10 rows, "\n" line ends
+    score = tmp_path / "score.csv"
+    write_csv(score, 10, seed=1, with_label=False)
+    assert _read(score)[0] == list(SCORE_COLUMNS)
+
+
+def test_categorical_domains_equal_the_reference(reference, rows):
+    for name in TRAIN_COLUMNS:
+        if name in ("customerID", "tenure", "MonthlyCharges", "TotalCharges"):
+            continue
+        expected = {r[COL[name]] for r in reference[1:]}
+        assert set(_column(rows, name)) == expected, name
+
+
+def test_numeric_columns_match_the_reference_format_and_range(reference, rows):
+    ref_mc = [float(v) for v in _column(reference[1:], "MonthlyCharges")]
+    low, high = min(ref_mc), max(ref_mc)
+    for r in rows:
+        assert re.fullmatch(r"\d{4}-[A-Z]{5}", r[COL["customerID"]])
+        assert 0 <= int(r[COL["tenure"]]) <= 72
+        monthly = r[COL["MonthlyCharges"]]
+        assert NUMBER.fullmatch(monthly)
+        assert low <= float(monthly) <= high
+        total = r[COL["TotalCharges"]]
+        assert total == " " or NUMBER.fullmatch(total)
+    assert {int(v) for v in _column(rows, "tenure")} >= {1, 36, 72}
+
+
+def test_rows_are_internally_consistent(rows):
+    for r in rows:
+        if r[COL["PhoneService"]] == "No":
+            assert r[COL["MultipleLines"]] == "No phone service"
+            assert r[COL["InternetService"]] != "No"  # everyone has some service
+        else:
+            assert r[COL["MultipleLines"]] in ("Yes", "No")
+        no_internet = r[COL["InternetService"]] == "No"
+        for name in SERVICES:
+            assert (r[COL[name]] == "No internet service") == no_internet, name
+        tenure, monthly = int(r[COL["tenure"]]), float(r[COL["MonthlyCharges"]])
+        total = r[COL["TotalCharges"]]
+        if tenure == 0:
+            assert total == " " and r[COL["Churn"]] == "No"
+        elif tenure == 1:
+            assert total == r[COL["MonthlyCharges"]]
+        else:
+            assert 0.5 < float(total) / (tenure * monthly) < 1.5
+
+
+def test_monthly_charges_grow_with_services(rows):
+    def mean_charge(internet: str) -> float:
+        charges = [
+            float(r[COL["MonthlyCharges"]]) for r in rows if r[COL["InternetService"]] == internet
+        ]
+        return sum(charges) / len(charges)
+
+    assert mean_charge("No") < mean_charge("DSL") < mean_charge("Fiber optic")
+
+
+def test_marginals_are_close_to_the_reference(reference, rows):
+    for name in ("Contract", "InternetService", "PaymentMethod", "SeniorCitizen", "Churn"):
+        ref = Counter(_column(reference[1:], name))
+        got = Counter(_column(rows, name))
+        for value, count in ref.items():
+            assert abs(got[value] / len(rows) - count / (len(reference) - 1)) < 0.03, (name, value)
+
+
+def test_same_seed_gives_identical_bytes_and_other_seeds_differ(tmp_path):
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    write_csv(a, 2_000, seed=42)
+    write_csv(b, 2_000, seed=42)
+    write_csv(c, 2_000, seed=43)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))  # temp files were renamed away
+
+
+def test_score_rows_are_the_train_rows_without_the_label():
+    train = list(generate_rows(500, seed=3))
+    score = list(generate_rows(500, seed=3, with_label=False))
+    assert score == [r[:-1] for r in train]
+
+
+def test_customer_ids_are_unique(rows):
+    assert len(set(_column(rows, "customerID"))) == len(rows)
+
+
+def test_blank_total_charges_follow_the_configured_fraction(rows):
+    assert " " in _column(rows, "TotalCharges")  # default ~11/7043 of rows
+    none = list(generate_rows(5_000, seed=1, blank_total_charges_fraction=0.0))
+    assert " " not in _column(none, "TotalCharges")
+    many = _column(generate_rows(5_000, seed=1, blank_total_charges_fraction=0.1), "TotalCharges")
+    assert 0.07 < many.count(" ") / len(many) < 0.13
+
+
+def test_churn_rate_is_like_the_reference(rows):
+    rate = _column(rows, "Churn").count("Yes") / len(rows)
+    assert 0.2 <= rate <= 0.33
+
+
+def test_churn_depends_on_the_features(rows):
+    def rate(name: str, value: str) -> float:
+        labels = [r[COL["Churn"]] for r in rows if r[COL[name]] == value]
+        return labels.count("Yes") / len(labels)
+
+    assert rate("Contract", "Month-to-month") > 0.35 > 0.1 > rate("Contract", "Two year")
+    assert rate("InternetService", "Fiber optic") > rate("InternetService", "DSL") + 0.1
+    assert rate("PaymentMethod", "Electronic check") > rate("PaymentMethod", "Mailed check") + 0.1
+
+
+def test_generate_rows_streams():
+    rows = generate_rows(10**10, seed=1)  # far too many to hold: must be lazy
+    assert isinstance(rows, Iterator) and not isinstance(rows, list)
+    assert len(next(rows)) == len(TRAIN_COLUMNS)
+
+
+@pytest.mark.parametrize("kwargs", [{"n": -1}, {"n": 10, "blank_total_charges_fraction": 1.0}])
+def test_generate_rows_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        generate_rows(seed=1, **kwargs)
+
+
+def test_daily_partitions_layout_and_seeds(tmp_path):
+    dates = ["2026-11-27", "2026-11-28"]
+    paths = write_daily_partitions(tmp_path / "out", dates, 50, seed=42, with_label=False)
+    assert paths == [tmp_path / "out" / f"dt={d}" / "part-00000.csv" for d in dates]
+    first, second = (_read(p) for p in paths)
+    assert first[0] == second[0] == list(SCORE_COLUMNS)
+    assert len(first) == len(second) == 51
+    assert first[1:] != second[1:]  # each date has its own seed ...
+    again = write_daily_partitions(tmp_path / "again", dates[:1], 50, seed=42, with_label=False)
+    assert again[0].read_bytes() == paths[0].read_bytes()  # ... which is reproducible
+    with pytest.raises(ValueError):
+        write_daily_partitions(tmp_path / "dup", dates + dates[:1], 5)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(CLI), *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_writes_a_file_and_partitions(tmp_path):
+    result = _cli("--rows", "30", "--output", "train.csv", "--seed", "5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    write_csv(tmp_path / "expected.csv", 30, seed=5)
+    assert (tmp_path / "train.csv").read_bytes() == (tmp_path / "expected.csv").read_bytes()
+
+    args = ("--rows", "5", "--output", "out", "--kind", "score", "--date", "2026-11-29")
+    result = _cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = _read(tmp_path / "out" / "dt=2026-11-29" / "part-00000.csv")
+    assert written[0] == list(SCORE_COLUMNS) and len(written) == 6
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--rows", "0", "--output", "x.csv"],
+        ["--rows", "-3", "--output", "x.csv"],
+        ["--rows", "ten", "--output", "x.csv"],
+        ["--rows", "5", "--output", "x", "--date", "2026-02-30"],
+        ["--rows", "5", "--output", "x", "--dates", "2026-11-27,nope"],
+        ["--rows", "5", "--output", "x"],  # no dates: must name a .csv file
+        ["--rows", "5"],
+    ],
+)
+def test_cli_rejects_bad_arguments(args, tmp_path):
+    result = _cli(*args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "error:" in result.stderr
+    assert not list(tmp_path.iterdir())
