@@ -43,7 +43,8 @@ def collect_counts(predictions: DataFrame, bins: int = DEFAULT_BINS) -> list[Cou
 
 
 def _trapezoid(xs: list[float], ys: list[float]) -> float:
-    return sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:], strict=False))
+    segments = zip(xs, xs[1:], ys, ys[1:], strict=False)
+    return sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in segments)
 
 
 def curves(counts: Iterable[Count], bins: int = DEFAULT_BINS) -> dict:
