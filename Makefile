@@ -1,0 +1,54 @@
+# Two commands do everything on a fresh machine with Python 3.11 and Java 17:
+#   make demo   run the whole job end to end on the embedded (local) backend
+#   make test   lint and run the whole test suite
+# Both bootstrap .venv from the pinned requirements.lock.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+export CHURN_ROOT ?= $(CURDIR)/.churn
+export PYTHONPATH := $(CURDIR):$(CURDIR)/spark_jobs:$(CURDIR)/plugins
+
+.PHONY: venv java demo test lint bench zip compile lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required: install python3.11 and retry."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	touch $@
+
+java:
+	@command -v java >/dev/null || [ -x "$$JAVA_HOME/bin/java" ] || { \
+		echo "Spark needs Java 17: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless) and put java on PATH or set JAVA_HOME."; \
+		exit 1; }
+
+demo: venv java
+	$(PY) -m pipeline.demo
+
+test: venv java lint
+	$(VENV)/bin/pytest -q --durations=10
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: venv java
+	$(PY) -m tests.bench
+
+zip: venv
+	$(PY) spark_jobs/package_zip.py --output dist/churn_ml.zip
+
+compile: venv
+	$(PY) -m pipeline.compile
+
+# Re-resolve the pinned set after editing requirements.txt.
+lock: venv
+	$(VENV)/bin/uv pip compile requirements.txt --python-version 3.11 --generate-hashes --quiet -o requirements.lock
+
+clean:
+	rm -rf $(VENV) dist .churn .airflow test-output
