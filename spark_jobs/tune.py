@@ -23,13 +23,15 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--max-depth-grid", type=cli.int_list, default=list(grid.max_depth))
     p.add_argument("--max-bins-grid", type=cli.int_list, default=list(grid.max_bins))
     p.add_argument("--num-trees-grid", type=cli.int_list, default=list(grid.num_trees))
-    p.add_argument("--folds", type=int, default=5, choices=range(2, 21), metavar="{2..20}")
+    p.add_argument("--folds", type=cli.positive_int, default=5, help="2 to 20 (default 5)")
     p.add_argument(
         "--parallelism", type=cli.positive_int, default=6, help="forests fitted at once (default 6)"
     )
     args = p.parse_args(argv)
     if min(args.max_bins_grid) < 2:
         p.error("--max-bins-grid values must be at least 2")
+    if not 2 <= args.folds <= 20:
+        p.error("--folds must be between 2 and 20")
     return args
 
 

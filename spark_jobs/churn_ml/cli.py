@@ -46,13 +46,14 @@ def fraction(value: str) -> float:
 
 
 def positive_int(value: str) -> int:
+    """A positive integer; "5.0" is accepted because kfp.local renders integer parameters so."""
     try:
-        number = int(value)
+        number = float(value)
     except ValueError:
-        number = 0
-    if number < 1:
+        number = 0.0
+    if not (number.is_integer() and number >= 1):
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
-    return number
+    return int(number)
 
 
 def int_list(value: str) -> list[int]:
