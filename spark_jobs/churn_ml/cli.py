@@ -45,15 +45,22 @@ def fraction(value: str) -> float:
     return number
 
 
-def positive_int(value: str) -> int:
-    """A positive integer; "5.0" is accepted because kfp.local renders integer parameters so."""
+def whole_number(value: str) -> int:
+    """An integer; "5.0" is accepted because kfp.local renders integer parameters so."""
     try:
         number = float(value)
     except ValueError:
-        number = 0.0
-    if not (number.is_integer() and number >= 1):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+        number = 0.5
+    if not number.is_integer():
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer")
     return int(number)
+
+
+def positive_int(value: str) -> int:
+    number = whole_number(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return number
 
 
 def int_list(value: str) -> list[int]:

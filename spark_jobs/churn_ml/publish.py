@@ -66,7 +66,9 @@ def add_run_arguments(p) -> None:
     )
     p.add_argument("--model-uri", required=True, help="where the fitted PipelineModel is saved")
     p.add_argument("--metrics-uri", required=True, help="folder for metrics.json")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split and forest seed")
+    p.add_argument(
+        "--seed", type=cli.whole_number, default=DEFAULT_SEED, help="split and forest seed"
+    )
     p.add_argument(
         "--partitions",
         type=cli.positive_int,

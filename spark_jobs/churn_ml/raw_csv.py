@@ -13,7 +13,8 @@ def check_header(header: str | None, with_label: bool) -> None:
     """Name what is wrong with a header line: empty input, not CSV, missing or extra columns."""
     if header is None:
         raise InputError("the input is empty: no header line")
-    if "\x00" in header or "\ufffd" in header or "," not in header:
+    looks_like_json = header.lstrip().startswith(("{", "["))  # JSON lines have commas too
+    if looks_like_json or "\x00" in header or "\ufffd" in header or "," not in header:
         raise InputError(
             f"the input is not a comma-separated CSV file (first line: {header[:80]!r})"
         )

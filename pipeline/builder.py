@@ -1,0 +1,198 @@
+"""The training pipeline, defined once; a target picks only the step launchers.
+
+``vertex``: Dataproc Serverless batches (``DataprocPySparkBatchOp``) and a Vertex managed
+dataset (``TabularDatasetCreateOp``). ``local``: spark-submit on local Spark and a JSON
+dataset record, run by ``kfp.local``. Topology, parameters and evaluation are shared.
+"""
+
+from kfp import dsl
+
+from churn_ml import layout
+from churn_ml.schema import TRAINING_DATA
+from pipeline import components as c
+
+PIPELINE_NAME = "customer-churn-training"
+TARGETS = ("vertex", "local")
+GATE_NAME = "tune-if-training-aupr-meets-threshold"
+SKIP_NAME = "skip-tuning-below-threshold"
+
+
+def _vertex_spark(p: dict, job: str, args: list, batch_id):
+    from google_cloud_pipeline_components.v1.dataproc import DataprocPySparkBatchOp
+
+    return DataprocPySparkBatchOp(
+        project=p["project"],
+        location=p["region"],
+        batch_id=batch_id,
+        main_python_file_uri=f"{p['code_uri']}/{job}.py",
+        python_file_uris=p["python_file_uris"],
+        args=args,
+        container_image=p["container_image"],
+        runtime_config_version=p["runtime_version"],
+        runtime_config_properties=p["spark_properties"],
+        service_account=p["service_account"],
+        subnetwork_uri=p["subnetwork_uri"],
+        spark_history_dataproc_cluster=p["spark_history_server"],
+        labels={"pipeline-id": p["pipeline_id"], "app": "customer-churn"},
+    )
+
+
+def _local_spark(p: dict, job: str, args: list, batch_id):
+    return c.local_component(c.spark_submit)(
+        main_python_file_uri=f"{p['code_uri']}/{job}.py",
+        python_file_uris=p["python_file_uris"],
+        args=args,
+        batch_id=batch_id,
+        runtime_config_properties=p["spark_properties"],
+    )
+
+
+def _vertex_dataset(p: dict):
+    from google_cloud_pipeline_components.v1.dataset import TabularDatasetCreateOp
+
+    return TabularDatasetCreateOp(
+        project=p["project"],
+        location=p["region"],
+        display_name=f"customer-churn-{p['pipeline_id']}",
+        bq_source=f"{p['dataset_uri']}.{TRAINING_DATA}",
+        labels={"pipeline-id": p["pipeline_id"]},
+    )
+
+
+def _local_dataset(p: dict):
+    return c.local_component(c.register_dataset, [c.write_file])(
+        display_name=f"customer-churn-{p['pipeline_id']}",
+        source_uri=f"{p['dataset_uri']}/{TRAINING_DATA}",
+        registry_uri=f"{p['artifact_root']}/datasets",
+    )
+
+
+LAUNCHERS = {"vertex": (_vertex_spark, _vertex_dataset), "local": (_local_spark, _local_dataset)}
+
+
+def build(target: str):
+    """The pipeline function for ``target`` ('vertex' or 'local')."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
+    spark_step, dataset_step = LAUNCHERS[target]
+    wrap = c.vertex_component if target == "vertex" else c.local_component
+    evaluate = wrap(c.evaluate_model, c.REPORT_HELPERS)
+    skip = wrap(c.skip_tuning, [c.write_file])
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="Preprocess, register, train, evaluate, tune.")
+    def customer_churn_training(
+        pipeline_id: str,
+        pipeline_execution_dt: str,
+        training_data_uri: str,
+        dataset_uri: str,
+        artifact_root: str,
+        code_uri: str,
+        python_file_uris: list,
+        preprocessing_batch_id: str,
+        training_batch_id: str,
+        tuning_batch_id: str,
+        project: str = "",
+        region: str = "us-central1",
+        container_image: str = "",
+        runtime_version: str = "2.3",
+        service_account: str = "",
+        subnetwork_uri: str = "",
+        spark_history_server: str = "",
+        spark_properties: dict = {},  # noqa: B006 (a KFP default value, never mutated)
+        aupr_threshold: float = 0.5,
+        max_drop_fraction: float = 0.05,
+        max_depth_grid: str = "5,10,15",
+        max_bins_grid: str = "24,32,40",
+        num_trees_grid: str = "25,30,35",
+        folds: int = 5,
+        seed: int = 42,
+    ):
+        """Daily retrain of the customer-churn random forest.
+
+        Args:
+            pipeline_id: Lineage key of the run, e.g. 20261129; tags every row, path and id.
+            pipeline_execution_dt: Logical date of the run, YYYY-MM-DD.
+            training_data_uri: Raw training CSV (file or dt= partition folder).
+            dataset_uri: bq://project.dataset on GCP, a warehouse folder locally.
+            artifact_root: Root of models/ and metrics/ (a gs:// bucket or a folder).
+            code_uri: Folder holding the Spark job entrypoints (preprocess.py, train.py, tune.py).
+            python_file_uris: The zipped churn_ml package, shipped with every batch.
+            preprocessing_batch_id: Dataproc batch id of the preprocessing step.
+            training_batch_id: Dataproc batch id of the training step.
+            tuning_batch_id: Dataproc batch id of the tuning step.
+            project: GCP project of the Dataproc batches and the dataset.
+            region: GCP region of the Dataproc batches and the dataset.
+            container_image: Custom Dataproc Serverless image, or empty for the default.
+            runtime_version: Dataproc Serverless runtime version.
+            service_account: Service account the batches run as.
+            subnetwork_uri: Subnetwork of the batches.
+            spark_history_server: Dataproc cluster of the persistent Spark history server.
+            spark_properties: Spark properties of every batch (memory, executors).
+            aupr_threshold: Tune only when the trained model's test AUPR reaches this.
+            max_drop_fraction: Preprocessing fails when more rows than this are unusable.
+            max_depth_grid: Tuning grid of maxDepth, comma-separated.
+            max_bins_grid: Tuning grid of maxBins, comma-separated.
+            num_trees_grid: Tuning grid of numTrees, comma-separated.
+            folds: Cross-validation folds of the tuning step.
+            seed: Seed of the split, the folds and the forests.
+        """
+        p = dict(locals())
+        root, run = str(artifact_root), str(pipeline_id)
+        common = ["--pipeline-id", pipeline_id, "--pipeline-execution-dt", pipeline_execution_dt]
+        outputs = {
+            op: [
+                "--dataset-uri", dataset_uri,
+                "--model-uri", layout.model_uri(root, op, run),
+                "--metrics-uri", layout.metrics_uri(root, op, run),
+                "--seed", seed,
+            ]
+            for op in layout.OPERATIONS
+        }  # fmt: skip
+
+        preprocessing = spark_step(
+            p,
+            "preprocess",
+            [*common, "--input-uri", training_data_uri, "--dataset-uri", dataset_uri,
+             "--max-drop-fraction", max_drop_fraction],
+            preprocessing_batch_id,
+        ).set_display_name("Preprocess raw customers")  # fmt: skip
+        dataset = dataset_step(p).set_display_name("Register managed dataset").after(preprocessing)
+        training = (
+            spark_step(p, "train", [*common, *outputs[layout.TRAINING]], training_batch_id)
+            .set_display_name("Train random forest")
+            .after(preprocessing)
+        )
+        evaluation = (
+            evaluate(metrics_uri=layout.metrics_uri(root, layout.TRAINING, run))
+            .set_display_name("Evaluate trained model")
+            .after(training)
+        )
+        tasks = [preprocessing, dataset, training, evaluation]
+        with dsl.If(evaluation.outputs["Output"] >= aupr_threshold, name=GATE_NAME):
+            tuning = (
+                spark_step(
+                    p,
+                    "tune",
+                    [*common, *outputs[layout.TUNING], "--folds", folds,
+                     "--max-depth-grid", max_depth_grid, "--max-bins-grid", max_bins_grid,
+                     "--num-trees-grid", num_trees_grid],
+                    tuning_batch_id,
+                ).set_display_name("Tune hyperparameters")
+            )  # fmt: skip
+            tuned = (
+                evaluate(metrics_uri=layout.metrics_uri(root, layout.TUNING, run))
+                .set_display_name("Evaluate tuned model")
+                .after(tuning)
+            )
+            tasks += [tuning, tuned]
+        with dsl.Else(name=SKIP_NAME):
+            skipped = skip(
+                metrics_uri=layout.metrics_uri(root, layout.TUNING, run),
+                au_pr=evaluation.outputs["Output"],
+                threshold=aupr_threshold,
+            ).set_display_name("Record skipped tuning")
+            tasks.append(skipped)
+        for task in tasks:
+            task.set_caching_options(False)
+
+    return customer_churn_training

@@ -1,0 +1,182 @@
+"""Lightweight KFP components of the training pipeline.
+
+``spark_submit`` and ``register_dataset`` are the local stand-ins for the two GCPC ops;
+``evaluate_model`` and ``skip_tuning`` run in both targets. KFP ships only a function's
+body, so every function imports what it uses inside and reads no module-level names; helpers
+travel as ``additional_funcs``.
+"""
+
+from kfp import dsl
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics, Output
+
+from pipeline.report import render_html, render_plots
+
+PYTHON_IMAGE = "python:3.11-slim"
+VERTEX_PACKAGES = ["google-cloud-storage==2.*", "matplotlib==3.*"]
+
+
+def read_text(uri: str) -> str:
+    """A gs:// object or a local file (plain path or file://)."""
+    if uri.startswith("gs://"):
+        from google.cloud import storage
+
+        bucket, _, name = uri[len("gs://") :].partition("/")
+        return storage.Client().bucket(bucket).blob(name).download_as_text()
+    import pathlib
+
+    return pathlib.Path(uri.removeprefix("file://")).read_text()
+
+
+def write_file(local_path: str, uri: str) -> None:
+    """Copy a local file to a gs:// object or a local path, replacing it in one step."""
+    if uri.startswith("gs://"):
+        from google.cloud import storage
+
+        bucket, _, name = uri[len("gs://") :].partition("/")
+        storage.Client().bucket(bucket).blob(name).upload_from_filename(local_path)
+        return
+    import os
+    import shutil
+
+    target = uri.removeprefix("file://")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(local_path, target + ".tmp")
+    os.replace(target + ".tmp", target)
+
+
+def spark_submit(
+    main_python_file_uri: str,
+    python_file_uris: list,
+    args: list,
+    batch_id: str,
+    runtime_config_properties: dict,
+) -> float:
+    """Run a Spark job file with spark-submit on local Spark; returns its wall time in seconds."""
+    import collections
+    import os
+    import subprocess
+    import sys
+    import time
+
+    local = [uri.removeprefix("file://") for uri in [main_python_file_uri, *python_file_uris]]
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "spark-submit"),
+        "--master",
+        os.environ.get("CHURN_SPARK_MASTER", "local[*]"),
+        "--name",
+        batch_id,
+    ]
+    for key, value in sorted(runtime_config_properties.items()):
+        command += ["--conf", f"{key}={value}"]
+    if local[1:]:
+        command += ["--py-files", ",".join(local[1:])]
+    command += [local[0], *map(str, args)]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    print(f"batch {batch_id}: {' '.join(command)}", flush=True)
+    started = time.monotonic()
+    tail = collections.deque(maxlen=40)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as process:
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            tail.append(line)
+    if process.returncode:
+        raise RuntimeError(
+            f"Spark batch {batch_id} failed with exit code {process.returncode}:\n" + "".join(tail)
+        )
+    return time.monotonic() - started
+
+
+def register_dataset(
+    display_name: str, source_uri: str, registry_uri: str, dataset: Output[Dataset]
+):
+    """Record the managed dataset as a JSON document under the local root."""
+    import datetime
+    import json
+    import os
+    import tempfile
+
+    record = {
+        "display_name": display_name,
+        "source_uri": source_uri,
+        "registered_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    dataset.uri = f"{registry_uri.rstrip('/')}/{display_name}.json"
+    dataset.metadata.update(record)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as staged:
+        json.dump(record, staged, indent=2)
+    write_file(staged.name, dataset.uri)
+    os.unlink(staged.name)
+    print(f"registered dataset {display_name} -> {dataset.uri}")
+
+
+def evaluate_model(
+    metrics_uri: str,
+    metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
+    report: Output[HTML],
+) -> float:
+    """Log a run's metrics.json to Vertex, render its plots and report; returns test AUPR."""
+    import json
+    import os
+    import tempfile
+
+    doc = json.loads(read_text(f"{metrics_uri.rstrip('/')}/metrics.json"))
+    for name, value in doc["metrics"].items():
+        metrics.log_metric(name, float(value))
+    metrics.log_metric("test_rows", float(doc["rows"]))
+    classification.log_confusion_matrix(
+        doc["confusion_matrix"]["labels"], doc["confusion_matrix"]["matrix"]
+    )
+    roc = doc["roc_curve"]
+    classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    with tempfile.TemporaryDirectory() as scratch:
+        plots = render_plots(doc, scratch)
+        page = render_html(doc, plots)
+        with open(report.path, "w") as out:
+            out.write(page)
+        html_path = os.path.join(scratch, "report.html")
+        with open(html_path, "w") as out:
+            out.write(page)
+        for path in [*plots.values(), html_path]:
+            write_file(path, f"{metrics_uri.rstrip('/')}/{os.path.basename(path)}")
+    print(f"{doc['operation']} {doc['pipeline_id']}: AUPR {doc['metrics']['au_pr']:.4f}")
+    print(f"report: {metrics_uri.rstrip('/')}/report.html")
+    return float(doc["metrics"]["au_pr"])
+
+
+def skip_tuning(metrics_uri: str, au_pr: float, threshold: float) -> str:
+    """Replace the run's tuning metrics.json with a record of why tuning did not run."""
+    import json
+    import os
+    import tempfile
+
+    reason = f"training AUPR {au_pr:.4f} is below the threshold {threshold:.4f}"
+    record = {"status": "skipped", "reason": reason, "au_pr": au_pr, "threshold": threshold}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as staged:
+        json.dump(record, staged, indent=2)
+    write_file(staged.name, f"{metrics_uri.rstrip('/')}/metrics.json")
+    os.unlink(staged.name)
+    print(f"tuning skipped: {reason}")
+    return reason
+
+
+def local_component(func, helpers=()):
+    """A component for kfp.local: nothing is installed at run time."""
+    return dsl.component(
+        func, base_image=PYTHON_IMAGE, install_kfp_package=False, additional_funcs=list(helpers)
+    )
+
+
+def vertex_component(func, helpers=()):
+    """A component for Vertex AI: kfp and the plotting and GCS clients installed at start."""
+    return dsl.component(
+        func,
+        base_image=PYTHON_IMAGE,
+        packages_to_install=VERTEX_PACKAGES,
+        additional_funcs=list(helpers),
+    )
+
+
+REPORT_HELPERS = (read_text, write_file, render_plots, render_html)

@@ -1,0 +1,157 @@
+"""One place that turns a run's config into the pipeline's ``parameter_values``.
+
+The Airflow DAGs, ``pipeline.run_local`` and the tests all call ``parameter_values``; a test
+loads the compiled template with these values, so a name missing on either side fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from churn_ml import layout
+
+BATCH_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$")
+JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+REPO = Path(__file__).resolve().parents[1]
+
+LOCAL_SPARK_PROPERTIES = {
+    "spark.driver.memory": "4g",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+# Dataproc Serverless: a 4-core driver with room for maxDepth 15 forests, executors autoscaled.
+DATAPROC_SPARK_PROPERTIES = {
+    "spark.driver.cores": "4",
+    "spark.driver.memory": "12g",
+    "spark.executor.cores": "4",
+    "spark.executor.memory": "12g",
+    "spark.dynamicAllocation.maxExecutors": "10",
+}
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where a backend keeps data, code and artifacts, and how its Spark batches run."""
+
+    training_data_root: str  # raw CSV partitions dt=YYYY-MM-DD below it
+    dataset_uri: str
+    artifact_root: str
+    code_uri: str
+    python_file_uris: tuple[str, ...]
+    spark_properties: Mapping[str, str]
+    project: str = ""
+    region: str = "us-central1"
+    container_image: str = ""
+    runtime_version: str = "2.3"
+    service_account: str = ""
+    subnetwork_uri: str = ""
+    spark_history_server: str = ""
+
+    @classmethod
+    def local(cls, root: str | Path) -> Environment:
+        root = Path(root).resolve()
+        return cls(
+            training_data_root=str(root / "landing" / "train"),
+            dataset_uri=str(root / "warehouse" / layout.DATASET),
+            artifact_root=str(root),
+            code_uri=str(REPO / "spark_jobs"),
+            python_file_uris=(str(root / "code" / "churn_ml.zip"),),
+            spark_properties=LOCAL_SPARK_PROPERTIES,
+        )
+
+    @classmethod
+    def gcp(
+        cls,
+        project: str,
+        region: str,
+        data_bucket: str,
+        model_bucket: str,
+        code_bucket: str,
+        **batch_settings: str,
+    ) -> Environment:
+        """Buckets are names without gs://; batch_settings are the Dataproc fields above."""
+        code = f"gs://{code_bucket}/spark_jobs"
+        return cls(
+            training_data_root=f"gs://{data_bucket}/landing/train",
+            dataset_uri=f"bq://{project}.{layout.DATASET}",
+            artifact_root=f"gs://{model_bucket}",
+            code_uri=code,
+            python_file_uris=(f"{code}/churn_ml.zip",),
+            spark_properties=DATAPROC_SPARK_PROPERTIES,
+            project=project,
+            region=region,
+            **batch_settings,
+        )
+
+
+@dataclass(frozen=True)
+class Tuning:
+    aupr_threshold: float = 0.5
+    max_depth_grid: str = "5,10,15"
+    max_bins_grid: str = "24,32,40"
+    num_trees_grid: str = "25,30,35"
+    folds: int = 5
+    seed: int = 42
+    max_drop_fraction: float = 0.05
+
+
+def batch_id(step: str, pipeline_id: str, attempt: int = 1) -> str:
+    """Dataproc batch id of one step; a new attempt gets a new id instead of the old failure."""
+    suffix = "" if attempt == 1 else f"-r{attempt}"
+    value = f"churn-{step}-{pipeline_id}{suffix}"
+    if not BATCH_ID.match(value):
+        raise ValueError(f"{value!r} is not a valid Dataproc batch id (4-63 of [a-z0-9-])")
+    return value
+
+
+def job_id(pipeline_id: str, attempt: int = 1) -> str:
+    """Vertex pipeline job id of a run."""
+    suffix = "" if attempt == 1 else f"-r{attempt}"
+    value = f"churn-training-{pipeline_id}{suffix}"
+    if not JOB_ID.match(value):
+        raise ValueError(f"{value!r} is not a valid Vertex job id")
+    return value
+
+
+def parameter_values(
+    env: Environment,
+    pipeline_id: str,
+    execution_date: dt.date,
+    tuning: Tuning = Tuning(),
+    attempt: int = 1,
+    training_data_uri: str | None = None,
+) -> dict:
+    """Every runtime parameter of the compiled template for one run."""
+    return {
+        "pipeline_id": pipeline_id,
+        "pipeline_execution_dt": execution_date.isoformat(),
+        "training_data_uri": training_data_uri
+        or f"{env.training_data_root}/dt={execution_date.isoformat()}",
+        "dataset_uri": env.dataset_uri,
+        "artifact_root": env.artifact_root,
+        "code_uri": env.code_uri,
+        "python_file_uris": list(env.python_file_uris),
+        "preprocessing_batch_id": batch_id("preprocessing", pipeline_id, attempt),
+        "training_batch_id": batch_id("training", pipeline_id, attempt),
+        "tuning_batch_id": batch_id("tuning", pipeline_id, attempt),
+        "project": env.project,
+        "region": env.region,
+        "container_image": env.container_image,
+        "runtime_version": env.runtime_version,
+        "service_account": env.service_account,
+        "subnetwork_uri": env.subnetwork_uri,
+        "spark_history_server": env.spark_history_server,
+        "spark_properties": dict(env.spark_properties),
+        "aupr_threshold": tuning.aupr_threshold,
+        "max_drop_fraction": tuning.max_drop_fraction,
+        "max_depth_grid": tuning.max_depth_grid,
+        "max_bins_grid": tuning.max_bins_grid,
+        "num_trees_grid": tuning.num_trees_grid,
+        "folds": tuning.folds,
+        "seed": tuning.seed,
+    }

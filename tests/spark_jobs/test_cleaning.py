@@ -1,0 +1,233 @@
+"""Pure transforms from raw churn rows to cleaned rows: parsing, reject reasons, recoding."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.testing import assertDataFrameEqual
+
+from churn_ml import cleaning
+from churn_ml.schema import INTERNET_SERVICE_COLUMNS, RAW_TRAIN_COLUMNS, raw_schema
+
+BASE = {
+    "customerID": "0001-AAAAA",
+    "gender": "Female",
+    "SeniorCitizen": "0",
+    "Partner": "Yes",
+    "Dependents": "No",
+    "tenure": "12",
+    "PhoneService": "Yes",
+    "MultipleLines": "No phone service",
+    "InternetService": "DSL",
+    "OnlineSecurity": "No",
+    "OnlineBackup": "Yes",
+    "DeviceProtection": "No",
+    "TechSupport": "No",
+    "StreamingTV": "No",
+    "StreamingMovies": "No",
+    "Contract": "Month-to-month",
+    "PaperlessBilling": "Yes",
+    "PaymentMethod": "Electronic check",
+    "MonthlyCharges": "29.85",
+    "TotalCharges": "358.2",
+    "Churn": "No",
+}
+
+
+def raw_rows(spark, *overrides: dict):
+    """Raw string rows with the full training header; each dict overrides some fields."""
+    rows = [tuple({**BASE, **o}[c] for c in RAW_TRAIN_COLUMNS) for o in overrides]
+    return spark.createDataFrame(rows, raw_schema(RAW_TRAIN_COLUMNS))
+
+
+def test_parse_types_names_and_label(spark):
+    raw = raw_rows(
+        spark,
+        {"customerID": "0001-AAAAA", "tenure": " 5 ", "SeniorCitizen": "1", "Churn": "Yes"},
+        {"customerID": "0002-BBBBB", "MonthlyCharges": "70", "TotalCharges": "70.0"},
+        {"customerID": "0003-CCCCC", "Churn": " no "},
+    )
+    parsed = cleaning.parse(raw)
+    assert parsed.columns == [
+        "customer_id",
+        "gender",
+        "senior_citizen",
+        "partner",
+        "dependents",
+        "tenure",
+        "phone_service",
+        "multiple_lines",
+        "internet_service",
+        "online_security",
+        "online_backup",
+        "device_protection",
+        "tech_support",
+        "streaming_tv",
+        "streaming_movies",
+        "contract",
+        "paperless_billing",
+        "payment_method",
+        "monthly_charges",
+        "total_charges",
+        "churn",
+        "reject_reason",
+    ]
+    types = dict(parsed.dtypes)
+    assert (types["senior_citizen"], types["tenure"]) == ("int", "int")
+    assert (types["monthly_charges"], types["total_charges"]) == ("double", "double")
+    assert types["gender"] == types["churn"] == types["reject_reason"] == "string"
+    expected = spark.createDataFrame(
+        [
+            ("0001-AAAAA", 1, 5, 29.85, 358.2, "yes", None),
+            ("0002-BBBBB", 0, 12, 70.0, 70.0, "no", None),
+            ("0003-CCCCC", 0, 12, 29.85, 358.2, "no", None),
+        ],
+        "customer_id string, senior_citizen int, tenure int, monthly_charges double, "
+        "total_charges double, churn string, reject_reason string",
+    )
+    assertDataFrameEqual(parsed.select(*expected.columns), expected)
+
+
+def test_parse_reject_reasons(spark):
+    raw = raw_rows(
+        spark,
+        {"customerID": "ok"},
+        {"customerID": "blank-total", "TotalCharges": " "},
+        {"customerID": "empty-total", "TotalCharges": ""},
+        {"customerID": "text-total", "TotalCharges": "n/a"},
+        {"customerID": "text-tenure", "tenure": "twelve"},
+        {"customerID": "missing-gender", "gender": ""},
+        {"customerID": "null-contract", "Contract": None},
+        # two problems: the first in column order is reported
+        {"customerID": "two", "tenure": "x", "TotalCharges": " "},
+        {"customerID": "", "TotalCharges": " "},
+    )
+    expected = spark.createDataFrame(
+        [
+            ("ok", None),
+            ("blank-total", "missing total_charges"),
+            ("empty-total", "missing total_charges"),
+            ("text-total", "non-numeric total_charges"),
+            ("text-tenure", "non-numeric tenure"),
+            ("missing-gender", "missing gender"),
+            ("null-contract", "missing contract"),
+            ("two", "non-numeric tenure"),
+            (None, "missing customer_id"),
+        ],
+        "customer_id string, reject_reason string",
+    )
+    assertDataFrameEqual(cleaning.parse(raw).select("customer_id", "reject_reason"), expected)
+
+
+def test_parse_never_rejects_for_the_label(spark):
+    raw = raw_rows(spark, {"customerID": "a", "Churn": ""}, {"customerID": "b", "Churn": "Maybe"})
+    expected = spark.createDataFrame(
+        [("a", None, None), ("b", "maybe", None)],
+        "customer_id string, churn string, reject_reason string",
+    )
+    assertDataFrameEqual(
+        cleaning.parse(raw).select("customer_id", "churn", "reject_reason"), expected
+    )
+
+
+def test_parse_works_without_the_label_column(spark):
+    columns = [c for c in RAW_TRAIN_COLUMNS if c != "Churn"]
+    raw = spark.createDataFrame([tuple(BASE[c] for c in columns)], raw_schema(columns))
+    parsed = cleaning.parse(raw)
+    assert "churn" not in parsed.columns
+    assert parsed.first()["reject_reason"] is None
+
+
+def test_invalid_labels(spark):
+    parsed = spark.createDataFrame(
+        [("a", "yes"), ("b", "no"), ("c", None), ("d", "maybe"), ("e", "Yes")],
+        "customer_id string, churn string",
+    )
+    got = parsed.select("customer_id", cleaning.invalid_labels(parsed).alias("invalid"))
+    expected = spark.createDataFrame(
+        [("a", False), ("b", False), ("c", True), ("d", True), ("e", True)],
+        "customer_id string, invalid boolean",
+    )
+    assertDataFrameEqual(got, expected)
+
+
+def test_clean_recodes_no_internet_service_and_drops_rejects(spark):
+    no_internet = dict.fromkeys(
+        (
+            "OnlineSecurity",
+            "OnlineBackup",
+            "DeviceProtection",
+            "TechSupport",
+            "StreamingTV",
+            "StreamingMovies",
+        ),
+        "No internet service",
+    )
+    raw = raw_rows(
+        spark,
+        {"customerID": "none", "InternetService": "No", **no_internet},
+        {"customerID": "some", "OnlineSecurity": "Yes", "StreamingTV": "Yes"},
+        {"customerID": "bad", "TotalCharges": " "},
+    )
+    cleaned = cleaning.clean(cleaning.parse(raw))
+    assert "reject_reason" not in cleaned.columns
+    assert cleaned.columns[-1] == "tenure_group"
+    columns = ["customer_id", "internet_service", "multiple_lines", *INTERNET_SERVICE_COLUMNS]
+    expected = spark.createDataFrame(
+        [
+            ("none", "No", "No phone service", "No", "No", "No", "No", "No", "No"),
+            ("some", "DSL", "No phone service", "Yes", "Yes", "No", "No", "Yes", "No"),
+        ],
+        ", ".join(f"{c} string" for c in columns),
+    )
+    assertDataFrameEqual(cleaned.select(*columns), expected)
+
+
+def test_tenure_groups_at_the_bin_edges(spark):
+    edges = [0, 1, 12, 13, 24, 25, 48, 49, 60, 61, 72]
+    raw = raw_rows(spark, *({"customerID": f"t{t}", "tenure": str(t)} for t in edges))
+    got = cleaning.clean(cleaning.parse(raw)).select("tenure", "tenure_group")
+    expected = spark.createDataFrame(
+        [
+            (0, "0-12"),
+            (1, "0-12"),
+            (12, "0-12"),
+            (13, "12-24"),
+            (24, "12-24"),
+            (25, "24-48"),
+            (48, "24-48"),
+            (49, "48-60"),
+            (60, "48-60"),
+            (61, "60+"),
+            (72, "60+"),
+        ],
+        "tenure int, tenure_group string",
+    )
+    assertDataFrameEqual(got, expected)
+
+
+def test_rejects_are_the_complement_of_clean(spark):
+    raw = raw_rows(
+        spark,
+        {"customerID": "a"},
+        {"customerID": "b", "TotalCharges": " "},
+        {"customerID": "c", "MonthlyCharges": "x"},
+    )
+    parsed = cleaning.parse(raw)
+    expected = spark.createDataFrame(
+        [("b", "missing total_charges"), ("c", "non-numeric monthly_charges")],
+        "customer_id string, reject_reason string",
+    )
+    assertDataFrameEqual(cleaning.rejects(parsed).select("customer_id", "reject_reason"), expected)
+    assert [r.customer_id for r in cleaning.clean(parsed).collect()] == ["a"]
+
+
+def test_with_lineage_adds_typed_run_columns(spark):
+    df = spark.createDataFrame([("a",), ("b",)], "customer_id string")
+    got = cleaning.with_lineage(df, "20261129", dt.date(2026, 11, 29))
+    expected = spark.createDataFrame(
+        [("a", "20261129", dt.date(2026, 11, 29)), ("b", "20261129", dt.date(2026, 11, 29))],
+        "customer_id string, pipeline_id string, pipeline_execution_dt date",
+    )
+    assertDataFrameEqual(got, expected)
+    assert dict(got.dtypes)["pipeline_execution_dt"] == "date"

@@ -1,0 +1,199 @@
+"""URIs, tables and text files with write-then-commit (local filesystem backend)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from churn_ml import storage
+from churn_ml.storage import BigQueryTable
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("gs://bucket/data/", "gs://bucket/data"),
+        ("gs://bucket/data/train.csv", "gs://bucket/data/train.csv"),
+        ("file:///tmp/x/", "file:///tmp/x"),
+        ("hdfs://nn/warehouse", "hdfs://nn/warehouse"),
+        ("bq://my-project.ds.table", "bq://my-project.ds.table"),
+        ("/abs/path/train.csv", "file:///abs/path/train.csv"),
+    ],
+)
+def test_normalize(uri, expected):
+    assert storage.normalize(uri) == expected
+
+
+def test_normalize_makes_relative_paths_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert storage.normalize("data/train.csv") == f"file://{tmp_path}/data/train.csv"
+
+
+@pytest.mark.parametrize("uri", ["", "s3://bucket/key", "http://example.com/x.csv"])
+def test_normalize_rejects_unsupported_uris(uri):
+    with pytest.raises(ValueError, match="URI"):
+        storage.normalize(uri)
+
+
+def test_join():
+    assert storage.join("gs://b/root/", "/warehouse/", "t") == "gs://b/root/warehouse/t"
+    assert storage.join("file:///x", "a=1/b=2") == "file:///x/a=1/b=2"
+    assert storage.join("base") == "base"
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (
+            "bq://my-project.customer_churn_ds.training_data",
+            BigQueryTable("my-project", "customer_churn_ds", "training_data"),
+        ),
+        ("bq://proj-123456.ds_1.tbl-2", BigQueryTable("proj-123456", "ds_1", "tbl-2")),
+        ("gs://bucket/warehouse/training_data", None),
+        ("/tmp/warehouse/training_data", None),
+    ],
+)
+def test_bigquery_table(uri, expected):
+    assert storage.bigquery_table(uri) == expected
+
+
+def test_bigquery_table_name():
+    table = storage.bigquery_table("bq://my-project.customer_churn_ds.training_data")
+    assert table.name == "my-project.customer_churn_ds.training_data"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "bq://my-project.customer_churn_ds",  # no table
+        "bq://my-project",
+        "bq://proj.ds.table",  # project ids have 6 to 30 characters
+        "bq://My-Project.ds.table",  # lower case only
+        "bq://1project.ds.table",  # starts with a letter
+        "bq://my-project.ds.table.extra",
+        "bq://my-project.data set.table",
+        "bq://",
+    ],
+)
+def test_bigquery_table_rejects_bad_uris(uri):
+    with pytest.raises(ValueError, match="bad BigQuery URI"):
+        storage.bigquery_table(uri)
+
+
+def test_partition_path():
+    assert storage.partition_path({"operation": "training", "pipeline_id": "p1"}) == (
+        "operation=training/pipeline_id=p1"
+    )
+
+
+def test_replace_rows_sql():
+    target = BigQueryTable("my-project", "customer_churn_ds", "test_predictions")
+    staging = BigQueryTable("my-project", "customer_churn_ds", "_staging_test_predictions_p1")
+    sql = storage.replace_rows_sql(target, staging, ["operation", "pipeline_id"])
+    assert sql == (
+        "BEGIN TRANSACTION;\n"
+        "DELETE FROM `my-project.customer_churn_ds.test_predictions` "
+        "WHERE operation = @operation AND pipeline_id = @pipeline_id;\n"
+        "INSERT INTO `my-project.customer_churn_ds.test_predictions` "
+        "SELECT * FROM `my-project.customer_churn_ds._staging_test_predictions_p1`;\n"
+        "COMMIT TRANSACTION;"
+    )
+
+
+def test_staging_uri_is_a_hidden_sibling():
+    final = "file:///w/training_data/pipeline_id=p1"
+    assert storage.staging_uri(final) == "file:///w/training_data/_staging/pipeline_id=p1"
+    assert storage.staging_uri("gs://b/m/model/") == "gs://b/m/_staging/model"
+
+
+def _rows(spark, pipeline_id: str, n: int, start: int = 0):
+    return spark.createDataFrame(
+        [(f"c{i}", float(i), pipeline_id, dt.date(2026, 11, 29)) for i in range(start, start + n)],
+        "customer_id string, score double, pipeline_id string, pipeline_execution_dt date",
+    )
+
+
+def test_write_table_twice_with_the_same_partition_leaves_one_copy(spark, tmp_path):
+    table = str(tmp_path / "warehouse" / "batch_predictions")
+    storage.write_table(_rows(spark, "20261129", 5), table, {"pipeline_id": "20261129"})
+    second = _rows(spark, "20261129", 3, start=100)
+    storage.write_table(second, table, {"pipeline_id": "20261129"})
+
+    got = storage.read_table(spark, table, {"pipeline_id": "20261129"})
+    assertDataFrameEqual(got.select(*second.columns), second)
+    assert storage.read_table(spark, table).count() == 3
+    partitions = sorted(p.name for p in (tmp_path / "warehouse" / "batch_predictions").iterdir())
+    assert partitions == ["_staging", "pipeline_id=20261129"]
+    assert not list((tmp_path / "warehouse" / "batch_predictions" / "_staging").iterdir())
+
+
+def test_write_table_keeps_other_partitions_and_the_key_as_a_string(spark, tmp_path):
+    table = str(tmp_path / "training_data")
+    storage.write_table(_rows(spark, "20261129", 4), table, {"pipeline_id": "20261129"})
+    storage.write_table(_rows(spark, "20261130", 2), table, {"pipeline_id": "20261130"})
+    whole = storage.read_table(spark, table)
+    assert dict(whole.dtypes)["pipeline_id"] == "string"  # not inferred as a number
+    counts = {r.pipeline_id: r["count"] for r in whole.groupBy("pipeline_id").count().collect()}
+    assert counts == {"20261129": 4, "20261130": 2}
+    one = storage.read_table(spark, table, {"pipeline_id": "20261130"})
+    assert {r.pipeline_id for r in one.collect()} == {"20261130"}
+
+
+def test_write_table_with_two_partition_keys(spark, tmp_path):
+    table = str(tmp_path / "model_metrics")
+    df = spark.createDataFrame(
+        [("au_pr", 0.6, "training", "p1")],
+        "metric_name string, metric_value double, operation string, pipeline_id string",
+    )
+    storage.write_table(df, table, {"operation": "training", "pipeline_id": "p1"})
+    assert (tmp_path / "model_metrics" / "operation=training" / "pipeline_id=p1").is_dir()
+    got = storage.read_table(spark, table, {"operation": "training", "pipeline_id": "p1"})
+    assertDataFrameEqual(got.select(*df.columns), df)
+
+
+def test_read_table_of_a_missing_table(spark, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        storage.read_table(spark, str(tmp_path / "nothing"))
+
+
+def test_staging_folders_are_invisible_to_spark_read(spark, tmp_path):
+    table = tmp_path / "batch_predictions"
+    storage.write_table(_rows(spark, "p1", 2), str(table), {"pipeline_id": "p1"})
+    # A run that died half-way leaves its staged partition behind ...
+    _rows(spark, "p2", 7).drop("pipeline_id").write.parquet(
+        str(table / "_staging" / "pipeline_id=p2")
+    )
+    # ... which neither a reader of the table nor of the partition's parent sees.
+    assert storage.read_table(spark, str(table)).count() == 2
+    assert spark.read.parquet(str(table)).count() == 2
+    assert {r.pipeline_id for r in spark.read.parquet(str(table)).collect()} == {"p1"}
+
+
+def test_write_text_and_read_text_round_trip(spark, tmp_path):
+    uri = str(tmp_path / "metrics" / "p1" / "metrics.json")
+    text = '{\n  "au_pr": 0.61,\n  "note": "ünïcode"\n}\n'
+    storage.write_text(spark, uri, text)
+    assert storage.read_text(spark, uri) == text
+    assert (tmp_path / "metrics" / "p1" / "metrics.json").read_text(encoding="utf-8") == text
+    storage.write_text(spark, "file://" + uri, "replaced")
+    assert storage.read_text(spark, uri) == "replaced"
+    leftovers = [p.name for p in (tmp_path / "metrics" / "p1").rglob("*") if p.is_file()]
+    assert [n for n in leftovers if not n.endswith(".crc")] == ["metrics.json"]
+
+
+def test_exists_delete_and_commit(spark, tmp_path):
+    staged = tmp_path / "_staging" / "model"
+    staged.mkdir(parents=True)
+    (staged / "new").write_text("new")
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old").write_text("old")
+    storage.commit(spark, f"file://{staged}", f"file://{final}")
+    assert sorted(os.listdir(final)) == ["new"]
+    assert not staged.exists()
+    assert storage.exists(spark, f"file://{final}")
+    storage.delete(spark, f"file://{final}")
+    assert not storage.exists(spark, f"file://{final}")
