@@ -100,6 +100,9 @@ class Tuning:
     max_drop_fraction: float = 0.05
 
 
+DEFAULT_TUNING = Tuning()
+
+
 def batch_id(step: str, pipeline_id: str, attempt: int = 1) -> str:
     """Dataproc batch id of one step; a new attempt gets a new id instead of the old failure."""
     suffix = "" if attempt == 1 else f"-r{attempt}"
@@ -122,7 +125,7 @@ def parameter_values(
     env: Environment,
     pipeline_id: str,
     execution_date: dt.date,
-    tuning: Tuning = Tuning(),
+    tuning: Tuning = DEFAULT_TUNING,
     attempt: int = 1,
     training_data_uri: str | None = None,
 ) -> dict:

@@ -81,7 +81,7 @@ def render_html(doc: dict, plots: dict[str, str]) -> str:
     )
     params = html.escape(", ".join(f"{k}={v}" for k, v in doc.get("params", {}).items()))
     images = "".join(
-        '<img alt="{0}" src="data:image/png;base64,{1}">'.format(
+        '<img alt="{}" src="data:image/png;base64,{}">'.format(
             html.escape(name), base64.b64encode(pathlib.Path(path).read_bytes()).decode("ascii")
         )
         for name, path in plots.items()

@@ -17,7 +17,7 @@ from kfp import local
 
 from churn_ml import layout, sample_data
 from pipeline.builder import build
-from pipeline.params import REPO, Environment, Tuning, parameter_values
+from pipeline.params import DEFAULT_TUNING, REPO, Environment, Tuning, parameter_values
 
 log = logging.getLogger("pipeline.run_local")
 DEFAULT_ROOT = Path(os.environ.get("CHURN_ROOT", REPO / ".churn"))
@@ -51,7 +51,7 @@ def run(
     root: Path,
     pipeline_id: str,
     execution_date: dt.date,
-    tuning: Tuning = Tuning(),
+    tuning: Tuning = DEFAULT_TUNING,
     training_data_uri: str | None = None,
 ) -> dict:
     """Run the local pipeline once; returns a summary. Raises if any step fails."""
