@@ -121,6 +121,15 @@ def job_id(pipeline_id: str, attempt: int = 1) -> str:
     return value
 
 
+STEPS = ("preprocessing", "training", "tuning")
+
+
+def for_attempt(values: dict, attempt: int) -> dict:
+    """The same run's values with the batch ids of a later attempt."""
+    ids = {f"{step}_batch_id": batch_id(step, values["pipeline_id"], attempt) for step in STEPS}
+    return {**values, **ids}
+
+
 def parameter_values(
     env: Environment,
     pipeline_id: str,
@@ -130,7 +139,7 @@ def parameter_values(
     training_data_uri: str | None = None,
 ) -> dict:
     """Every runtime parameter of the compiled template for one run."""
-    return {
+    values = {
         "pipeline_id": pipeline_id,
         "pipeline_execution_dt": execution_date.isoformat(),
         "training_data_uri": training_data_uri
@@ -139,9 +148,6 @@ def parameter_values(
         "artifact_root": env.artifact_root,
         "code_uri": env.code_uri,
         "python_file_uris": list(env.python_file_uris),
-        "preprocessing_batch_id": batch_id("preprocessing", pipeline_id, attempt),
-        "training_batch_id": batch_id("training", pipeline_id, attempt),
-        "tuning_batch_id": batch_id("tuning", pipeline_id, attempt),
         "project": env.project,
         "region": env.region,
         "container_image": env.container_image,
@@ -158,3 +164,4 @@ def parameter_values(
         "folds": tuning.folds,
         "seed": tuning.seed,
     }
+    return for_attempt(values, attempt)

@@ -23,11 +23,11 @@ log = logging.getLogger("pipeline.run_local")
 DEFAULT_ROOT = Path(os.environ.get("CHURN_ROOT", REPO / ".churn"))
 
 
-def prepare(env: Environment) -> None:
+def prepare(zip_path: str) -> None:
     """Ship the job package the way Dataproc gets it, and let components import the project."""
     from package_zip import build as build_zip
 
-    build_zip(Path(env.python_file_uris[0]))
+    build_zip(Path(zip_path))
     paths = [str(REPO), str(REPO / "spark_jobs"), os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
 
@@ -47,27 +47,18 @@ def read_metrics(root: str, operation: str, pipeline_id: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def run(
-    root: Path,
-    pipeline_id: str,
-    execution_date: dt.date,
-    tuning: Tuning = DEFAULT_TUNING,
-    training_data_uri: str | None = None,
-) -> dict:
-    """Run the local pipeline once; returns a summary. Raises if any step fails."""
-    env = Environment.local(root)
-    prepare(env)
-    values = parameter_values(
-        env, pipeline_id, execution_date, tuning, training_data_uri=training_data_uri
-    )
-    pipeline_root = Path(root) / "kfp"
+def run_values(values: dict, pipeline_root: Path) -> dict:
+    """Run the local pipeline with these parameter values; raises if a step fails."""
+    env_root = values["artifact_root"]
+    prepare(values["python_file_uris"][0])
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
     started = time.monotonic()
     before = set(pipeline_root.glob("*"))
     build("local")(**values)
     run_dirs = sorted(set(pipeline_root.glob("*")) - before)
-    trained = read_metrics(env.artifact_root, layout.TRAINING, pipeline_id)
-    tuned = read_metrics(env.artifact_root, layout.TUNING, pipeline_id)
+    pipeline_id = values["pipeline_id"]
+    trained = read_metrics(env_root, layout.TRAINING, pipeline_id)
+    tuned = read_metrics(env_root, layout.TUNING, pipeline_id)
     tuning_ran = tuned is not None and tuned.get("status") != "skipped"
     return {
         "pipeline_id": pipeline_id,
@@ -76,12 +67,27 @@ def run(
         "tuning_ran": tuning_ran,
         "tuning_params": tuned["params"] if tuning_ran else None,
         "reports": [
-            layout.metrics_uri(env.artifact_root, op, pipeline_id) + "/report.html"
+            layout.metrics_uri(env_root, op, pipeline_id) + "/report.html"
             for op in (layout.OPERATIONS if tuning_ran else (layout.TRAINING,))
         ],
         "step_seconds": step_times(run_dirs[-1]) if run_dirs else {},
         "total_seconds": round(time.monotonic() - started, 1),
     }
+
+
+def run(
+    root: Path,
+    pipeline_id: str,
+    execution_date: dt.date,
+    tuning: Tuning = DEFAULT_TUNING,
+    training_data_uri: str | None = None,
+) -> dict:
+    """Run the local pipeline once for a day under ``root``."""
+    env = Environment.local(root)
+    values = parameter_values(
+        env, pipeline_id, execution_date, tuning, training_data_uri=training_data_uri
+    )
+    return run_values(values, Path(root) / "kfp")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -89,7 +89,12 @@ def sub_forest(
     java_model = ml.RandomForestClassificationModel(
         f"{model.uid}_{num_trees}", prefix, model.numFeatures, model.numClasses
     )
-    return RandomForestClassificationModel(java_model)
+    sub = RandomForestClassificationModel(java_model)
+    # The Java constructor leaves numTrees at its default (20): getNumTrees and the saved
+    # metadata would disagree with the trees, and loading the saved model would fail.
+    sub._set(numTrees=num_trees)
+    sub._transfer_params_to_java()
+    return sub
 
 
 def training_pipeline(params: ForestParams, seed: int = DEFAULT_SEED) -> Pipeline:

@@ -1,0 +1,1 @@
+"""Airflow glue of the churn DAGs: run ids, the model registry, and operators per backend."""

@@ -1,0 +1,31 @@
+"""The lineage key of a DAG run and the ids derived from it (pure functions, no Airflow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+PIPELINE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
+
+
+def pipeline_id(run_date: dt.datetime, run_type: str, override: str | None = None) -> str:
+    """``YYYYMMDD`` for scheduled and backfill runs; manual runs add ``-manual-HHMMSS``.
+
+    The id comes from the run's own logical date (or run_after), never from the clock or a
+    random source, so a re-run of the same DAG run writes to the same partition.
+    """
+    if override:
+        if not PIPELINE_ID.match(override):
+            raise ValueError(
+                f"pipeline_id {override!r} must be 1-39 of [a-z0-9-], starting with a letter or digit"
+            )
+        return override
+    day = run_date.strftime("%Y%m%d")
+    if run_type == "manual":
+        return f"{day}-manual-{run_date.strftime('%H%M%S')}"
+    return day
+
+
+def run_date(context) -> dt.datetime:
+    """The logical date, or run_after for runs without one (Airflow 3 manual and asset runs)."""
+    return context.get("logical_date") or context["dag_run"].run_after
