@@ -39,6 +39,7 @@ class Environment:
     """Where a backend keeps data, code and artifacts, and how its Spark batches run."""
 
     training_data_root: str  # raw CSV partitions dt=YYYY-MM-DD below it
+    scoring_data_root: str
     dataset_uri: str
     artifact_root: str
     code_uri: str
@@ -57,6 +58,7 @@ class Environment:
         root = Path(root).resolve()
         return cls(
             training_data_root=str(root / "landing" / "train"),
+            scoring_data_root=str(root / "landing" / "score"),
             dataset_uri=str(root / "warehouse" / layout.DATASET),
             artifact_root=str(root),
             code_uri=str(REPO / "spark_jobs"),
@@ -78,6 +80,7 @@ class Environment:
         code = f"gs://{code_bucket}/spark_jobs"
         return cls(
             training_data_root=f"gs://{data_bucket}/landing/train",
+            scoring_data_root=f"gs://{data_bucket}/landing/score",
             dataset_uri=f"bq://{project}.{layout.DATASET}",
             artifact_root=f"gs://{model_bucket}",
             code_uri=code,

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 MODEL = "customer-churn-model"
-CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = "champion", "candidate", "below-threshold", "retired"
+CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
+    "champion",
+    "candidate",
+    "below-threshold",
+    "retired",
+)
 
 
 def registry_uri(artifact_root: str) -> str:
@@ -69,15 +74,27 @@ def promote(
     baseline = None if champion is None or champion["pipeline_id"] in run_ids else champion
     best = max(candidates, key=lambda c: (c.au_pr, c.operation == "training"))
     if best.au_pr < threshold:
-        promoted, reason = False, f"best test AUPR {best.au_pr:.4f} is below the threshold {threshold}"
+        promoted, reason = (
+            False,
+            f"best test AUPR {best.au_pr:.4f} is below the threshold {threshold}",
+        )
     elif baseline and best.au_pr <= baseline["metrics"]["au_pr"]:
-        promoted, reason = False, (
-            f"best test AUPR {best.au_pr:.4f} does not beat champion {baseline['version']} "
-            f"({baseline['metrics']['au_pr']:.4f})"
+        promoted, reason = (
+            False,
+            (
+                f"best test AUPR {best.au_pr:.4f} does not beat champion {baseline['version']} "
+                f"({baseline['metrics']['au_pr']:.4f})"
+            ),
         )
     else:
-        promoted, reason = True, f"test AUPR {best.au_pr:.4f} passes {threshold} and beats " + (
-            f"{baseline['version']} ({baseline['metrics']['au_pr']:.4f})" if baseline else "no champion"
+        promoted, reason = (
+            True,
+            f"test AUPR {best.au_pr:.4f} passes {threshold} and beats "
+            + (
+                f"{baseline['version']} ({baseline['metrics']['au_pr']:.4f})"
+                if baseline
+                else "no champion"
+            ),
         )
     new_champion = best.version if promoted else doc["champion"]
     versions = [v for v in doc["versions"] if v["pipeline_id"] not in run_ids]
@@ -112,7 +129,13 @@ def set_champion(doc: dict, version: str, now: str) -> dict:
         if v["status"] == CHAMPION and v["version"] != version:
             status = RETIRED
         versions.append({**v, "status": status})
-    event = {"promoted": True, "version": version, "champion": version, "reason": "manual", "at": now}
+    event = {
+        "promoted": True,
+        "version": version,
+        "champion": version,
+        "reason": "manual",
+        "at": now,
+    }
     return {**doc, "champion": version, "versions": versions, "history": [*doc["history"], event]}
 
 

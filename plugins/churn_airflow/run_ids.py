@@ -17,7 +17,7 @@ def pipeline_id(run_date: dt.datetime, run_type: str, override: str | None = Non
     if override:
         if not PIPELINE_ID.match(override):
             raise ValueError(
-                f"pipeline_id {override!r} must be 1-39 of [a-z0-9-], starting with a letter or digit"
+                f"pipeline_id {override!r} must be 1-39 of [a-z0-9-], not starting with -"
             )
         return override
     day = run_date.strftime("%Y%m%d")
@@ -29,3 +29,16 @@ def pipeline_id(run_date: dt.datetime, run_type: str, override: str | None = Non
 def run_date(context) -> dt.datetime:
     """The logical date, or run_after for runs without one (Airflow 3 manual and asset runs)."""
     return context.get("logical_date") or context["dag_run"].run_after
+
+
+def batch_attempts(step: str, pipeline_id: str, try_number: int) -> tuple[list[str], str]:
+    """Batch ids of the earlier attempts of a task, and the id of this attempt.
+
+    A retry after a failed batch gets a new id instead of re-attaching to the failure; the
+    submit operators first look for an earlier attempt that succeeded, so a retry after a
+    successful batch does not run it twice.
+    """
+    from pipeline.params import batch_id
+
+    earlier = [batch_id(step, pipeline_id, attempt) for attempt in range(1, try_number)]
+    return earlier, batch_id(step, pipeline_id, try_number)

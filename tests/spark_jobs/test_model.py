@@ -14,6 +14,7 @@ from churn_ml.model import ForestParams
 from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 
+@pytest.mark.usefixtures("spark")  # ML builders create JVM objects
 def test_feature_stages():
     indexer, encoder, assembler = model.feature_stages()
     assert isinstance(indexer, StringIndexer)
@@ -33,6 +34,7 @@ def test_feature_stages():
     assert assembler.getOutputCol() == model.FEATURES
 
 
+@pytest.mark.usefixtures("spark")  # ML builders create JVM objects
 def test_training_pipeline_ends_with_the_configured_forest():
     stages = model.training_pipeline(ForestParams(7, 4, 20), seed=5).getStages()
     assert [type(s) for s in stages] == [
@@ -50,6 +52,7 @@ def test_forest_params_defaults_and_dict():
     assert ForestParams().as_dict() == {"num_trees": 30, "max_depth": 10, "max_bins": 32}
 
 
+@pytest.mark.usefixtures("spark")  # ML builders create JVM objects
 def test_param_grid():
     rf = model.forest(ForestParams())
     grid = model.param_grid(rf, depths=[3, 5], bins=[16, 32, 64], trees=[5, 10])

@@ -1,0 +1,90 @@
+"""Deployment settings: the backend from ``CHURN_BACKEND``, the rest from Airflow Variables.
+
+Each GCP setting is the Variable ``churn_<name>``, falling back to the env var
+``CHURN_<NAME>``. Operators get them as templates (rendered at run time); TaskFlow code calls
+``environment()`` at run time. Nothing here reads a Variable at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BACKENDS = ("local", "gcp")
+GCP_SETTINGS = (
+    "project",
+    "region",
+    "data_bucket",
+    "model_bucket",
+    "code_bucket",
+    "service_account",
+    "subnetwork_uri",
+    "spark_history_server",
+    "container_image",
+    "runtime_version",
+)
+DEFAULTS = {"region": "us-central1", "runtime_version": "2.3"}
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE_OBJECT = "pipeline/customer_churn_training.yaml"
+
+
+def backend() -> str:
+    value = os.environ.get("CHURN_BACKEND", "local")
+    if value not in BACKENDS:
+        raise ValueError(f"CHURN_BACKEND={value!r}: use one of {BACKENDS}")
+    return value
+
+
+def local_root() -> str:
+    return str(Path(os.environ.get("CHURN_ROOT", REPO / ".churn")).resolve())
+
+
+def _fallback(name: str) -> str:
+    return os.environ.get(f"CHURN_{name.upper()}", DEFAULTS.get(name, ""))
+
+
+def template(name: str) -> str:
+    """A Jinja template of one GCP setting, for operator arguments."""
+    if name not in GCP_SETTINGS:
+        raise KeyError(name)
+    return f"{{{{ var.value.get('churn_{name}', '{_fallback(name)}') }}}}"
+
+
+def template_path() -> str:
+    return f"gs://{template('code_bucket')}/{TEMPLATE_OBJECT}"
+
+
+def value(name: str) -> str:
+    """One GCP setting, read at run time."""
+    from airflow.sdk import Variable
+
+    if name not in GCP_SETTINGS:
+        raise KeyError(name)
+    return Variable.get(f"churn_{name}", default=_fallback(name))
+
+
+def environment():
+    """The pipeline Environment of this deployment (call at run time only)."""
+    from pipeline.params import Environment
+
+    if backend() == "local":
+        return Environment.local(local_root())
+    missing = [n for n in ("project", "data_bucket", "model_bucket", "code_bucket") if not value(n)]
+    if missing:
+        raise ValueError(
+            "the gcp backend needs the Airflow Variables "
+            + ", ".join(f"churn_{n}" for n in missing)
+            + " (or the env vars "
+            + ", ".join(f"CHURN_{n.upper()}" for n in missing)
+            + ")"
+        )
+    batch = ("service_account", "subnetwork_uri", "spark_history_server", "container_image")
+    return Environment.gcp(
+        value("project"),
+        value("region"),
+        value("data_bucket"),
+        value("model_bucket"),
+        value("code_bucket"),
+        runtime_version=value("runtime_version"),
+        **{name: value(name) for name in batch},
+    )

@@ -1,0 +1,355 @@
+"""The committed Vertex template: in sync with the code, and the spec the design asks for."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from pipeline import builder
+from pipeline.compile import TEMPLATE, compile_template
+
+DATAPROC_WIRING = {  # DataprocPySparkBatchOp input -> pipeline parameter
+    "project": "project",
+    "location": "region",
+    "container_image": "container_image",
+    "runtime_config_version": "runtime_version",
+    "runtime_config_properties": "spark_properties",
+    "service_account": "service_account",
+    "subnetwork_uri": "subnetwork_uri",
+    "spark_history_dataproc_cluster": "spark_history_server",
+    "python_file_uris": "python_file_uris",
+}
+STEPS = {  # display name -> (job file, batch id parameter, inside the AUPR gate)
+    "Preprocess raw customers": ("preprocess.py", "preprocessing_batch_id", False),
+    "Train random forest": ("train.py", "training_batch_id", False),
+    "Tune hyperparameters": ("tune.py", "tuning_batch_id", True),
+}
+DISPLAY_NAMES = {
+    *STEPS,
+    "Register managed dataset",
+    "Evaluate trained model",
+    "Evaluate tuned model",
+    "Record skipped tuning",
+}
+
+
+def placeholder(parameter: str) -> str:
+    return f"{{{{$.inputs.parameters['pipelinechannel--{parameter}']}}}}"
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict:
+    return yaml.safe_load(TEMPLATE.read_text())
+
+
+def all_tasks(spec: dict) -> Iterator[tuple[str, str, dict]]:
+    """(dag owner, task key, task) for the root DAG and every nested component DAG."""
+    yield from (("root", key, task) for key, task in spec["root"]["dag"]["tasks"].items())
+    for name, component in spec["components"].items():
+        for key, task in component.get("dag", {}).get("tasks", {}).items():
+            yield name, key, task
+
+
+def executor_tasks(spec: dict) -> dict[str, tuple[str, dict]]:
+    """Tasks that run a container (not control-flow groups), by display name."""
+    found = {}
+    for owner, key, task in all_tasks(spec):
+        if "executionLabel" in spec["components"][task["componentRef"]["name"]]:
+            name = task["taskInfo"]["name"]
+            assert name not in found, f"display name {name!r} used twice"
+            found[name] = (owner, task)
+    return found
+
+
+def test_committed_template_matches_a_fresh_compile(tmp_path, spec):
+    fresh = yaml.safe_load(compile_template(tmp_path / "x.yaml").read_text())
+    assert fresh == spec, (
+        f"{TEMPLATE.name} is stale: run `make compile` and commit pipeline/compiled/"
+    )
+
+
+def test_template_header(spec):
+    assert spec["pipelineInfo"]["name"] == builder.PIPELINE_NAME
+    assert spec["schemaVersion"] == "2.1.0"
+    assert spec["sdkVersion"].startswith("kfp-2.")
+
+
+def test_pipeline_parameters_names_and_types(spec):
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    types = {name: p["parameterType"] for name, p in params.items()}
+    assert types == {
+        "pipeline_id": "STRING",
+        "pipeline_execution_dt": "STRING",
+        "training_data_uri": "STRING",
+        "dataset_uri": "STRING",
+        "artifact_root": "STRING",
+        "code_uri": "STRING",
+        "python_file_uris": "LIST",
+        "preprocessing_batch_id": "STRING",
+        "training_batch_id": "STRING",
+        "tuning_batch_id": "STRING",
+        "project": "STRING",
+        "region": "STRING",
+        "container_image": "STRING",
+        "runtime_version": "STRING",
+        "service_account": "STRING",
+        "subnetwork_uri": "STRING",
+        "spark_history_server": "STRING",
+        "spark_properties": "STRUCT",
+        "aupr_threshold": "NUMBER_DOUBLE",
+        "max_drop_fraction": "NUMBER_DOUBLE",
+        "max_depth_grid": "STRING",
+        "max_bins_grid": "STRING",
+        "num_trees_grid": "STRING",
+        "folds": "NUMBER_INTEGER",
+        "seed": "NUMBER_INTEGER",
+    }
+    defaults = {name: p["defaultValue"] for name, p in params.items() if "defaultValue" in p}
+    assert defaults == {
+        "project": "",
+        "region": "us-central1",
+        "container_image": "",
+        "runtime_version": "2.3",
+        "service_account": "",
+        "subnetwork_uri": "",
+        "spark_history_server": "",
+        "spark_properties": {},
+        "aupr_threshold": 0.5,
+        "max_drop_fraction": 0.05,
+        "max_depth_grid": "5,10,15",
+        "max_bins_grid": "24,32,40",
+        "num_trees_grid": "25,30,35",
+        "folds": 5,
+        "seed": 42,
+    }
+    for name, p in params.items():
+        assert p.get("isOptional", False) == (name in defaults), name
+        assert len(p.get("description", "")) > 10, f"{name} has no docstring description"
+    assert params["aupr_threshold"]["description"] == (
+        "Tune only when the trained model's test AUPR reaches this."
+    )
+
+
+def test_caching_is_off_on_every_task(spec):
+    executed = 0
+    for owner, key, task in all_tasks(spec):
+        if task["taskInfo"]["name"] in DISPLAY_NAMES:
+            executed += 1
+            assert "cachingOptions" in task, f"{owner}/{key} has no cachingOptions"
+        # Control-flow groups carry no cachingOptions; none may enable caching either.
+        assert task.get("cachingOptions", {}).get("enableCache", False) is False, (owner, key)
+    assert executed == len(DISPLAY_NAMES)
+
+
+def test_every_task_has_a_display_name(spec):
+    tasks = executor_tasks(spec)
+    assert set(tasks) == DISPLAY_NAMES
+    groups = {}
+    for owner, key, task in all_tasks(spec):
+        name = task["taskInfo"]["name"]
+        if name in DISPLAY_NAMES:
+            assert name != key
+            assert re.fullmatch(r"[A-Z][a-z]+( [a-z]+)+", name), name
+        elif key.startswith("condition-branches-"):
+            # kfp's own wrapper around If/Else; it cannot be named and never shows as a step.
+            assert name == key
+        else:
+            groups[key] = (owner, name)
+    assert sorted(name for _, name in groups.values()) == sorted(
+        [builder.GATE_NAME, builder.SKIP_NAME]
+    )
+
+
+def gate_tasks(spec: dict) -> tuple[dict, dict]:
+    by_name = {task["taskInfo"]["name"]: task for _, _, task in all_tasks(spec)}
+    return by_name[builder.GATE_NAME], by_name[builder.SKIP_NAME]
+
+
+def test_gate_compares_training_aupr_with_the_threshold(spec):
+    gate, skip = gate_tasks(spec)
+    evaluate_key = next(
+        key
+        for key, task in spec["root"]["dag"]["tasks"].items()
+        if task["taskInfo"]["name"] == "Evaluate trained model"
+    )
+    channel = f"pipelinechannel--{evaluate_key}-Output"
+    condition = (
+        f"inputs.parameter_values['{channel}'] >= "
+        "inputs.parameter_values['pipelinechannel--aupr_threshold']"
+    )
+    assert gate["triggerPolicy"]["condition"] == condition
+    assert skip["triggerPolicy"]["condition"] == f"!({condition})"
+    # The channels are the training evaluation's float output and the pipeline parameter.
+    branches = spec["root"]["dag"]["tasks"]["condition-branches-1"]["inputs"]["parameters"]
+    assert branches[channel] == {
+        "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": evaluate_key}
+    }
+    assert branches["pipelinechannel--aupr_threshold"] == {
+        "componentInputParameter": "aupr_threshold"
+    }
+    evaluate = spec["components"][
+        spec["root"]["dag"]["tasks"][evaluate_key]["componentRef"]["name"]
+    ]
+    assert evaluate["outputDefinitions"]["parameters"]["Output"]["parameterType"] == (
+        "NUMBER_DOUBLE"
+    )
+
+
+def test_tuning_and_skip_sit_in_their_branches(spec):
+    gate, skip = gate_tasks(spec)
+    inside = {
+        name: owner for name, (owner, _) in executor_tasks(spec).items() if owner != "root"
+    }
+    assert inside == {
+        "Tune hyperparameters": gate["componentRef"]["name"],
+        "Evaluate tuned model": gate["componentRef"]["name"],
+        "Record skipped tuning": skip["componentRef"]["name"],
+    }
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_dataproc_inputs_are_wired_to_parameters(spec, step):
+    job_file, batch_param, gated = STEPS[step]
+    owner, task = executor_tasks(spec)[step]
+    assert (owner != "root") == gated
+    component = spec["components"][task["componentRef"]["name"]]
+    executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
+    assert "dataproc.create_pyspark_batch" in " ".join(executor["container"]["command"])
+    inputs = task["inputs"]["parameters"]
+    prefix = "pipelinechannel--" if gated else ""
+    for op_input, parameter in DATAPROC_WIRING.items():
+        assert inputs[op_input] == {"componentInputParameter": prefix + parameter}, op_input
+    assert inputs["batch_id"] == {"componentInputParameter": prefix + batch_param}
+    args = inputs["args"]["runtimeValue"]["constant"]
+    assert args[args.index("--pipeline-id") + 1] == placeholder("pipeline_id")
+    assert args[args.index("--pipeline-execution-dt") + 1] == placeholder("pipeline_execution_dt")
+    main = inputs["main_python_file_uri"]["runtimeValue"]["constant"]
+    assert main == f"{placeholder('code_uri')}/{job_file}"
+    labels = inputs["labels"]["runtimeValue"]["constant"]
+    assert labels == {"app": "customer-churn", "pipeline-id": placeholder("pipeline_id")}
+
+
+def test_step_arguments(spec):
+    tasks = executor_tasks(spec)
+
+    def args(step):
+        return tasks[step][1]["inputs"]["parameters"]["args"]["runtimeValue"]["constant"]
+
+    def option(step, flag):
+        values = args(step)
+        return values[values.index(flag) + 1]
+
+    assert option("Preprocess raw customers", "--input-uri") == placeholder("training_data_uri")
+    assert option("Preprocess raw customers", "--max-drop-fraction") == placeholder(
+        "max_drop_fraction"
+    )
+    for step, operation in [
+        ("Train random forest", "training"),
+        ("Tune hyperparameters", "hyperparameter-tuning"),
+    ]:
+        run = f"customer-churn-model/{operation}/{placeholder('pipeline_id')}"
+        assert option(step, "--model-uri") == f"{placeholder('artifact_root')}/models/{run}"
+        assert option(step, "--metrics-uri") == f"{placeholder('artifact_root')}/metrics/{run}"
+        assert option(step, "--seed") == placeholder("seed")
+    for flag, parameter in [
+        ("--folds", "folds"),
+        ("--max-depth-grid", "max_depth_grid"),
+        ("--max-bins-grid", "max_bins_grid"),
+        ("--num-trees-grid", "num_trees_grid"),
+    ]:
+        assert option("Tune hyperparameters", flag) == placeholder(parameter)
+
+
+def test_evaluations_read_their_runs_metrics(spec):
+    tasks = executor_tasks(spec)
+    for step, operation in [
+        ("Evaluate trained model", "training"),
+        ("Evaluate tuned model", "hyperparameter-tuning"),
+        ("Record skipped tuning", "hyperparameter-tuning"),
+    ]:
+        uri = tasks[step][1]["inputs"]["parameters"]["metrics_uri"]["runtimeValue"]["constant"]
+        assert uri == (
+            f"{placeholder('artifact_root')}/metrics/customer-churn-model/{operation}/"
+            f"{placeholder('pipeline_id')}"
+        )
+
+
+def test_step_order(spec):
+    tasks = executor_tasks(spec)
+    key = {name: k for _, k, t in all_tasks(spec) for name in [t["taskInfo"]["name"]]}
+
+    def after(step):
+        return set(tasks[step][1].get("dependentTasks", []))
+
+    assert after("Preprocess raw customers") == set()
+    assert after("Register managed dataset") == {key["Preprocess raw customers"]}
+    assert after("Train random forest") == {key["Preprocess raw customers"]}
+    assert after("Evaluate trained model") == {key["Train random forest"]}
+    assert after("Evaluate tuned model") == {key["Tune hyperparameters"]}
+
+
+def test_dataset_op_reads_the_training_table(spec):
+    owner, task = executor_tasks(spec)["Register managed dataset"]
+    assert owner == "root"
+    inputs = task["inputs"]["parameters"]
+    assert inputs["bq_source"]["runtimeValue"]["constant"] == (
+        f"{placeholder('dataset_uri')}.training_data"
+    )
+    assert inputs["display_name"]["runtimeValue"]["constant"] == (
+        f"customer-churn-{placeholder('pipeline_id')}"
+    )
+    assert inputs["project"] == {"componentInputParameter": "project"}
+    assert inputs["location"] == {"componentInputParameter": "region"}
+    assert "gcs_source" not in inputs
+    component = spec["components"][task["componentRef"]["name"]]
+    command = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+    assert "TabularDataset" in command["args"] + command.get("command", [])
+
+
+def values(node) -> Iterator[str]:
+    """Every string a run can receive: defaults and constants, not descriptions or code."""
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if key in ("defaultValue", "constant"):
+                yield from strings(child)
+            elif key != "description":
+                yield from values(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from values(child)
+
+
+def strings(node) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, child in node.items():
+            yield key
+            yield from strings(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from strings(child)
+
+
+def test_template_holds_no_project_specific_values(spec):
+    constants = list(values({"root": spec["root"], "components": spec["components"]}))
+    assert len(constants) > 40  # the walk found the args, labels and defaults
+    for value in constants:
+        assert "gs://" not in value and "bq://" not in value, value
+    # Descriptions and component code mention the schemes; nothing else in the text does.
+    text = TEMPLATE.read_text()
+    described = [line for line in text.splitlines() if "gs://" in line or "bq://" in line]
+    for line in described:
+        assert re.search(r"description|startswith|partition|gs://bucket/file|object", line), line
+    for marker in ("PROJECT_ID", "YOUR_", "<project>", "my-project", "CHANGEME", "TODO"):
+        assert marker not in text, marker
+    assert "pipelineRoot" not in text  # the run supplies pipeline_root
+
+
+def test_executors_do_not_pip_install_at_run_time_locally():
+    local_eval = builder.c.local_component(builder.c.skip_tuning, [builder.c.write_file])
+    command = " ".join(local_eval.component_spec.implementation.container.command)
+    assert "pip install" not in command
