@@ -78,8 +78,9 @@ def drop_stats(parsed) -> dict:
             .collect()
         )
     except Exception as err:  # FAILFAST read: a line that is not a CSV record
-        if "Malformed" in str(err) or "MALFORMED" in str(err):
-            raise cli.InputError(f"the input has malformed CSV lines: {str(err)[:300]}") from err
+        malformed = raw_csv.malformed_input(err)
+        if malformed:
+            raise malformed from err
         raise
     dropped: dict[str, int] = {}
     for r in rows:

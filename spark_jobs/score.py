@@ -64,7 +64,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     spark = build_session("churn-batch-scoring")
     parsed = cleaning.parse(raw_csv.read(spark, args.input_uri, with_label=False)).cache()
     try:
-        reasons = parsed.groupBy(cleaning.REJECT_REASON).count().collect()
+        try:
+            reasons = parsed.groupBy(cleaning.REJECT_REASON).count().collect()
+        except Exception as err:  # FAILFAST read: a line that is not a CSV record
+            malformed = raw_csv.malformed_input(err)
+            if malformed:
+                raise malformed from err
+            raise
         rows_in = sum(r["count"] for r in reasons)
         rejected = sum(r["count"] for r in reasons if r[cleaning.REJECT_REASON])
         if not rows_in:

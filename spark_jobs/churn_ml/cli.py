@@ -21,7 +21,7 @@ class InputError(ValueError):
 
 
 def pipeline_id(value: str) -> str:
-    if not PIPELINE_ID.match(value):
+    if not PIPELINE_ID.fullmatch(value):  # match() would let "p1\n" through ($)
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a pipeline id: use 1-63 of [a-z0-9-], not starting with -"
         )

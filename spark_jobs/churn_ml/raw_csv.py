@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import DataFrame, SparkSession
 
 from churn_ml import storage
 from churn_ml.cli import InputError
 from churn_ml.schema import RAW_SCORE_COLUMNS, RAW_TRAIN_COLUMNS, raw_schema
+
+
+_MALFORMED_RECORD = re.compile(r"Malformed CSV record: (.*?)(?:\s+SQLSTATE: \w+)?$", re.MULTILINE)
+
+
+def malformed_input(err: Exception) -> InputError | None:
+    """The InputError for a FAILFAST read that met a line that is not a CSV record, else None.
+
+    Quotes the record, not the first lines of the Java stack trace that hold it.
+    """
+    text = str(err)
+    if "Malformed" not in text and "MALFORMED" not in text:
+        return None
+    record = _MALFORMED_RECORD.search(text)
+    example = record.group(1)[:200] if record else text[:300]
+    return InputError(f"the input has malformed CSV lines, e.g. {example!r}")
 
 
 def check_header(header: str | None, with_label: bool) -> None:

@@ -54,7 +54,7 @@ def bigquery_table(uri: str) -> BigQueryTable | None:
     """Parse ``bq://project.dataset.table``; None for a filesystem URI."""
     if not uri.startswith("bq://"):
         return None
-    match = _BQ_TABLE.match(uri)
+    match = _BQ_TABLE.fullmatch(uri)  # not match(): "$" also matches before a final "\n"
     if not match:
         raise ValueError(f"bad BigQuery URI {uri!r}: expected bq://project.dataset.table")
     return BigQueryTable(*match.groups())

@@ -171,7 +171,8 @@ def test_evaluate_model_without_metrics_json_fails(tmp_path):
 
 
 def test_report_helpers_travel_with_the_evaluation_component():
-    assert c.REPORT_HELPERS == (c.read_text, c.write_file, render_plots, c.render_html)
+    helpers = c.REPORT_HELPERS
+    assert helpers == (c.read_text, c.write_file, render_plots, c.render_html)
 
 
 @pytest.fixture

@@ -93,7 +93,9 @@ def test_render_html_escapes_names(tmp_path):
     doc["model_uri"] = "gs://b/m?a=1&b=2"
     doc["params"] = {"<b>depth</b>": "5"}
     doc["metrics"] = {"au_pr": 0.5, "a<b": 0.25}
-    page = render_html(doc, {"x<y": str(render_plots(metrics_document(), str(tmp_path))["roc_curve"])})
+    page = render_html(
+        doc, {"x<y": str(render_plots(metrics_document(), str(tmp_path))["roc_curve"])}
+    )
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "gs://b/m?a=1&amp;b=2" in page

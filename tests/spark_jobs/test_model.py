@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pyspark.ml import PipelineModel
 from pyspark.ml.classification import RandomForestClassificationModel, RandomForestClassifier
 from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 from pyspark.sql import functions as F
@@ -178,14 +179,15 @@ def test_churn_probability_is_the_probability_of_yes(fitted_forest, sample_featu
     assert all(0.0 <= r.churn_probability <= 1.0 for r in rows)
 
 
-def test_feature_importances_are_named_and_sorted(generated_rows):
-    fitted = model.training_pipeline(ForestParams(5, 4, 16), seed=1).fit(generated_rows)
+def test_feature_importances_are_named_and_sorted(generated_rows, feature_model, fitted_forest):
+    fitted = PipelineModel(stages=[*feature_model.stages, fitted_forest])
     transformed = fitted.transform(generated_rows.limit(10))
     pairs = model.feature_importances(fitted, transformed)
     names = model.feature_names(transformed)
     assert sorted(name for name, _ in pairs) == sorted(names)
     weights = [w for _, w in pairs]
     assert weights == sorted(weights, reverse=True)
+    assert weights == pytest.approx(sorted(fitted_forest.featureImportances.toArray())[::-1])
     assert sum(weights) == pytest.approx(1.0)
     top = {name for name, _ in pairs[:5]}
     assert top & {"total_charges", "monthly_charges", "contract_vec_Month-to-month"}

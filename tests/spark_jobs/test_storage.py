@@ -76,6 +76,7 @@ def test_bigquery_table_name():
         "bq://my-project.ds.table.extra",
         "bq://my-project.data set.table",
         "bq://",
+        "bq://my-project.ds.table\n",
     ],
 )
 def test_bigquery_table_rejects_bad_uris(uri):

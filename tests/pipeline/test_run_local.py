@@ -1,0 +1,181 @@
+"""The whole local pipeline with kfp.local and spark-submit, on the reference data.
+
+Three runs: a full one with tuning, a re-run of the same pipeline_id that skips tuning, and
+one whose preprocessing fails. Each Spark step is a separate spark-submit JVM.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from churn_ml import layout
+from pipeline import run_local
+from pipeline.params import Tuning
+
+pytestmark = pytest.mark.slow
+
+REFERENCE_TRAIN = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "customer_churn_train_data.csv"
+)
+PIPELINE_ID = "20261129"
+RUN_DATE = dt.date(2026, 11, 29)
+GRID = {"max_depth": {3, 5}, "max_bins": {16}, "num_trees": {5, 10}}
+
+
+def small_grid(threshold: float) -> Tuning:
+    return Tuning(
+        aupr_threshold=threshold,
+        max_depth_grid="3,5",
+        max_bins_grid="16",
+        num_trees_grid="5,10",
+        folds=2,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference_csv() -> Path:
+    if not REFERENCE_TRAIN.exists():
+        pytest.skip(f"reference training data not found at {REFERENCE_TRAIN}")
+    return REFERENCE_TRAIN
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("churn-root")
+
+
+@pytest.fixture(scope="module")
+def isolated_env():
+    """run() exports PYTHONPATH for the component subprocesses; restore it afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+        yield mp
+
+
+def metrics_path(root: Path, operation: str, pipeline_id: str = PIPELINE_ID) -> Path:
+    return Path(layout.metrics_file(str(root), operation, pipeline_id))
+
+
+@pytest.fixture(scope="module")
+def tuned_run(root, reference_csv, isolated_env) -> dict:
+    """Threshold 0.0: tuning always runs. Snapshots what the re-run later replaces."""
+    summary = run_local.run(
+        root, PIPELINE_ID, RUN_DATE, small_grid(0.0), training_data_uri=str(reference_csv)
+    )
+    return {
+        "summary": summary,
+        "training": json.loads(metrics_path(root, layout.TRAINING).read_text()),
+        "tuning": json.loads(metrics_path(root, layout.TUNING).read_text()),
+    }
+
+
+@pytest.fixture(scope="module")
+def skipped_run(root, reference_csv, tuned_run) -> dict:
+    """Threshold 1.01 on the same root and pipeline_id: a re-run that skips tuning."""
+    summary = run_local.run(
+        root, PIPELINE_ID, RUN_DATE, small_grid(1.01), training_data_uri=str(reference_csv)
+    )
+    return {
+        "summary": summary,
+        "training": json.loads(metrics_path(root, layout.TRAINING).read_text()),
+        "tuning": json.loads(metrics_path(root, layout.TUNING).read_text()),
+    }
+
+
+def test_tuned_run(root, tuned_run):
+    summary, training, tuning = tuned_run["summary"], tuned_run["training"], tuned_run["tuning"]
+    assert summary["pipeline_id"] == PIPELINE_ID
+    assert summary["tuning_ran"] is True
+    assert training["pipeline_id"] == tuning["pipeline_id"] == PIPELINE_ID
+    assert training["operation"] == layout.TRAINING
+    assert tuning["operation"] == layout.TUNING
+    assert summary["training_au_pr"] == training["metrics"]["au_pr"]
+    assert summary["tuning"] == tuning["metrics"]["au_pr"]
+    assert 0.5 < training["metrics"]["au_pr"] < 1.0  # the reference data has a real signal
+    # The tuned model was chosen from the small grid, by 2-fold cross-validation.
+    params = tuning["params"]
+    assert summary["tuning_params"] == params
+    assert set(params) == set(GRID)
+    for name, allowed in GRID.items():
+        assert params[name] in allowed, (name, params[name])
+    assert tuning["folds"] == 2
+    assert len(tuning["cv_results"]) == 4
+    # Both reports with their plots, next to each run's metrics.json.
+    assert summary["reports"] == [
+        f"{root}/metrics/customer-churn-model/training/{PIPELINE_ID}/report.html",
+        f"{root}/metrics/customer-churn-model/hyperparameter-tuning/{PIPELINE_ID}/report.html",
+    ]
+    for report in summary["reports"]:
+        page = Path(report).read_text()
+        assert page.count('src="data:image/png;base64,') == 4
+        assert f"pipeline {PIPELINE_ID}" in page
+        assert {p.name for p in Path(report).parent.glob("*.png")} == {
+            "confusion_matrix.png",
+            "roc_curve.png",
+            "pr_curve.png",
+            "feature_importances.png",
+        }
+    # The three Spark steps ran, each as its own spark-submit.
+    assert sorted(summary["step_seconds"]) == ["spark-submit", "spark-submit-2", "spark-submit-3"]
+    assert all(seconds > 0 for seconds in summary["step_seconds"].values())
+    # Both models were saved where the metrics say.
+    for doc in (training, tuning):
+        assert Path(doc["model_uri"], "metadata").is_dir(), doc["model_uri"]
+
+
+def test_tuned_run_registers_the_managed_dataset(root, tuned_run):
+    record_file = root / "datasets" / f"customer-churn-{PIPELINE_ID}.json"
+    record = json.loads(record_file.read_text())
+    assert record["display_name"] == f"customer-churn-{PIPELINE_ID}"
+    assert record["source_uri"] == f"{root}/warehouse/customer_churn_ds/training_data"
+    partition = root / "warehouse" / "customer_churn_ds" / "training_data"
+    assert any(partition.rglob("*.parquet")), "preprocessing wrote no training_data rows"
+
+
+def test_rerun_below_threshold_skips_tuning(root, tuned_run, skipped_run):
+    summary, training, tuning = (
+        skipped_run["summary"],
+        skipped_run["training"],
+        skipped_run["tuning"],
+    )
+    assert summary["tuning_ran"] is False
+    au_pr = training["metrics"]["au_pr"]
+    # Same data, same seed: the re-run retrains to the same model quality.
+    assert au_pr == pytest.approx(tuned_run["training"]["metrics"]["au_pr"], abs=1e-9)
+    reason = f"training AUPR {au_pr:.4f} is below the threshold 1.0100"
+    assert tuning == {"status": "skipped", "reason": reason, "au_pr": au_pr, "threshold": 1.01}
+    assert summary["tuning"] == reason
+    assert summary["tuning_params"] is None
+    assert summary["reports"] == [
+        f"{root}/metrics/customer-churn-model/training/{PIPELINE_ID}/report.html"
+    ]
+    assert sorted(summary["step_seconds"]) == ["spark-submit", "spark-submit-2"]
+
+
+def test_failing_step_fails_the_pipeline(root, reference_csv, isolated_env, tmp_path, capfd):
+    broken = tmp_path / "no_contract.csv"
+    with reference_csv.open(newline="") as src, broken.open("w", newline="") as out:
+        reader, writer = csv.reader(src), csv.writer(out)
+        header = next(reader)
+        drop = header.index("Contract")
+        writer.writerow(header[:drop] + header[drop + 1 :])
+        for _, row in zip(range(200), reader, strict=False):
+            writer.writerow(row[:drop] + row[drop + 1 :])
+    pipeline_id = "20261129-broken"
+
+    with pytest.raises(RuntimeError, match="FAILURE"):
+        run_local.run(root, pipeline_id, RUN_DATE, small_grid(0.0), str(broken))
+
+    output = capfd.readouterr()
+    text = output.out + output.err
+    assert "missing columns ['Contract']" in text
+    assert f"Spark batch churn-preprocessing-{pipeline_id} failed with exit code 3" in text
+    assert not metrics_path(root, layout.TRAINING, pipeline_id).exists()
+    assert not metrics_path(root, layout.TUNING, pipeline_id).exists()
+    assert not (root / "datasets" / f"customer-churn-{pipeline_id}.json").exists()
