@@ -28,7 +28,7 @@ java:
 		exit 1; }
 
 demo: venv java
-	$(PY) -m pipeline.demo
+	$(PY) -m churn_airflow.demo
 
 test: venv java lint
 	$(VENV)/bin/pytest -q --durations=10

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 LOCAL_SPARK_PROPERTIES = {
     "spark.driver.memory": "4g",
+    "spark.log.level": "WARN",
     "spark.sql.shuffle.partitions": "4",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
-from churn_airflow import local_batch
+from churn_airflow import local_batch, settings
 from churn_airflow.run_ids import batch_attempts
 
 
@@ -60,7 +59,7 @@ class LocalBatchOperator(BaseOperator):
     def __init__(self, *, batch, pipeline_id: str, step: str, root: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.batch, self.pipeline_id, self.step = batch, pipeline_id, step
-        self.root = root or os.environ.get("CHURN_ROOT", ".churn")
+        self.root = root or settings.local_root()
 
     def execute(self, context) -> dict:
         earlier, current = batch_attempts(self.step, self.pipeline_id, context["ti"].try_number)
@@ -87,7 +86,7 @@ class LocalBatchSensor(BaseSensorOperator):
     def __init__(self, *, batch_id: str, root: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.batch_id = batch_id
-        self.root = root or os.environ.get("CHURN_ROOT", ".churn")
+        self.root = root or settings.local_root()
 
     def poke(self, context) -> bool:
         current = local_batch.state(self.root, self.batch_id)

@@ -97,7 +97,7 @@ def promote(
             ),
         )
     new_champion = best.version if promoted else doc["champion"]
-    versions = [v for v in doc["versions"] if v["pipeline_id"] not in run_ids]
+    versions = [dict(v) for v in doc["versions"] if v["pipeline_id"] not in run_ids]
     for v in versions:
         if v["status"] == CHAMPION and v["version"] != new_champion:
             v["status"] = RETIRED
@@ -168,11 +168,16 @@ class LocalStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             doc, result = change(self.read())
             fd, staged = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(staged, self.path)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(doc, f, indent=2)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(staged, self.path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(staged)
+                raise
         return result
 
 

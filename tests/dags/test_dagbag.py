@@ -1,0 +1,102 @@
+"""DAG integrity: imports, schedules, params, retries, tags and the task graph."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from airflow.models.dagbag import DagBag
+from airflow.sdk.exceptions import ParamValidationError
+
+from tests.dags.conftest import REPO
+
+TRAINING, SCORING = "customer_churn_training", "customer_churn_batch_scoring"
+
+
+@pytest.fixture(scope="module")
+def bag() -> DagBag:
+    return DagBag(str(REPO / "dags"))
+
+
+def test_no_import_errors(bag):
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {TRAINING, SCORING}
+
+
+@pytest.mark.parametrize("dag_id", [TRAINING, SCORING])
+def test_house_rules(bag, dag_id):
+    dag = bag.get_dag(dag_id)
+    assert "churn" in dag.tags and len(dag.tags) >= 3
+    assert dag.doc_md and "Backfill" in dag.doc_md
+    assert dag.start_date.tzinfo is not None
+    assert dag.max_active_runs == 1
+    assert not dag.catchup
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+
+
+def test_training_graph_and_schedule(bag):
+    dag = bag.get_dag(TRAINING)
+    assert dag.timetable.summary == "0 3 * * *"
+    assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
+        "wait_for_training_data": ["plan_run"],
+        "plan_run": ["promote_champion", "run_training_pipeline"],
+        "run_training_pipeline": ["promote_champion"],
+        "promote_champion": [],
+    }
+    assert dag.get_task("wait_for_training_data").mode == "reschedule"
+    assert [o.uri for o in dag.get_task("promote_champion").outlets] == [
+        "churn://registry/customer-churn-model/champion"
+    ]
+
+
+def test_scoring_graph_and_schedule(bag):
+    dag = bag.get_dag(SCORING)
+    assert "0 6 * * *" in dag.timetable.summary or "Asset" in type(dag.timetable).__name__
+    assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
+        "wait_for_scoring_input": ["resolve_champion"],
+        "resolve_champion": ["submit_scoring", "validate_predictions"],
+        "submit_scoring": ["wait_for_scoring"],
+        "wait_for_scoring": ["validate_predictions"],
+        "validate_predictions": [],
+    }
+    assert dag.get_task("wait_for_scoring").mode == "reschedule"
+
+
+def test_training_params_are_typed_and_bounded(bag):
+    params = bag.get_dag(TRAINING).params
+    assert params["aupr_threshold"] == 0.5
+    assert params.get_param("aupr_threshold").schema == {
+        "type": "number", "minimum": 0, "maximum": 1,
+        "description": "Tune and promote only at or above this test AUPR.",
+    }  # fmt: skip
+    assert params.get_param("grid").schema["enum"] == ["small", "default", "large"]
+    bad = {"aupr_threshold": 1.5}, {"folds": 1}, {"grid": "huge"}, {"pipeline_id": "Bad_Id"}
+    for conf in bad:
+        trial = params.deep_copy()
+        with pytest.raises(ParamValidationError):
+            trial.update(conf)
+            trial.validate()
+
+
+def test_parse_does_not_touch_variables_or_the_network(monkeypatch):
+    """Parsing with Variable.get and sockets broken still works."""
+    import socket
+
+    from airflow.sdk import Variable
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("touched at parse time")
+
+    monkeypatch.setattr(Variable, "get", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("CHURN_BACKEND", "gcp")
+    bag = DagBag(str(REPO / "dags"))
+    assert bag.import_errors == {}
+    run = bag.get_dag(TRAINING).get_task("run_training_pipeline")
+    assert type(run).__name__ == "ChurnRunPipelineJobOperator"
+    assert run.deferrable
+
+
+def test_start_date_is_in_the_past(bag):
+    assert bag.get_dag(TRAINING).start_date < dt.datetime.now(dt.UTC)

@@ -1,0 +1,596 @@
+"""The GCP backend: our provider subclasses and the factory, with only the provider hooks mocked.
+
+The requests are asserted exactly: the Batch a Dataproc hook receives and the parameter_values
+a Vertex AI hook receives (which are then loaded offline against the committed template).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from unittest import mock
+
+import pytest
+import yaml
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from google.api_core.exceptions import AlreadyExists, NotFound
+from google.cloud.aiplatform_v1.types import PipelineJob, PipelineState
+from google.cloud.dataproc_v1 import Batch
+
+from churn_airflow import factory
+from churn_airflow.gcp_operators import (
+    ChurnDataprocCreateBatchOperator,
+    ChurnRunPipelineJobOperator,
+)
+from churn_airflow.scoring import dataproc_batch, scoring_args
+from pipeline.params import REPO, Environment, parameter_values
+
+DATAPROC_HOOK = "airflow.providers.google.cloud.operators.dataproc.DataprocHook"
+SENSOR_HOOK = "airflow.providers.google.cloud.sensors.dataproc.DataprocHook"
+PIPELINE_HOOK = "airflow.providers.google.cloud.operators.vertex_ai.pipeline_job.PipelineJobHook"
+TEMPLATE = REPO / "pipeline" / "compiled" / "customer_churn_training.yaml"
+PROJECT, REGION = "my-proj", "us-central1"
+DAY = dt.date(2026, 11, 29)
+START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+
+def gcp_env() -> Environment:
+    return Environment.gcp(
+        PROJECT,
+        REGION,
+        "data-b",
+        "model-b",
+        "code-b",
+        service_account="sa@x.iam.gserviceaccount.com",
+        subnetwork_uri="projects/p/regions/r/subnetworks/s",
+        spark_history_server="projects/p/regions/r/clusters/h",
+        container_image="gcr.io/p/img:1",
+        runtime_version="2.3",
+    )
+
+
+def context(try_number: int = 1) -> dict:
+    return {"ti": mock.MagicMock(try_number=try_number)}
+
+
+# --- ChurnDataprocCreateBatchOperator ----------------------------------------------------------
+
+
+def scoring_payload() -> dict:
+    env = gcp_env()
+    model = "gs://model-b/models/customer-churn-model/training/20261129"
+    args = scoring_args(env, "20261129", DAY, model, "20261129-training")
+    return dataproc_batch(env, "20261129", args)
+
+
+def batch_operator(payload: dict, dag_id: str | None = "customer_churn_batch_scoring"):
+    kwargs = {
+        "task_id": "submit_scoring",
+        "project_id": PROJECT,
+        "region": REGION,
+        "batch": payload,
+        "pipeline_id": "20261129",
+        "step": "scoring",
+    }
+    if dag_id is None:
+        return ChurnDataprocCreateBatchOperator(**kwargs)
+    with DAG(dag_id, schedule=None, start_date=START):
+        return ChurnDataprocCreateBatchOperator(**kwargs)
+
+
+def batch_name(batch_id: str) -> str:
+    return f"projects/{PROJECT}/locations/{REGION}/batches/{batch_id}"
+
+
+def dataproc_batches(states: dict[str, Batch.State | Exception]):
+    """A get_batch side effect answering per batch id (a missing id is NotFound)."""
+
+    def get_batch(*, batch_id, region, project_id, **_):
+        assert (region, project_id) == (REGION, PROJECT)
+        state = states.get(batch_id, NotFound(f"batch {batch_id}"))
+        if isinstance(state, Exception):
+            raise state
+        return Batch(name=batch_name(batch_id), state=state)
+
+    return get_batch
+
+
+@pytest.fixture
+def dataproc_hook():
+    with mock.patch(DATAPROC_HOOK) as hook_class:
+        hook = hook_class.return_value
+
+        def create_batch(*, batch_id, **_):
+            operation = mock.MagicMock()
+            operation.metadata.batch = batch_name(batch_id)
+            return operation
+
+        hook.create_batch.side_effect = create_batch
+        yield hook
+
+
+LABELS = {
+    "app": "customer-churn",
+    "pipeline-id": "20261129",
+    "airflow-dag-id": "customer-churn-batch-scoring",
+    "airflow-task-id": "submit-scoring",
+    "airflow-dag-display-name": "customer-churn-batch-scoring",
+}
+
+
+def test_submit_creates_the_batch_of_the_first_attempt(dataproc_hook):
+    payload = scoring_payload()
+    expected_batch = {**copy.deepcopy(payload), "labels": LABELS}
+    dataproc_hook.get_batch.side_effect = dataproc_batches(
+        {"churn-scoring-20261129": Batch.State.RUNNING}
+    )
+    ctx = context(1)
+    result = batch_operator(copy.deepcopy(payload)).execute(ctx)
+
+    assert result == {"batch_id": "churn-scoring-20261129", "state": "RUNNING"}
+    dataproc_hook.create_batch.assert_called_once()
+    kwargs = dataproc_hook.create_batch.call_args.kwargs
+    assert kwargs["region"] == REGION
+    assert kwargs["project_id"] == PROJECT
+    assert kwargs["batch_id"] == "churn-scoring-20261129"
+    assert kwargs["request_id"] is None
+    assert kwargs["batch"] == expected_batch
+    Batch(kwargs["batch"])  # still a valid Batch with the added labels
+    # asynchronous: no waiting in the submit task, one look at the state
+    dataproc_hook.wait_for_batch.assert_not_called()
+    assert [c.kwargs["batch_id"] for c in dataproc_hook.get_batch.call_args_list] == [
+        "churn-scoring-20261129"
+    ]
+    ctx["ti"].xcom_push.assert_any_call(
+        key="dataproc_batch",
+        value={"project_id": PROJECT, "region": REGION, "batch_id": "churn-scoring-20261129"},
+    )
+
+
+def test_submit_outside_a_dag_labels_the_batch_as_adhoc(dataproc_hook):
+    dataproc_hook.get_batch.side_effect = dataproc_batches(
+        {"churn-scoring-20261129": Batch.State.PENDING}
+    )
+    result = batch_operator(scoring_payload(), dag_id=None).execute(context(1))
+    assert result == {"batch_id": "churn-scoring-20261129", "state": "PENDING"}
+    labels = dataproc_hook.create_batch.call_args.kwargs["batch"]["labels"]
+    assert labels == {
+        "app": "customer-churn",
+        "pipeline-id": "20261129",
+        "airflow-dag-id": "adhoc-airflow",
+        "airflow-task-id": "submit-scoring",
+    }
+
+
+def test_a_retry_after_a_successful_batch_does_not_run_it_again(dataproc_hook):
+    dataproc_hook.get_batch.side_effect = dataproc_batches(
+        {"churn-scoring-20261129": Batch.State.SUCCEEDED}
+    )
+    result = batch_operator(scoring_payload()).execute(context(2))
+    assert result == {"batch_id": "churn-scoring-20261129", "state": "SUCCEEDED"}
+    dataproc_hook.create_batch.assert_not_called()
+
+
+def test_a_third_try_finds_the_second_attempt_that_succeeded(dataproc_hook):
+    dataproc_hook.get_batch.side_effect = dataproc_batches(
+        {
+            "churn-scoring-20261129": Batch.State.FAILED,
+            "churn-scoring-20261129-r2": Batch.State.SUCCEEDED,
+        }
+    )
+    result = batch_operator(scoring_payload()).execute(context(3))
+    assert result == {"batch_id": "churn-scoring-20261129-r2", "state": "SUCCEEDED"}
+    dataproc_hook.create_batch.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "earlier",
+    [Batch.State.FAILED, Batch.State.CANCELLED, NotFound("gone")],
+    ids=["failed", "cancelled", "not-found"],
+)
+def test_a_retry_after_a_failure_starts_a_new_batch(dataproc_hook, earlier):
+    dataproc_hook.get_batch.side_effect = dataproc_batches(
+        {"churn-scoring-20261129": earlier, "churn-scoring-20261129-r2": Batch.State.PENDING}
+    )
+    result = batch_operator(scoring_payload()).execute(context(2))
+    assert result == {"batch_id": "churn-scoring-20261129-r2", "state": "PENDING"}
+    dataproc_hook.create_batch.assert_called_once()
+    kwargs = dataproc_hook.create_batch.call_args.kwargs
+    assert kwargs["batch_id"] == "churn-scoring-20261129-r2"
+    assert kwargs["batch"]["pyspark_batch"] == scoring_payload()["pyspark_batch"]
+    assert [c.kwargs["batch_id"] for c in dataproc_hook.get_batch.call_args_list] == [
+        "churn-scoring-20261129",
+        "churn-scoring-20261129-r2",
+    ]
+
+
+def test_submit_attaches_when_its_own_batch_already_exists(dataproc_hook):
+    """A task restarted within the same try (worker lost) re-attaches to its batch."""
+    dataproc_hook.create_batch.side_effect = AlreadyExists("batch exists")
+    dataproc_hook.get_batch.side_effect = dataproc_batches(
+        {"churn-scoring-20261129": Batch.State.RUNNING}
+    )
+    result = batch_operator(scoring_payload()).execute(context(1))
+    assert result == {"batch_id": "churn-scoring-20261129", "state": "RUNNING"}
+    dataproc_hook.create_batch.assert_called_once()
+
+
+def test_batch_operator_templates():
+    op = batch_operator(scoring_payload())
+    assert {"batch", "batch_id", "project_id", "region", "pipeline_id"} <= set(op.template_fields)
+    assert op.asynchronous is True
+    assert op.deferrable is False
+
+
+# --- DataprocBatchSensor from the factory --------------------------------------------------------
+
+
+@pytest.fixture
+def gcp_backend(monkeypatch):
+    monkeypatch.setenv("CHURN_BACKEND", "gcp")
+    monkeypatch.setenv("CHURN_PROJECT", PROJECT)
+    monkeypatch.setenv("CHURN_CODE_BUCKET", "code-b")
+    monkeypatch.setenv("CHURN_MODEL_BUCKET", "model-b")
+    monkeypatch.setenv("CHURN_DATA_BUCKET", "data-b")
+    for name in ("REGION", "SERVICE_ACCOUNT"):
+        monkeypatch.delenv(f"CHURN_{name}", raising=False)
+
+
+def rendered_sensor():
+    """The factory's sensor with the values its templates would render to."""
+    sensor = factory.scoring_sensor("wait_for_scoring", "submit_scoring")
+    sensor.batch_id, sensor.project_id, sensor.region = "churn-scoring-20261129", PROJECT, REGION
+    return sensor
+
+
+def test_batch_sensor_succeeds_on_succeeded(gcp_backend):
+    with mock.patch(SENSOR_HOOK) as hook_class:
+        hook = hook_class.return_value
+        hook.get_batch.return_value = Batch(state=Batch.State.SUCCEEDED)
+        assert rendered_sensor().poke(context()) is True
+    hook.get_batch.assert_called_once_with(
+        batch_id="churn-scoring-20261129", region=REGION, project_id=PROJECT
+    )
+
+
+def test_batch_sensor_waits_while_running(gcp_backend):
+    with mock.patch(SENSOR_HOOK) as hook_class:
+        hook_class.return_value.get_batch.return_value = Batch(state=Batch.State.RUNNING)
+        assert rendered_sensor().poke(context()) is False
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [(Batch.State.FAILED, "Batch failed"), (Batch.State.CANCELLED, "Batch was cancelled")],
+)
+def test_batch_sensor_fails_on_a_failed_batch(gcp_backend, state, message):
+    with mock.patch(SENSOR_HOOK) as hook_class:
+        hook_class.return_value.get_batch.return_value = Batch(state=state)
+        with pytest.raises(AirflowException, match=message):
+            rendered_sensor().poke(context())
+
+
+def test_batch_sensor_settings(gcp_backend):
+    from airflow.providers.google.cloud.sensors.dataproc import DataprocBatchSensor
+
+    sensor = factory.scoring_sensor("wait_for_scoring", "submit_scoring")
+    assert type(sensor) is DataprocBatchSensor
+    assert sensor.mode == "reschedule"
+    assert sensor.poke_interval == 60
+    assert sensor.timeout == 6 * 3600
+    assert sensor.batch_id == "{{ ti.xcom_pull(task_ids='submit_scoring')['batch_id'] }}"
+    assert sensor.project_id == "{{ var.value.get('churn_project', 'my-proj') }}"
+    assert sensor.region == "{{ var.value.get('churn_region', 'us-central1') }}"
+
+
+# --- ChurnRunPipelineJobOperator ------------------------------------------------------------------
+
+
+def values(attempt: int = 1) -> dict:
+    return parameter_values(gcp_env(), "20261129", DAY, attempt=attempt)
+
+
+def pipeline_operator(deferrable: bool = False, **overrides) -> ChurnRunPipelineJobOperator:
+    kwargs = {
+        "task_id": "run_training_pipeline",
+        "project_id": PROJECT,
+        "region": REGION,
+        "display_name": "customer-churn-training-20261129",
+        "template_path": str(TEMPLATE),
+        "pipeline_root": "gs://model-b/pipeline-root",
+        "parameter_values": values(),
+        "enable_caching": False,
+        "labels": {"app": "customer-churn"},
+        "deferrable": deferrable,
+        "poll_interval": 60,
+        **overrides,
+    }
+    return ChurnRunPipelineJobOperator(**kwargs)
+
+
+def submitted_job(job_id: str, state: str):
+    """What PipelineJobHook.submit_pipeline_job returns: an aiplatform PipelineJob (mocked)."""
+    job = mock.MagicMock(job_id=job_id, location=REGION)
+    job.to_dict.return_value = {
+        "name": f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/{job_id}",
+        "state": state,
+    }
+    return job
+
+
+def vertex_job(job_id: str, state: PipelineState) -> PipelineJob:
+    return PipelineJob(
+        name=f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/{job_id}",
+        display_name="customer-churn-training-20261129",
+        state=state,
+    )
+
+
+@pytest.fixture
+def pipeline_hook():
+    with mock.patch(PIPELINE_HOOK) as hook_class:
+        yield hook_class.return_value
+
+
+def test_pipeline_job_first_attempt(pipeline_hook):
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        "churn-training-20261129", "PIPELINE_STATE_SUCCEEDED"
+    )
+    ctx = context(1)
+    result = pipeline_operator().execute(ctx)
+
+    assert result["state"] == "PIPELINE_STATE_SUCCEEDED"
+    pipeline_hook.submit_pipeline_job.assert_called_once()
+    kwargs = pipeline_hook.submit_pipeline_job.call_args.kwargs
+    assert kwargs["job_id"] == "churn-training-20261129"
+    assert kwargs["parameter_values"] == values()
+    assert kwargs["parameter_values"] == parameter_values(gcp_env(), "20261129", DAY)
+    assert kwargs["project_id"] == PROJECT
+    assert kwargs["region"] == REGION
+    assert kwargs["display_name"] == "customer-churn-training-20261129"
+    assert kwargs["template_path"] == str(TEMPLATE)
+    assert kwargs["pipeline_root"] == "gs://model-b/pipeline-root"
+    assert kwargs["enable_caching"] is False
+    assert kwargs["labels"] == {"app": "customer-churn"}
+    ctx["ti"].xcom_push.assert_any_call(key="pipeline_job_id", value="churn-training-20261129")
+    pipeline_hook.submit_pipeline_job.return_value.wait.assert_called_once()
+
+
+def test_pipeline_job_cancelled_fails_the_task(pipeline_hook):
+    """The provider counts a CANCELLED job as success when not deferred; we do not."""
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        "churn-training-20261129", "PIPELINE_STATE_CANCELLED"
+    )
+    with pytest.raises(
+        AirflowException, match="churn-training-20261129 ended PIPELINE_STATE_CANCELLED"
+    ):
+        pipeline_operator().execute(context(1))
+
+
+def test_pipeline_job_retry_gets_new_ids(pipeline_hook):
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        "churn-training-20261129-r2", "PIPELINE_STATE_SUCCEEDED"
+    )
+    result = pipeline_operator().execute(context(2))
+    assert result["state"] == "PIPELINE_STATE_SUCCEEDED"
+    kwargs = pipeline_hook.submit_pipeline_job.call_args.kwargs
+    assert kwargs["job_id"] == "churn-training-20261129-r2"
+    sent = kwargs["parameter_values"]
+    assert sent == values(attempt=2)
+    ids = {k: v for k, v in sent.items() if k.endswith("_batch_id")}
+    assert ids == {
+        "preprocessing_batch_id": "churn-preprocessing-20261129-r2",
+        "training_batch_id": "churn-training-20261129-r2",
+        "tuning_batch_id": "churn-tuning-20261129-r2",
+    }
+    assert {k: v for k, v in sent.items() if k not in ids} == {
+        k: v for k, v in values().items() if k not in ids
+    }
+    assert sent["pipeline_id"] == "20261129"  # the lineage key does not change
+
+
+def test_pipeline_job_that_exists_and_succeeded_is_not_resubmitted(pipeline_hook):
+    pipeline_hook.submit_pipeline_job.side_effect = AlreadyExists("job exists")
+    job = vertex_job("churn-training-20261129", PipelineState.PIPELINE_STATE_SUCCEEDED)
+    pipeline_hook.get_pipeline_job.return_value = job
+    result = pipeline_operator().execute(context(1))
+    pipeline_hook.submit_pipeline_job.assert_called_once()
+    pipeline_hook.get_pipeline_job.assert_called_once_with(
+        project_id=PROJECT, region=REGION, pipeline_job_id="churn-training-20261129"
+    )
+    assert result == PipelineJob.to_dict(job)
+    assert result["name"].endswith("/pipelineJobs/churn-training-20261129")
+
+
+@pytest.mark.parametrize(
+    "state", [PipelineState.PIPELINE_STATE_FAILED, PipelineState.PIPELINE_STATE_CANCELLED]
+)
+def test_pipeline_job_that_exists_and_ended_badly_fails(pipeline_hook, state):
+    pipeline_hook.submit_pipeline_job.side_effect = AlreadyExists("job exists")
+    pipeline_hook.get_pipeline_job.return_value = vertex_job("churn-training-20261129", state)
+    with pytest.raises(AirflowException, match=f"already ended {state.name}"):
+        pipeline_operator().execute(context(1))
+
+
+def test_pipeline_job_that_exists_and_runs_is_awaited_by_deferring(pipeline_hook):
+    from airflow.providers.google.cloud.triggers.vertex_ai import RunPipelineJobTrigger
+
+    pipeline_hook.submit_pipeline_job.side_effect = AlreadyExists("job exists")
+    pipeline_hook.get_pipeline_job.return_value = vertex_job(
+        "churn-training-20261129-r2", PipelineState.PIPELINE_STATE_RUNNING
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        pipeline_operator(deferrable=True).execute(context(2))
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, RunPipelineJobTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    assert trigger.serialize() == (
+        "airflow.providers.google.cloud.triggers.vertex_ai.RunPipelineJobTrigger",
+        {
+            "conn_id": "google_cloud_default",
+            "project_id": PROJECT,
+            "location": REGION,
+            "job_id": "churn-training-20261129-r2",
+            "poll_interval": 60,
+            "impersonation_chain": None,
+        },
+    )
+    pipeline_hook.get_pipeline_job.assert_called_once_with(
+        project_id=PROJECT, region=REGION, pipeline_job_id="churn-training-20261129-r2"
+    )
+
+
+def test_pipeline_job_that_exists_and_runs_without_deferring_fails_to_retry(pipeline_hook):
+    pipeline_hook.submit_pipeline_job.side_effect = AlreadyExists("job exists")
+    pipeline_hook.get_pipeline_job.return_value = vertex_job(
+        "churn-training-20261129", PipelineState.PIPELINE_STATE_RUNNING
+    )
+    with pytest.raises(AirflowException, match="still running"):
+        pipeline_operator().execute(context(1))
+
+
+def test_pipeline_job_deferrable_submit_defers_on_the_new_job(pipeline_hook):
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        "churn-training-20261129", "PIPELINE_STATE_PENDING"
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        pipeline_operator(deferrable=True).execute(context(1))
+    assert deferred.value.trigger.job_id == "churn-training-20261129"
+    assert deferred.value.trigger.location == REGION
+    pipeline_hook.submit_pipeline_job.return_value.wait.assert_not_called()
+
+
+def test_pipeline_job_execute_complete_fails_on_error_event():
+    op = pipeline_operator(deferrable=True)
+    message = "Pipeline Job x completed with status PIPELINE_STATE_CANCELLED"
+    with pytest.raises(AirflowException, match=message):
+        op.execute_complete(context(), {"status": "error", "message": message})
+    assert op.execute_complete(
+        context(), {"status": "success", "message": "", "job": {"a": 1}}
+    ) == {"a": 1}
+
+
+def test_pipeline_operator_templates_its_ids():
+    fields = set(ChurnRunPipelineJobOperator.template_fields)
+    assert {"job_id", "display_name", "parameter_values", "project_id", "region"} <= fields
+    assert {"template_path", "pipeline_root", "service_account"} <= fields
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_submitted_values_load_against_the_committed_template(pipeline_hook, attempt):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    job_id = "churn-training-20261129" + ("" if attempt == 1 else f"-r{attempt}")
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        job_id, "PIPELINE_STATE_SUCCEEDED"
+    )
+    pipeline_operator().execute(context(attempt))
+    sent = pipeline_hook.submit_pipeline_job.call_args.kwargs
+
+    job = aiplatform.PipelineJob(
+        display_name=sent["display_name"],
+        template_path=sent["template_path"],
+        job_id=sent["job_id"],
+        pipeline_root=sent["pipeline_root"],
+        parameter_values=sent["parameter_values"],
+        enable_caching=sent["enable_caching"],
+        labels=sent["labels"],
+        credentials=AnonymousCredentials(),
+        project=PROJECT,
+        location=REGION,
+    )
+    assert job.job_id == job_id
+    assert job.to_dict()["runtimeConfig"]["parameterValues"] == sent["parameter_values"]
+
+    declared = yaml.safe_load(TEMPLATE.read_text())["root"]["inputDefinitions"]["parameters"]
+    required = {name for name, spec in declared.items() if not spec.get("isOptional")}
+    assert required <= set(sent["parameter_values"])
+    assert set(sent["parameter_values"]) <= set(declared)
+
+
+# --- factory -------------------------------------------------------------------------------------
+
+
+def test_factory_gcp_backend(gcp_backend):
+    from airflow.providers.google.cloud.sensors.dataproc import DataprocBatchSensor
+    from airflow.providers.google.cloud.sensors.gcs import GCSObjectsWithPrefixExistenceSensor
+
+    with DAG("customer_churn_factory_test", schedule=None, start_date=START):
+        wait = factory.input_sensor("wait_for_training_data", "train")
+        training = factory.training_pipeline("run_training_pipeline", "plan_run")
+        submit = factory.scoring_batch("submit_scoring", "resolve_champion")
+        sensor = factory.scoring_sensor("wait_for_scoring", "submit_scoring")
+
+    assert type(wait) is GCSObjectsWithPrefixExistenceSensor
+    assert wait.deferrable is True
+    assert wait.bucket == "{{ var.value.get('churn_data_bucket', 'data-b') }}"
+    assert wait.prefix == "landing/train/dt={{ ds }}/"
+    assert (wait.poke_interval, wait.timeout) == (300, 12 * 3600)
+
+    assert type(training) is ChurnRunPipelineJobOperator
+    assert training.deferrable is True
+    assert training.poll_interval == 60
+    assert training.enable_caching is False
+    assert training.parameter_values == (
+        "{{ ti.xcom_pull(task_ids='plan_run')['parameter_values'] }}"
+    )
+    assert training.display_name == (
+        "customer-churn-training-{{ ti.xcom_pull(task_ids='plan_run')['pipeline_id'] }}"
+    )
+    assert training.template_path == (
+        "gs://{{ var.value.get('churn_code_bucket', 'code-b') }}"
+        "/pipeline/customer_churn_training.yaml"
+    )
+    assert training.pipeline_root == (
+        "gs://{{ var.value.get('churn_model_bucket', 'model-b') }}/pipeline-root"
+    )
+    assert training.project_id == "{{ var.value.get('churn_project', 'my-proj') }}"
+
+    assert type(submit) is ChurnDataprocCreateBatchOperator
+    assert submit.asynchronous is True
+    assert submit.step == "scoring"
+    assert submit.batch == "{{ ti.xcom_pull(task_ids='resolve_champion')['batch'] }}"
+    assert submit.pipeline_id == "{{ ti.xcom_pull(task_ids='resolve_champion')['pipeline_id'] }}"
+
+    assert type(sensor) is DataprocBatchSensor
+    assert sensor.mode == "reschedule"
+
+    for cloud_task in (training, submit):
+        assert cloud_task.retries >= 3
+        assert cloud_task.retry_exponential_backoff
+        assert cloud_task.retry_delay == dt.timedelta(minutes=2)
+
+
+def test_factory_local_backend(monkeypatch, tmp_path):
+    from churn_airflow.local_operators import (
+        LocalBatchOperator,
+        LocalBatchSensor,
+        LocalPathSensor,
+        LocalPipelineOperator,
+    )
+
+    monkeypatch.setenv("CHURN_ROOT", str(tmp_path))
+    wait = factory.input_sensor("wait_for_scoring_input", "score")
+    training = factory.training_pipeline("run_training_pipeline", "plan_run")
+    submit = factory.scoring_batch("submit_scoring", "resolve_champion")
+    sensor = factory.scoring_sensor("wait_for_scoring", "submit_scoring")
+
+    assert type(wait) is LocalPathSensor
+    assert wait.mode == "reschedule"
+    assert wait.path == f"{tmp_path.resolve()}/landing/score/dt={{{{ ds }}}}/"
+    assert type(training) is LocalPipelineOperator
+    assert training.parameter_values == (
+        "{{ ti.xcom_pull(task_ids='plan_run')['parameter_values'] }}"
+    )
+    assert type(submit) is LocalBatchOperator
+    assert submit.step == "scoring"
+    assert type(sensor) is LocalBatchSensor
+    assert (sensor.mode, sensor.poke_interval) == ("reschedule", 10)
+
+
+def test_factory_rejects_an_unknown_backend(monkeypatch):
+    monkeypatch.setenv("CHURN_BACKEND", "aws")
+    with pytest.raises(ValueError, match="CHURN_BACKEND='aws'"):
+        factory.scoring_sensor("wait_for_scoring", "submit_scoring")

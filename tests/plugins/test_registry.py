@@ -1,0 +1,582 @@
+"""The model registry: promotion decisions, the two stores and the rollback CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from google.api_core.exceptions import PreconditionFailed
+
+from churn_airflow import registry
+from churn_airflow.registry import (
+    BELOW_THRESHOLD,
+    CANDIDATE,
+    CHAMPION,
+    RETIRED,
+    Candidate,
+    GcsStore,
+    LocalStore,
+    champion,
+    empty,
+    promote,
+    set_champion,
+)
+from churn_ml.layout import TRAINING, TUNING
+
+NOW = "2026-11-29T03:00:00+00:00"
+LATER = "2026-11-30T03:00:00+00:00"
+THRESHOLD = 0.5
+
+
+def candidate(pid: str, au_pr: float, operation: str = TRAINING) -> Candidate:
+    return Candidate(
+        pipeline_id=pid,
+        operation=operation,
+        model_uri=f"/root/models/customer-churn-model/{operation}/{pid}",
+        metrics={"au_pr": au_pr, "au_roc": 0.8},
+    )
+
+
+def statuses(doc: dict) -> dict[str, str]:
+    return {v["version"]: v["status"] for v in doc["versions"]}
+
+
+def first_run(au_pr: float = 0.7) -> dict:
+    doc, _ = promote(empty(), [candidate("20261129", au_pr)], THRESHOLD, NOW)
+    return doc
+
+
+# --- decisions -------------------------------------------------------------------------------
+
+
+def test_first_model_above_threshold_becomes_champion():
+    doc, decision = promote(empty(), [candidate("20261129", 0.7)], THRESHOLD, NOW)
+    assert decision == {
+        "promoted": True,
+        "version": "20261129-training",
+        "champion": "20261129-training",
+        "reason": "test AUPR 0.7000 passes 0.5 and beats no champion",
+        "at": NOW,
+    }
+    assert doc["champion"] == "20261129-training"
+    assert doc["model"] == "customer-churn-model"
+    assert doc["versions"] == [
+        {
+            "version": "20261129-training",
+            "pipeline_id": "20261129",
+            "operation": "training",
+            "model_uri": "/root/models/customer-churn-model/training/20261129",
+            "metrics": {"au_pr": 0.7, "au_roc": 0.8},
+            "registered_at": NOW,
+            "status": CHAMPION,
+        }
+    ]
+    assert doc["history"] == [decision]
+    assert champion(doc)["version"] == "20261129-training"
+
+
+def test_exactly_the_threshold_is_enough():
+    _, decision = promote(empty(), [candidate("20261129", 0.5)], THRESHOLD, NOW)
+    assert decision["promoted"] is True
+
+
+def test_below_threshold_is_registered_but_not_promoted():
+    doc, decision = promote(empty(), [candidate("20261129", 0.42)], THRESHOLD, NOW)
+    assert decision["promoted"] is False
+    assert decision["champion"] is None
+    assert decision["reason"] == "best test AUPR 0.4200 is below the threshold 0.5"
+    assert doc["champion"] is None
+    assert statuses(doc) == {"20261129-training": BELOW_THRESHOLD}
+    assert doc["history"] == []  # only promotions are history
+    with pytest.raises(LookupError):
+        champion(doc)
+
+
+def test_a_worse_run_does_not_demote_the_champion():
+    doc, decision = promote(first_run(0.7), [candidate("20261130", 0.6)], THRESHOLD, LATER)
+    assert decision["promoted"] is False
+    assert decision["version"] == "20261130-training"
+    assert decision["champion"] == "20261129-training"
+    assert "champion 20261129-training" in decision["reason"]
+    assert decision["reason"] == (
+        "best test AUPR 0.6000 does not beat champion 20261129-training (0.7000)"
+    )
+    assert doc["champion"] == "20261129-training"
+    assert statuses(doc) == {"20261129-training": CHAMPION, "20261130-training": CANDIDATE}
+    assert len(doc["history"]) == 1
+
+
+def test_an_equal_run_does_not_demote_the_champion():
+    doc, decision = promote(first_run(0.7), [candidate("20261130", 0.7)], THRESHOLD, LATER)
+    assert decision["promoted"] is False
+    assert doc["champion"] == "20261129-training"
+
+
+def test_a_better_run_takes_over_and_the_old_champion_retires():
+    doc, decision = promote(first_run(0.7), [candidate("20261130", 0.75)], THRESHOLD, LATER)
+    assert decision["promoted"] is True
+    assert decision["reason"] == "test AUPR 0.7500 passes 0.5 and beats 20261129-training (0.7000)"
+    assert doc["champion"] == "20261130-training"
+    assert statuses(doc) == {"20261129-training": RETIRED, "20261130-training": CHAMPION}
+    assert [h["version"] for h in doc["history"]] == ["20261129-training", "20261130-training"]
+
+
+def test_promote_does_not_change_the_document_it_is_given():
+    before = first_run(0.7)
+    snapshot = copy.deepcopy(before)
+    promote(before, [candidate("20261130", 0.9)], THRESHOLD, LATER)
+    assert before == snapshot
+
+
+def test_rerunning_a_pipeline_id_replaces_its_versions():
+    doc, _ = promote(
+        empty(), [candidate("20261129", 0.6), candidate("20261129", 0.55, TUNING)], THRESHOLD, NOW
+    )
+    doc, _ = promote(doc, [candidate("20261130", 0.65)], THRESHOLD, NOW)
+    doc, decision = promote(
+        doc, [candidate("20261129", 0.8), candidate("20261129", 0.7, TUNING)], THRESHOLD, LATER
+    )
+    versions = [v["version"] for v in doc["versions"]]
+    assert sorted(versions) == [
+        "20261129-hyperparameter-tuning",
+        "20261129-training",
+        "20261130-training",
+    ]
+    assert len(versions) == len(set(versions))
+    rerun = registry.find(doc, "20261129-training")
+    assert rerun["metrics"]["au_pr"] == 0.8
+    assert rerun["registered_at"] == LATER
+    assert decision["promoted"] is True
+    assert statuses(doc) == {
+        "20261130-training": RETIRED,
+        "20261129-training": CHAMPION,
+        "20261129-hyperparameter-tuning": CANDIDATE,
+    }
+
+
+def test_rerunning_the_champion_run_is_judged_against_nothing_else():
+    """The champion's own earlier versions are replaced, not a baseline to beat."""
+    doc, decision = promote(first_run(0.8), [candidate("20261129", 0.6)], THRESHOLD, LATER)
+    assert decision["promoted"] is True
+    assert decision["reason"].endswith("beats no champion")
+    assert registry.find(doc, "20261129-training")["metrics"]["au_pr"] == 0.6
+    assert len(doc["versions"]) == 1
+
+
+def test_best_of_run_picks_tuning_when_it_is_better():
+    doc, decision = promote(
+        empty(), [candidate("20261129", 0.70), candidate("20261129", 0.74, TUNING)], THRESHOLD, NOW
+    )
+    assert decision["version"] == "20261129-hyperparameter-tuning"
+    assert doc["champion"] == "20261129-hyperparameter-tuning"
+    assert statuses(doc) == {
+        "20261129-training": CANDIDATE,
+        "20261129-hyperparameter-tuning": CHAMPION,
+    }
+
+
+def test_best_of_run_prefers_training_on_a_tie():
+    _, decision = promote(
+        empty(), [candidate("20261129", 0.7, TUNING), candidate("20261129", 0.7)], THRESHOLD, NOW
+    )
+    assert decision["version"] == "20261129-training"
+
+
+def test_candidates_of_a_run_below_threshold_are_marked_one_by_one():
+    doc, decision = promote(
+        empty(), [candidate("20261129", 0.45), candidate("20261129", 0.52, TUNING)], THRESHOLD, NOW
+    )
+    assert decision["promoted"] is True
+    assert statuses(doc) == {
+        "20261129-training": BELOW_THRESHOLD,
+        "20261129-hyperparameter-tuning": CHAMPION,
+    }
+
+
+def test_a_run_without_models_is_an_error():
+    with pytest.raises(ValueError, match="at least one model"):
+        promote(empty(), [], THRESHOLD, NOW)
+
+
+def test_candidate_from_metrics_document():
+    c = Candidate.from_metrics(
+        {
+            "pipeline_id": "20261129",
+            "pipeline_execution_dt": "2026-11-29",
+            "operation": TUNING,
+            "model_uri": "gs://m/models/x",
+            "metrics": {"au_pr": "0.61"},
+            "feature_importances": [],
+        }
+    )
+    assert (c.version, c.model_uri, c.au_pr) == (
+        "20261129-hyperparameter-tuning",
+        "gs://m/models/x",
+        0.61,
+    )
+
+
+# --- manual promotion / rollback --------------------------------------------------------------
+
+
+def test_set_champion_rolls_back():
+    doc, _ = promote(first_run(0.7), [candidate("20261130", 0.75)], THRESHOLD, LATER)
+    rolled = set_champion(doc, "20261129-training", "2026-12-01T00:00:00+00:00")
+    assert rolled["champion"] == "20261129-training"
+    assert statuses(rolled) == {"20261129-training": CHAMPION, "20261130-training": RETIRED}
+    assert rolled["history"][-1] == {
+        "promoted": True,
+        "version": "20261129-training",
+        "champion": "20261129-training",
+        "reason": "manual",
+        "at": "2026-12-01T00:00:00+00:00",
+    }
+    assert len(rolled["history"]) == 3
+    assert champion(rolled)["model_uri"] == "/root/models/customer-churn-model/training/20261129"
+    assert doc["champion"] == "20261130-training"  # the input is left alone
+
+
+def test_set_champion_can_promote_a_below_threshold_version():
+    doc, _ = promote(empty(), [candidate("20261129", 0.3)], THRESHOLD, NOW)
+    assert set_champion(doc, "20261129-training", NOW)["champion"] == "20261129-training"
+
+
+def test_set_champion_unknown_version():
+    with pytest.raises(ValueError, match="not registered") as err:
+        set_champion(first_run(), "20990101-training", NOW)
+    assert "'20990101-training'" in str(err.value)
+    assert "['20261129-training']" in str(err.value)
+
+
+def test_champion_of_an_empty_registry_explains_what_to_do():
+    with pytest.raises(LookupError, match="no champion yet: run the training DAG first"):
+        champion(empty())
+
+
+def test_registry_uri():
+    assert (
+        registry.registry_uri("gs://model-b/") == "gs://model-b/registry/customer-churn-model.json"
+    )
+    assert registry.registry_uri("/data/root") == "/data/root/registry/customer-churn-model.json"
+
+
+def test_store_of_a_local_root(tmp_path):
+    store = registry.store(str(tmp_path))
+    assert isinstance(store, LocalStore)
+    assert store.path == str(tmp_path / "registry" / "customer-churn-model.json")
+    assert LocalStore(f"file://{tmp_path}/r.json").path == f"{tmp_path}/r.json"
+
+
+# --- LocalStore --------------------------------------------------------------------------------
+
+
+def promote_change(pid: str, au_pr: float):
+    return lambda doc: promote(doc, [candidate(pid, au_pr)], THRESHOLD, NOW)
+
+
+def test_local_read_of_a_missing_file_is_empty(tmp_path):
+    assert LocalStore(str(tmp_path / "none" / "r.json")).read() == empty()
+
+
+def test_local_update_replaces_the_file_atomically(tmp_path):
+    path = tmp_path / "registry" / "customer-churn-model.json"
+    store = LocalStore(str(path))
+    decision = store.update(promote_change("20261129", 0.7))
+    assert decision["promoted"] is True
+    first_inode = path.stat().st_ino
+    assert json.loads(path.read_text())["champion"] == "20261129-training"
+
+    store.update(promote_change("20261130", 0.8))
+    assert path.stat().st_ino != first_inode  # a new file renamed over the old one
+    assert store.read()["champion"] == "20261130-training"
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "customer-churn-model.json",
+        "customer-churn-model.json.lock",
+    ]
+
+
+def test_local_update_that_fails_keeps_the_old_document(tmp_path):
+    path = tmp_path / "r.json"
+    store = LocalStore(str(path))
+    store.update(promote_change("20261129", 0.7))
+    before = path.read_text()
+
+    def change(doc):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        store.update(change)
+    with pytest.raises(TypeError):  # not JSON: fails half-way through writing
+        store.update(lambda doc: ({**doc, "champion": object()}, None))
+    assert path.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.json.lock"]
+
+
+def test_local_update_returns_the_change_result(tmp_path):
+    store = LocalStore(str(tmp_path / "r.json"))
+    assert store.update(lambda doc: (doc, "result")) == "result"
+
+
+def slow_promote_change(pid: str, au_pr: float):
+    """A read-modify-write slow enough that unsynchronised writers would overwrite each other."""
+    import time
+
+    def change(doc):
+        seen = len(doc["versions"])
+        time.sleep(0.02)
+        new, decision = promote(doc, [candidate(pid, au_pr)], THRESHOLD, NOW)
+        assert len(new["versions"]) == seen + 1
+        return new, decision
+
+    return change
+
+
+def assert_all_registered(doc: dict, pids: list[str], best: str):
+    assert sorted(v["version"] for v in doc["versions"]) == sorted(f"{p}-training" for p in pids)
+    assert doc["champion"] == f"{best}-training"
+    assert [v["version"] for v in doc["versions"] if v["status"] == CHAMPION] == [doc["champion"]]
+
+
+def test_local_concurrent_updates_from_threads_all_survive(tmp_path):
+    store = LocalStore(str(tmp_path / "registry" / "r.json"))
+    pids = [f"run-t{i}" for i in range(8)]
+    errors = []
+
+    def worker(i: int):
+        try:
+            LocalStore(store.path).update(slow_promote_change(pids[i], 0.6 + i / 100))
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert_all_registered(store.read(), pids, best="run-t7")
+    assert not list(Path(store.path).parent.glob("*.tmp"))
+
+
+PROCESS_WORKER = """
+import sys, time
+from churn_airflow import registry
+path, pid, au_pr, start = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+time.sleep(max(0.0, start - time.time()))  # start together
+
+def change(doc):
+    time.sleep(0.05)
+    c = registry.Candidate(pid, "training", "/m/" + pid, {"au_pr": au_pr})
+    return registry.promote(doc, [c], 0.5, "now")
+
+print(registry.LocalStore(path).update(change)["version"])
+"""
+
+
+def test_local_concurrent_updates_from_processes_all_survive(tmp_path, subprocess_env):
+    import time
+
+    path = str(tmp_path / "registry" / "r.json")
+    pids = [f"run-p{i}" for i in range(4)]
+    start = time.time() + 2.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROCESS_WORKER, path, pid, str(0.6 + i / 100), str(start)],
+            env=subprocess_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, pid in enumerate(pids)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outputs
+    assert sorted(out.strip() for out, _ in outputs) == sorted(f"{p}-training" for p in pids)
+    assert_all_registered(LocalStore(path).read(), pids, best="run-p3")
+
+
+# --- GcsStore -----------------------------------------------------------------------------------
+
+
+class FakeBlob:
+    def __init__(self, data: str, generation: int):
+        self._data, self.generation = data, generation
+
+    def download_as_text(self) -> str:
+        return self._data
+
+
+class FakeBucket:
+    """One bucket of a fake storage client with GCS generation preconditions.
+
+    ``interfere`` is called before a write is checked, for as many writes as it returns True:
+    it stands for another writer that got in between this writer's read and write.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.objects: dict[str, tuple[str, int]] = {}
+        self.uploads: list[dict] = []
+        self.interfere = None
+
+    def get_blob(self, name: str):
+        if name not in self.objects:
+            return None
+        data, generation = self.objects[name]
+        return FakeBlob(data, generation)
+
+    def blob(self, name: str):
+        return FakeWriter(self, name)
+
+    def put(self, name: str, data: str) -> None:
+        generation = self.objects.get(name, ("", 0))[1]
+        self.objects[name] = (data, generation + 1)
+
+
+class FakeWriter:
+    def __init__(self, bucket: FakeBucket, name: str):
+        self.bucket, self.name = bucket, name
+
+    def upload_from_string(self, data, content_type=None, if_generation_match=None):
+        self.bucket.uploads.append(
+            {"content_type": content_type, "if_generation_match": if_generation_match}
+        )
+        if self.bucket.interfere:
+            self.bucket.interfere(self.bucket, self.name)
+        current = self.bucket.objects.get(self.name, ("", 0))[1]
+        if if_generation_match is not None and if_generation_match != current:
+            raise PreconditionFailed(f"generation {if_generation_match} does not match {current}")
+        self.bucket.put(self.name, data)
+
+
+class FakeClient:
+    def __init__(self):
+        self.buckets: dict[str, FakeBucket] = {}
+
+    def bucket(self, name: str) -> FakeBucket:
+        return self.buckets.setdefault(name, FakeBucket(name))
+
+
+URI = "gs://model-b/registry/customer-churn-model.json"
+OBJECT = "registry/customer-churn-model.json"
+
+
+def test_gcs_store_reads_and_writes_one_object():
+    client = FakeClient()
+    store = GcsStore(URI, client)
+    assert store.read() == empty()
+    decision = store.update(promote_change("20261129", 0.7))
+    assert decision["promoted"] is True
+    bucket = client.buckets["model-b"]
+    assert list(bucket.objects) == [OBJECT]
+    assert bucket.uploads == [{"content_type": "application/json", "if_generation_match": 0}]
+    assert json.loads(bucket.objects[OBJECT][0])["champion"] == "20261129-training"
+    store.update(promote_change("20261130", 0.8))
+    assert bucket.uploads[-1]["if_generation_match"] == 1
+    assert store.read()["champion"] == "20261130-training"
+
+
+def test_gcs_store_retries_a_lost_race_and_keeps_both_updates():
+    client = FakeClient()
+    store = GcsStore(URI, client)
+    store.update(promote_change("20261129", 0.7))
+    bucket = client.buckets["model-b"]
+    races = []
+
+    def other_writer(bucket, name):
+        if races:
+            return
+        races.append(name)  # once: another run promotes between our read and our write
+        doc = json.loads(bucket.objects[name][0])
+        doc, _ = promote(doc, [candidate("other-run", 0.9)], THRESHOLD, NOW)
+        bucket.put(name, json.dumps(doc))
+
+    bucket.interfere = other_writer
+    decision = store.update(promote_change("20261130", 0.8))
+    assert races == [OBJECT]
+    assert [u["if_generation_match"] for u in bucket.uploads] == [0, 1, 2]
+    doc = store.read()
+    assert sorted(v["version"] for v in doc["versions"]) == [
+        "20261129-training",
+        "20261130-training",
+        "other-run-training",
+    ]
+    # the retry re-decided against the document the other writer left
+    assert decision["promoted"] is False
+    assert "champion other-run-training" in decision["reason"]
+    assert doc["champion"] == "other-run-training"
+
+
+def test_gcs_store_gives_up_after_its_attempts():
+    client = FakeClient()
+    store = GcsStore(URI, client, attempts=3)
+    bucket = client.buckets["model-b"]
+    bucket.interfere = lambda b, name: b.put(name, json.dumps(empty()))
+    with pytest.raises(
+        RuntimeError,
+        match=r"registry gs://model-b/registry/customer-churn-model\.json kept changing",
+    ):
+        store.update(promote_change("20261129", 0.7))
+    assert len(bucket.uploads) == 3
+    assert json.loads(bucket.objects[OBJECT][0]) == empty()  # our change never landed
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def cli(root: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "churn_airflow.registry", "--root", str(root), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+    )
+
+
+def test_cli_show_and_rollback(tmp_path, subprocess_env):
+    shown = cli(tmp_path, subprocess_env, "show")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == empty()
+
+    store = registry.store(str(tmp_path))
+    store.update(promote_change("20261129", 0.7))
+    store.update(promote_change("20261130", 0.8))
+    assert store.read()["champion"] == "20261130-training"
+
+    rolled = cli(tmp_path, subprocess_env, "promote", "20261129-training")
+    assert rolled.returncode == 0, rolled.stderr
+    printed = json.loads(rolled.stdout)
+    assert printed["champion"] == "20261129-training"
+    assert printed == store.read()
+    assert statuses(printed) == {"20261129-training": CHAMPION, "20261130-training": RETIRED}
+    assert printed["history"][-1]["reason"] == "manual"
+
+
+def test_cli_promote_of_an_unknown_version_fails(tmp_path, subprocess_env):
+    registry.store(str(tmp_path)).update(promote_change("20261129", 0.7))
+    before = Path(registry.registry_uri(str(tmp_path))).read_text()
+    failed = cli(tmp_path, subprocess_env, "promote", "nope")
+    assert failed.returncode != 0
+    assert "version 'nope' is not registered" in failed.stderr
+    assert Path(registry.registry_uri(str(tmp_path))).read_text() == before
+
+
+def test_cli_needs_a_root(tmp_path, subprocess_env):
+    result = subprocess.run(
+        [sys.executable, "-m", "churn_airflow.registry", "show"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--root" in result.stderr
+    assert os.path.exists(tmp_path)

@@ -1,0 +1,34 @@
+"""Artifact and table locations (pure Python)."""
+
+from __future__ import annotations
+
+import pytest
+
+from churn_ml import layout, storage
+
+
+def test_model_and_metrics_uris():
+    root = "gs://churn-bucket/"
+    assert layout.model_uri(root, layout.TRAINING, "20261129") == (
+        "gs://churn-bucket/models/customer-churn-model/training/20261129"
+    )
+    assert layout.metrics_uri("/tmp/.churn", layout.TUNING, "20261129") == (
+        "/tmp/.churn/metrics/customer-churn-model/hyperparameter-tuning/20261129"
+    )
+    assert layout.metrics_file("/r", layout.TRAINING, "p1") == (
+        "/r/metrics/customer-churn-model/training/p1/metrics.json"
+    )
+
+
+def test_unknown_operation():
+    with pytest.raises(ValueError, match="unknown operation 'scoring'"):
+        layout.model_uri("/r", "scoring", "p1")
+
+
+def test_table_uri():
+    bq = layout.table_uri("bq://my-project.customer_churn_ds", "training_data")
+    assert bq == "bq://my-project.customer_churn_ds.training_data"
+    assert storage.bigquery_table(bq).table == "training_data"
+    assert layout.table_uri("/w/customer_churn_ds/", "batch_predictions") == (
+        "/w/customer_churn_ds/batch_predictions"
+    )

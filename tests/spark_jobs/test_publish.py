@@ -1,0 +1,38 @@
+"""What training and tuning publish: the pure pieces (the jobs' tests cover the rest)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.testing import assertDataFrameEqual
+
+from churn_ml import publish
+
+
+def test_test_predictions_keeps_typed_columns(spark):
+    predictions = spark.createDataFrame(
+        [
+            ("a", 1.0, 1.0, 0.8, "x"),
+            ("b", 0.0, 1.0, 0.6, "y"),
+        ],
+        "customer_id string, label double, prediction double, churn_probability double, "
+        "gender string",
+    )
+    expected = spark.createDataFrame(
+        [("a", 1, 1, 0.8), ("b", 0, 1, 0.6)],
+        "customer_id string, label int, prediction int, churn_probability double",
+    )
+    assertDataFrameEqual(publish.test_predictions(predictions), expected)
+
+
+def test_metric_rows(spark):
+    got = publish.metric_rows(spark, {"au_pr": 0.61, "accuracy": 1})
+    expected = spark.createDataFrame(
+        [("accuracy", 1.0), ("au_pr", 0.61)], "metric_name string, metric_value double"
+    )
+    assertDataFrameEqual(got, expected, checkRowOrder=True)
+
+
+def test_run_target_partition():
+    target = publish.RunTarget("p1", dt.date(2026, 11, 29), "training", "/w", "/m", "/x")
+    assert target.partition == {"operation": "training", "pipeline_id": "p1"}

@@ -1,0 +1,186 @@
+"""Batch scoring job end to end, re-runs and bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import score
+from pyspark.testing import assertDataFrameEqual
+
+from churn_ml import sample_data, storage
+from churn_ml.cli import InputError
+from churn_ml.schema import RAW_SCORE_COLUMNS
+
+
+def paths_naming(root: Path, pipeline_id: str) -> list[Path]:
+    if not root.exists():
+        return []
+    return [p for p in root.rglob("*") if f"pipeline_id={pipeline_id}" in str(p)]
+
+
+@pytest.mark.slow
+def test_scored_plus_rejected_is_the_input(runs):
+    stats = runs.scored
+    source = runs.source
+    assert stats == {
+        "rows_in": source.score_rows,
+        "scored": source.score_rows - source.score_rejects,
+        "rejected": source.score_rejects,
+        "model_version": runs.model_version,
+    }
+    predictions = runs.table("batch_predictions", pipeline_id=runs.pipeline_id)
+    rejects = runs.table("batch_rejects", pipeline_id=runs.pipeline_id)
+    assert predictions.count() == stats["scored"]
+    assert rejects.count() == stats["rejected"]
+    ids = predictions.select("customer_id").union(rejects.select("customer_id"))
+    assert ids.distinct().count() == source.score_rows
+
+
+@pytest.mark.slow
+def test_reference_scoring_counts(reference_runs):
+    assert reference_runs.scored["rows_in"] == 411
+
+
+@pytest.mark.slow
+def test_generated_rejects_name_their_reason(generated_runs):
+    stats = generated_runs.scored
+    assert stats["rejected"] > 0  # about 2% of the generated rows have no TotalCharges
+    rejects = generated_runs.table("batch_rejects", pipeline_id=generated_runs.pipeline_id)
+    reasons = {
+        r.reject_reason: r["count"] for r in rejects.groupBy("reject_reason").count().collect()
+    }
+    assert reasons == {"missing total_charges": stats["rejected"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("table", ["batch_predictions", "batch_rejects"])
+def test_every_row_carries_lineage_and_model_version(runs, table):
+    assert runs.scored
+    df = runs.table(table)
+    keys = df.groupBy("pipeline_id", "pipeline_execution_dt", "model_version").count().collect()
+    if table == "batch_rejects" and not runs.scored["rejected"]:
+        assert keys == []
+        return
+    assert [(r.pipeline_id, r.pipeline_execution_dt, r.model_version) for r in keys] == [
+        (runs.pipeline_id, dt.date(2026, 11, 29), runs.model_version)
+    ]
+
+
+@pytest.mark.slow
+def test_predictions_are_probabilities_of_the_champion(runs):
+    assert runs.scored
+    predictions = runs.table("batch_predictions", pipeline_id=runs.pipeline_id)
+    assert {"customer_id", "tenure_group", "prediction", "churn_probability"} <= set(
+        predictions.columns
+    )
+    assert "churn" not in predictions.columns
+    rows = predictions.select("prediction", "churn_probability").collect()
+    assert all(0.0 <= r.churn_probability <= 1.0 for r in rows)
+    assert all(r.prediction == (r.churn_probability > 0.5) for r in rows)
+    share = sum(r.prediction for r in rows) / len(rows)
+    assert 0.02 < share < 0.6  # the model tells customers apart
+
+
+@pytest.mark.slow
+def test_rescoring_replaces_the_run_and_a_new_id_adds_a_partition(generated_runs, spark, tmp_path):
+    assert generated_runs.trained
+    dataset = tmp_path / "warehouse"
+    table = str(dataset / "batch_predictions")
+    first = score.main(generated_runs.score_args(dataset, "20261129"))
+    before = storage.read_table(spark, table, {"pipeline_id": "20261129"})
+    before = before.cache()
+    assert before.count() == first["scored"]
+    again = score.main(generated_runs.score_args(dataset, "20261129"))
+    assert again == first
+    after = storage.read_table(spark, table, {"pipeline_id": "20261129"})
+    assertDataFrameEqual(after, before)
+    before.unpersist()
+    assert storage.read_table(spark, table).count() == first["scored"]
+    rejects = storage.read_table(spark, str(dataset / "batch_rejects")).count()
+    assert rejects == first["rejected"]
+
+    score.main(generated_runs.score_args(dataset, "20261130"))
+    counts = storage.read_table(spark, table).groupBy("pipeline_id").count().collect()
+    assert {r.pipeline_id: r["count"] for r in counts} == {
+        "20261129": first["scored"],
+        "20261130": first["scored"],
+    }
+
+
+# --- Bad input ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_score_inputs(tmp_path_factory, generated_train_csv) -> dict[str, tuple[Path, str]]:
+    folder = tmp_path_factory.mktemp("bad_score_inputs")
+    header = ",".join(RAW_SCORE_COLUMNS)
+    sample_data.write_csv(
+        folder / "blanks.csv", 200, seed=5, with_label=False, blank_total_charges_fraction=0.3
+    )
+    (folder / "header.csv").write_text(header + "\n", encoding="utf-8")
+    (folder / "empty.csv").write_text("", encoding="utf-8")
+    lines = (folder / "blanks.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "short.csv").write_text("\n".join([*lines[:20], "0001-SHORT,Male,0"]) + "\n")
+    (folder / "missing.csv").write_text(header.replace(",Contract", "") + "\n")
+    return {
+        "labelled training file": (generated_train_csv, r"unexpected columns \['Churn'\]"),
+        "missing column": (folder / "missing.csv", r"missing columns \['Contract'\]"),
+        "too many rejects": (
+            folder / "blanks.csv",
+            r"rows cannot be scored, more than the allowed fraction 0.05: "
+            r"\{'missing total_charges': \d+\}",
+        ),
+        "header only": (folder / "header.csv", r"header but no rows"),
+        "empty file": (folder / "empty.csv", r"the input is empty"),
+        "malformed line": (folder / "short.csv", r"malformed CSV lines, e.g. '0001-SHORT,Male,0'"),
+        "nonexistent input": (folder / "nope.csv", r"nope.csv does not exist"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "labelled training file",
+        "missing column",
+        "too many rejects",
+        "header only",
+        "empty file",
+        "malformed line",
+        "nonexistent input",
+    ],
+)
+def test_bad_input_fails_fast_names_the_problem_and_writes_nothing(
+    bad_score_inputs, case, tmp_path
+):
+    path, message = bad_score_inputs[case]
+    dataset = tmp_path / "warehouse"
+    args = [
+        "--pipeline-id",
+        "bad-score",
+        "--input-uri",
+        str(path),
+        "--model-uri",
+        str(tmp_path / "no-model"),  # never loaded: the input is judged first
+        "--model-version",
+        "v1",
+        "--dataset-uri",
+        str(dataset),
+    ]
+    with pytest.raises(InputError, match=message):
+        score.main(args)
+    assert paths_naming(dataset, "bad-score") == []
+    assert not dataset.exists()
+
+
+def test_reject_fraction_can_be_raised(generated_runs, bad_score_inputs, tmp_path):
+    assert generated_runs.trained
+    path, _ = bad_score_inputs["too many rejects"]
+    dataset = tmp_path / "warehouse"
+    args = generated_runs.score_args(dataset, "lenient")
+    args[args.index("--input-uri") + 1] = str(path)
+    stats = score.main([*args, "--max-reject-fraction", "0.5"])
+    assert stats["rows_in"] == 200
+    assert 30 < stats["rejected"] < 90
+    assert stats["scored"] + stats["rejected"] == 200
