@@ -1,0 +1,201 @@
+"""Benchmarks: ``make bench``. Figures are printed side by side from one run.
+
+1. Tuning: CrossValidator over the whole pipeline (parallelism 1) against ours, same split
+   and reduced grid (maxDepth 5,10,15; 3 folds); times, ratio and both test AUPRs.
+2. Tuning alone with the lab's default grid (27 points) and 5 folds.
+3. Scoring 1M generated rows against an I/O floor (the same read, cleaning and write).
+4. Metrics on a 1M-row prediction set (one bounded aggregation).
+5. The whole local pipeline on the reference data with the default grid, per step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO.parent / "shared" / "data" / "customer_churn_train_data.csv"
+DAY = dt.date(2026, 11, 29)
+
+
+def timed(label: str, fn):
+    started = time.monotonic()
+    result = fn()
+    seconds = time.monotonic() - started
+    print(f"{label}: {seconds:.1f} s", flush=True)
+    return result, seconds
+
+
+def prepare_training(work: Path, source: Path) -> tuple[str, str]:
+    import preprocess
+
+    dataset = str(work / "warehouse")
+    preprocess.main(
+        ["--pipeline-id", "bench", "--input-uri", str(source), "--dataset-uri", dataset]
+    )
+    return dataset, "bench"
+
+
+def bench_tuning_side_by_side(spark, dataset: str) -> dict:
+    from pyspark.ml import Pipeline, PipelineModel
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+
+    from churn_ml import storage
+    from churn_ml.evaluation import evaluate
+    from churn_ml.model import (
+        DEFAULT_SEED, FEATURES, LABEL_INDEX, ForestParams, churn_probability, feature_stages,
+        forest, split, training_pipeline, with_label,
+    )  # fmt: skip
+    from churn_ml.tuning import Grid, best, cross_validate
+
+    rows = storage.read_table(spark, f"{dataset}/training_data", {"pipeline_id": "bench"})
+    train, test = split(with_label(rows), DEFAULT_SEED)
+    train, test = train.cache(), test.cache()
+    train.count()
+    depths = (5, 10, 15)
+
+    def straightforward():
+        pipeline = training_pipeline(ForestParams(num_trees=20, max_bins=32))
+        rf = pipeline.getStages()[-1]
+        grid = ParamGridBuilder().addGrid(rf.maxDepth, list(depths)).build()
+        cv = CrossValidator(
+            estimator=pipeline,
+            estimatorParamMaps=grid,
+            evaluator=BinaryClassificationEvaluator(metricName="areaUnderPR"),
+            numFolds=3,
+            parallelism=1,
+            seed=DEFAULT_SEED,
+        )
+        return cv.fit(train).bestModel
+
+    def ours():
+        features = Pipeline(stages=feature_stages()).fit(train)
+        vectors = features.transform(train).select("customer_id", FEATURES, LABEL_INDEX).cache()
+        grid = Grid(max_depth=depths, max_bins=(32,), num_trees=(20,))
+        winner = best(cross_validate(vectors, grid, 3, DEFAULT_SEED, parallelism=6))
+        model = PipelineModel(stages=[*features.stages, forest(winner.params).fit(vectors)])
+        vectors.unpersist()
+        return model
+
+    def test_au_pr(model) -> float:
+        return evaluate(churn_probability(model.transform(test)))["metrics"]["au_pr"]
+
+    base_model, base_s = timed("tuning, CrossValidator over the whole pipeline", straightforward)
+    our_model, our_s = timed("tuning, ours", ours)
+    result = {
+        "straightforward_s": round(base_s, 1),
+        "ours_s": round(our_s, 1),
+        "speedup": round(base_s / our_s, 1),
+        "straightforward_test_au_pr": round(test_au_pr(base_model), 4),
+        "ours_test_au_pr": round(test_au_pr(our_model), 4),
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def bench_full_grid(work: Path, dataset: str) -> dict:
+    import tune
+
+    args = ["--pipeline-id", "bench", "--dataset-uri", dataset, "--folds", "5",
+            "--model-uri", str(work / "tuned"), "--metrics-uri", str(work / "tuned-metrics")]  # fmt: skip
+    doc, seconds = timed(
+        "tuning, default 27-point grid x 5 folds (whole job)", lambda: tune.main(args)
+    )
+    return {
+        "seconds": round(seconds, 1),
+        "best": doc["params"],
+        "test_au_pr": doc["metrics"]["au_pr"],
+    }
+
+
+def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tuple[dict, str]:
+    import score
+    import train
+
+    from churn_ml import cleaning, raw_csv, sample_data, storage
+
+    model_uri = str(work / "model")
+    train.main(["--pipeline-id", "bench", "--dataset-uri", dataset, "--model-uri", model_uri,
+                "--metrics-uri", str(work / "model-metrics")])  # fmt: skip
+    source = work / "score.csv"
+    timed(
+        f"generate {rows} scoring rows",
+        lambda: sample_data.write_csv(source, rows, seed=5, with_label=False),
+    )
+
+    def floor():
+        parsed = cleaning.parse(raw_csv.read(spark, str(source), with_label=False))
+        out = cleaning.with_lineage(cleaning.clean(parsed), "floor", DAY)
+        storage.write_table(out, str(work / "floor"), {"pipeline_id": "floor"})
+
+    def scoring():
+        score.main(["--pipeline-id", "bench", "--input-uri", str(source), "--model-uri", model_uri,
+                    "--model-version", "bench", "--dataset-uri", dataset])  # fmt: skip
+
+    _, floor_s = timed("I/O floor: read, clean, write", floor)
+    _, score_s = timed("scoring job", scoring)
+    result = {"rows": rows, "rows_per_s": round(rows / score_s), "floor_s": round(floor_s, 1),
+              "score_s": round(score_s, 1), "ratio_to_floor": round(score_s / floor_s, 2)}  # fmt: skip
+    print(json.dumps(result), flush=True)
+    return result, model_uri
+
+
+def bench_metrics(spark, work: Path, model_uri: str, rows: int = 1_000_000) -> dict:
+    from pyspark.ml import PipelineModel
+
+    from churn_ml import cleaning, raw_csv, sample_data
+    from churn_ml.evaluation import evaluate
+    from churn_ml.model import churn_probability, with_label
+
+    source = work / "labelled.csv"
+    sample_data.write_csv(source, rows, seed=9)
+    customers = cleaning.clean(cleaning.parse(raw_csv.read(spark, str(source), with_label=True)))
+    predictions = churn_probability(PipelineModel.load(model_uri).transform(with_label(customers)))
+    report, seconds = timed(f"metrics on a {rows}-row test set", lambda: evaluate(predictions))
+    result = {"rows": report["rows"], "seconds": round(seconds, 1),
+              "curve_points": len(report["roc_curve"]["fpr"]), "au_pr": round(report["metrics"]["au_pr"], 4)}  # fmt: skip
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def bench_local_pipeline(work: Path) -> dict:
+    from pipeline.run_local import run
+
+    summary, seconds = timed(
+        "whole local pipeline, reference data, default grid",
+        lambda: run(work / "pipeline-root", "bench", DAY, training_data_uri=str(REFERENCE)),
+    )
+    return {
+        "seconds": round(seconds, 1),
+        "steps": summary["step_seconds"],
+        "tuning_ran": summary["tuning_ran"],
+    }
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    from churn_ml.session import build_session
+
+    if not REFERENCE.exists():
+        raise SystemExit(f"the benchmarks use the reference data at {REFERENCE}")
+    spark = build_session("churn-bench")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
+        work = Path(scratch)
+        dataset, _ = prepare_training(work, REFERENCE)
+        results["tuning_side_by_side"] = bench_tuning_side_by_side(spark, dataset)
+        results["tuning_full_grid"] = bench_full_grid(work, dataset)
+        results["scoring"], model_uri = bench_scoring(spark, work, dataset)
+        results["metrics"] = bench_metrics(spark, work, model_uri)
+        spark.stop()
+        results["local_pipeline"] = bench_local_pipeline(work)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
