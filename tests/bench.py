@@ -48,9 +48,17 @@ def bench_tuning_side_by_side(spark, dataset: str) -> dict:
     from churn_ml import storage
     from churn_ml.evaluation import evaluate
     from churn_ml.model import (
-        DEFAULT_SEED, FEATURES, LABEL_INDEX, ForestParams, churn_probability, feature_stages,
-        forest, split, training_pipeline, with_label,
-    )  # fmt: skip
+        DEFAULT_SEED,
+        FEATURES,
+        LABEL_INDEX,
+        ForestParams,
+        churn_probability,
+        feature_stages,
+        forest,
+        split,
+        training_pipeline,
+        with_label,
+    )
     from churn_ml.tuning import Grid, best, cross_validate
 
     rows = storage.read_table(spark, f"{dataset}/training_data", {"pipeline_id": "bench"})
@@ -101,8 +109,18 @@ def bench_tuning_side_by_side(spark, dataset: str) -> dict:
 def bench_full_grid(work: Path, dataset: str) -> dict:
     import tune
 
-    args = ["--pipeline-id", "bench", "--dataset-uri", dataset, "--folds", "5",
-            "--model-uri", str(work / "tuned"), "--metrics-uri", str(work / "tuned-metrics")]  # fmt: skip
+    args = [
+        "--pipeline-id",
+        "bench",
+        "--dataset-uri",
+        dataset,
+        "--folds",
+        "5",
+        "--model-uri",
+        str(work / "tuned"),
+        "--metrics-uri",
+        str(work / "tuned-metrics"),
+    ]
     doc, seconds = timed(
         "tuning, default 27-point grid x 5 folds (whole job)", lambda: tune.main(args)
     )
@@ -120,8 +138,18 @@ def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tup
     from churn_ml import cleaning, raw_csv, sample_data, storage
 
     model_uri = str(work / "model")
-    train.main(["--pipeline-id", "bench", "--dataset-uri", dataset, "--model-uri", model_uri,
-                "--metrics-uri", str(work / "model-metrics")])  # fmt: skip
+    train.main(
+        [
+            "--pipeline-id",
+            "bench",
+            "--dataset-uri",
+            dataset,
+            "--model-uri",
+            model_uri,
+            "--metrics-uri",
+            str(work / "model-metrics"),
+        ]
+    )
     source = work / "score.csv"
     timed(
         f"generate {rows} scoring rows",
@@ -134,13 +162,30 @@ def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tup
         storage.write_table(out, str(work / "floor"), {"pipeline_id": "floor"})
 
     def scoring():
-        score.main(["--pipeline-id", "bench", "--input-uri", str(source), "--model-uri", model_uri,
-                    "--model-version", "bench", "--dataset-uri", dataset])  # fmt: skip
+        score.main(
+            [
+                "--pipeline-id",
+                "bench",
+                "--input-uri",
+                str(source),
+                "--model-uri",
+                model_uri,
+                "--model-version",
+                "bench",
+                "--dataset-uri",
+                dataset,
+            ]
+        )
 
     _, floor_s = timed("I/O floor: read, clean, write", floor)
     _, score_s = timed("scoring job", scoring)
-    result = {"rows": rows, "rows_per_s": round(rows / score_s), "floor_s": round(floor_s, 1),
-              "score_s": round(score_s, 1), "ratio_to_floor": round(score_s / floor_s, 2)}  # fmt: skip
+    result = {
+        "rows": rows,
+        "rows_per_s": round(rows / score_s),
+        "floor_s": round(floor_s, 1),
+        "score_s": round(score_s, 1),
+        "ratio_to_floor": round(score_s / floor_s, 2),
+    }
     print(json.dumps(result), flush=True)
     return result, model_uri
 
@@ -157,8 +202,12 @@ def bench_metrics(spark, work: Path, model_uri: str, rows: int = 1_000_000) -> d
     customers = cleaning.clean(cleaning.parse(raw_csv.read(spark, str(source), with_label=True)))
     predictions = churn_probability(PipelineModel.load(model_uri).transform(with_label(customers)))
     report, seconds = timed(f"metrics on a {rows}-row test set", lambda: evaluate(predictions))
-    result = {"rows": report["rows"], "seconds": round(seconds, 1),
-              "curve_points": len(report["roc_curve"]["fpr"]), "au_pr": round(report["metrics"]["au_pr"], 4)}  # fmt: skip
+    result = {
+        "rows": report["rows"],
+        "seconds": round(seconds, 1),
+        "curve_points": len(report["roc_curve"]["fpr"]),
+        "au_pr": round(report["metrics"]["au_pr"], 4),
+    }
     print(json.dumps(result), flush=True)
     return result
 
