@@ -16,6 +16,8 @@ from google.cloud.dataproc_v1 import Batch
 from churn_airflow.run_ids import batch_attempts
 from pipeline.params import for_attempt, job_id
 
+# An earlier attempt's batch in these states is waited on instead of starting another.
+REUSABLE = {Batch.State.PENDING, Batch.State.RUNNING, Batch.State.SUCCEEDED}
 ENDED_BADLY = {PipelineState.PIPELINE_STATE_FAILED, PipelineState.PIPELINE_STATE_CANCELLED}
 
 
@@ -73,7 +75,7 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
 
 
 class ChurnDataprocCreateBatchOperator(DataprocCreateBatchOperator):
-    """Submits the batch for this attempt, unless an earlier attempt's batch already succeeded.
+    """Submits the batch for this attempt, unless an earlier attempt's batch succeeded or runs.
 
     Returns ``{"batch_id", "state"}`` for the sensor: in asynchronous or deferrable mode the
     provider's own return value does not name the batch.
@@ -94,8 +96,8 @@ class ChurnDataprocCreateBatchOperator(DataprocCreateBatchOperator):
                 )
             except NotFound:
                 continue
-            if batch.state == Batch.State.SUCCEEDED:
-                self.log.info("batch %s already succeeded; not running it again", batch_id)
+            if batch.state in REUSABLE:
+                self.log.info("batch %s is %s: using it, not a new one", batch_id, batch.state.name)
                 return {"batch_id": batch_id, "state": batch.state.name}
         self.batch_id = current
         result = super().execute(context)

@@ -51,7 +51,7 @@ class LocalPipelineOperator(BaseOperator):
 class LocalBatchOperator(BaseOperator):
     """Starts a local batch from a Dataproc Batch dict and returns without waiting.
 
-    Returns ``{"batch_id", "state"}``; an earlier attempt that succeeded is reused.
+    Returns ``{"batch_id", "state"}``; an earlier attempt that did not fail is reused.
     """
 
     template_fields = ("batch", "pipeline_id", "root")
@@ -65,9 +65,12 @@ class LocalBatchOperator(BaseOperator):
         earlier, current = batch_attempts(self.step, self.pipeline_id, context["ti"].try_number)
         for batch_id in earlier:
             with contextlib.suppress(LookupError):
-                if local_batch.state(self.root, batch_id)["state"] == local_batch.SUCCEEDED:
-                    self.log.info("batch %s already succeeded; not running it again", batch_id)
-                    return {"batch_id": batch_id, "state": local_batch.SUCCEEDED}
+                earlier_state = local_batch.state(self.root, batch_id)["state"]
+                if earlier_state != local_batch.FAILED:
+                    self.log.info(
+                        "batch %s is %s: using it, not a new one", batch_id, earlier_state
+                    )
+                    return {"batch_id": batch_id, "state": earlier_state}
         result = local_batch.submit(self.root, current, self.batch)
         self.log.info(
             "local batch %s: %s (log: %s)",

@@ -73,6 +73,7 @@ def promote(
     champion = find(doc, doc["champion"])
     baseline = None if champion is None or champion["pipeline_id"] in run_ids else champion
     best = max(candidates, key=lambda c: (c.au_pr, c.operation == "training"))
+    against = f"{baseline['version']} ({baseline['metrics']['au_pr']:.4f})" if baseline else None
     if best.au_pr < threshold:
         promoted, reason = (
             False,
@@ -81,25 +82,25 @@ def promote(
     elif baseline and best.au_pr <= baseline["metrics"]["au_pr"]:
         promoted, reason = (
             False,
-            (
-                f"best test AUPR {best.au_pr:.4f} does not beat champion {baseline['version']} "
-                f"({baseline['metrics']['au_pr']:.4f})"
-            ),
+            f"best test AUPR {best.au_pr:.4f} does not beat champion {against}",
         )
     else:
-        promoted, reason = (
-            True,
-            f"test AUPR {best.au_pr:.4f} passes {threshold} and beats "
-            + (
-                f"{baseline['version']} ({baseline['metrics']['au_pr']:.4f})"
-                if baseline
-                else "no champion"
-            ),
+        promoted = True
+        reason = (
+            f"test AUPR {best.au_pr:.4f} passes {threshold} and beats {against or 'no champion'}"
         )
-    new_champion = best.version if promoted else doc["champion"]
+    if promoted:
+        new_champion = best.version
+    elif champion is not None and baseline is None:  # the re-run replaced the champion's model
+        new_champion = previous_champion(doc, run_ids)
+        reason += f"; champion falls back to {new_champion}"
+    else:
+        new_champion = doc["champion"]
     versions = [dict(v) for v in doc["versions"] if v["pipeline_id"] not in run_ids]
     for v in versions:
-        if v["status"] == CHAMPION and v["version"] != new_champion:
+        if v["version"] == new_champion:
+            v["status"] = CHAMPION
+        elif v["status"] == CHAMPION:
             v["status"] = RETIRED
     for c in candidates:
         status = CANDIDATE if c.au_pr >= threshold else BELOW_THRESHOLD
@@ -116,6 +117,15 @@ def promote(
                 "reason": reason, "at": now}  # fmt: skip
     history = [*doc["history"], decision] if promoted else doc["history"]
     return {**doc, "champion": new_champion, "versions": versions, "history": history}, decision
+
+
+def previous_champion(doc: dict, excluded_runs: set[str]) -> str | None:
+    """The latest promoted version that still exists and is not from the excluded runs."""
+    for event in reversed(doc["history"]):
+        entry = find(doc, event["champion"])
+        if entry is not None and entry["pipeline_id"] not in excluded_runs:
+            return entry["version"]
+    return None
 
 
 def set_champion(doc: dict, version: str, now: str) -> dict:

@@ -35,8 +35,8 @@ def batch_attempts(step: str, pipeline_id: str, try_number: int) -> tuple[list[s
     """Batch ids of the earlier attempts of a task, and the id of this attempt.
 
     A retry after a failed batch gets a new id instead of re-attaching to the failure; the
-    submit operators first look for an earlier attempt that succeeded, so a retry after a
-    successful batch does not run it twice.
+    submit operators first look for an earlier attempt that succeeded or still runs, so a
+    retry never scores the same day twice at once.
     """
     from pipeline.params import batch_id
 

@@ -580,3 +580,21 @@ def test_cli_needs_a_root(tmp_path, subprocess_env):
     assert result.returncode == 2
     assert "--root" in result.stderr
     assert os.path.exists(tmp_path)
+
+
+def test_rerun_that_spoils_the_champion_falls_back_to_the_previous_one():
+    doc, _ = promote(first_run(0.7), [candidate("20261130", 0.8)], THRESHOLD, LATER)
+    assert doc["champion"] == "20261130-training"
+    doc, decision = promote(doc, [candidate("20261130", 0.3)], THRESHOLD, LATER)
+    assert not decision["promoted"]
+    assert "falls back to 20261129-training" in decision["reason"]
+    assert doc["champion"] == "20261129-training"
+    assert statuses(doc) == {"20261129-training": CHAMPION, "20261130-training": BELOW_THRESHOLD}
+
+
+def test_rerun_that_spoils_the_only_champion_leaves_none():
+    doc, decision = promote(first_run(0.7), [candidate("20261129", 0.3)], THRESHOLD, LATER)
+    assert doc["champion"] is None
+    assert decision["champion"] is None
+    with pytest.raises(LookupError):
+        champion(doc)
