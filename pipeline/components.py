@@ -147,17 +147,19 @@ def evaluate_model(
 
 
 def skip_tuning(metrics_uri: str, au_pr: float, threshold: float) -> str:
-    """Replace the run's tuning metrics.json with a record of why tuning did not run."""
+    """Replace the run's tuning metrics.json and report with a record of why tuning did not run."""
     import json
     import os
     import tempfile
 
     reason = f"training AUPR {au_pr:.4f} is below the threshold {threshold:.4f}"
     record = {"status": "skipped", "reason": reason, "au_pr": au_pr, "threshold": threshold}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as staged:
-        json.dump(record, staged, indent=2)
-    write_file(staged.name, f"{metrics_uri.rstrip('/')}/metrics.json")
-    os.unlink(staged.name)
+    page = f"<!doctype html><title>tuning skipped</title><p>Tuning skipped: {reason}.</p>"
+    for name, text in (("metrics.json", json.dumps(record, indent=2)), ("report.html", page)):
+        with tempfile.NamedTemporaryFile("w", delete=False) as staged:
+            staged.write(text)
+        write_file(staged.name, f"{metrics_uri.rstrip('/')}/{name}")
+        os.unlink(staged.name)
     print(f"tuning skipped: {reason}")
     return reason
 

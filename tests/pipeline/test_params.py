@@ -16,6 +16,7 @@ from pipeline.params import (
     Environment,
     Tuning,
     batch_id,
+    for_attempt,
     job_id,
     parameter_values,
 )
@@ -111,6 +112,7 @@ def test_parameter_values_local(tmp_path):
         "spark_history_server": "",
         "spark_properties": {
             "spark.driver.memory": "4g",
+            "spark.log.level": "WARN",
             "spark.sql.shuffle.partitions": "4",
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
@@ -139,6 +141,19 @@ def test_parameter_values_are_fresh_copies():
     second = parameter_values(env, "20261129", RUN_DATE)
     assert second["spark_properties"]["spark.driver.memory"] == "12g"
     assert second["python_file_uris"] == ["gs://churn-code/spark_jobs/churn_ml.zip"]
+
+
+def test_for_attempt_changes_only_the_batch_ids():
+    first = parameter_values(gcp_env(), "20261129", RUN_DATE)
+    third = for_attempt(first, 3)
+    assert third == parameter_values(gcp_env(), "20261129", RUN_DATE, attempt=3)
+    assert {k for k in first if first[k] != third[k]} == {
+        "preprocessing_batch_id",
+        "training_batch_id",
+        "tuning_batch_id",
+    }
+    assert third["training_batch_id"] == "churn-training-20261129-r3"
+    assert first["training_batch_id"] == "churn-training-20261129"  # input left alone
 
 
 @pytest.mark.parametrize(
