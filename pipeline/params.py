@@ -111,7 +111,7 @@ def batch_id(step: str, pipeline_id: str, attempt: int = 1) -> str:
     """Dataproc batch id of one step; a new attempt gets a new id instead of the old failure."""
     suffix = "" if attempt == 1 else f"-r{attempt}"
     value = f"churn-{step}-{pipeline_id}{suffix}"
-    if not BATCH_ID.match(value):
+    if not BATCH_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid Dataproc batch id (4-63 of [a-z0-9-])")
     return value
 
@@ -120,7 +120,7 @@ def job_id(pipeline_id: str, attempt: int = 1) -> str:
     """Vertex pipeline job id of a run."""
     suffix = "" if attempt == 1 else f"-r{attempt}"
     value = f"churn-training-{pipeline_id}{suffix}"
-    if not JOB_ID.match(value):
+    if not JOB_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid Vertex job id")
     return value
 

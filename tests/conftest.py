@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,13 @@ from churn_ml import sample_data
 from churn_ml.session import COMMON_CONF
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration when first imported: a throw-away home with SQLite and this
+# repo's DAGs and plugins, set before any test module imports airflow.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="churn-airflow-")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
 SHARED = REPO.parent / "shared" / "data"
 REFERENCE_TRAIN = SHARED / "customer_churn_train_data.csv"
 REFERENCE_SCORE = SHARED / "customer_churn_score_data.csv"

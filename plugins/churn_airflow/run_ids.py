@@ -15,7 +15,7 @@ def pipeline_id(run_date: dt.datetime, run_type: str, override: str | None = Non
     random source, so a re-run of the same DAG run writes to the same partition.
     """
     if override:
-        if not PIPELINE_ID.match(override):
+        if not PIPELINE_ID.fullmatch(override):
             raise ValueError(
                 f"pipeline_id {override!r} must be 1-39 of [a-z0-9-], not starting with -"
             )

@@ -10,7 +10,6 @@ from churn_ml import storage
 from churn_ml.cli import InputError
 from churn_ml.schema import RAW_SCORE_COLUMNS, RAW_TRAIN_COLUMNS, raw_schema
 
-
 _MALFORMED_RECORD = re.compile(r"Malformed CSV record: (.*?)(?:\s+SQLSTATE: \w+)?$", re.MULTILINE)
 
 

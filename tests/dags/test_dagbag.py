@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 import pytest
@@ -14,7 +15,7 @@ TRAINING, SCORING = "customer_churn_training", "customer_churn_batch_scoring"
 
 
 @pytest.fixture(scope="module")
-def bag() -> DagBag:
+def bag(airflow_db) -> DagBag:
     return DagBag(str(REPO / "dags"))
 
 
@@ -37,7 +38,7 @@ def test_house_rules(bag, dag_id):
 
 def test_training_graph_and_schedule(bag):
     dag = bag.get_dag(TRAINING)
-    assert dag.timetable.summary == "0 3 * * *"
+    assert dag.timetable.expression == "0 3 * * *"
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "wait_for_training_data": ["plan_run"],
         "plan_run": ["promote_champion", "run_training_pipeline"],
@@ -52,7 +53,9 @@ def test_training_graph_and_schedule(bag):
 
 def test_scoring_graph_and_schedule(bag):
     dag = bag.get_dag(SCORING)
-    assert "0 6 * * *" in dag.timetable.summary or "Asset" in type(dag.timetable).__name__
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert dag.timetable.timetable.expression == "0 6 * * *"
+    assert "churn://registry/customer-churn-model/champion" in repr(dag.timetable.asset_condition)
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "wait_for_scoring_input": ["resolve_champion"],
         "resolve_champion": ["submit_scoring", "validate_predictions"],
@@ -67,19 +70,21 @@ def test_training_params_are_typed_and_bounded(bag):
     params = bag.get_dag(TRAINING).params
     assert params["aupr_threshold"] == 0.5
     assert params.get_param("aupr_threshold").schema == {
-        "type": "number", "minimum": 0, "maximum": 1,
-        "description": "Tune and promote only at or above this test AUPR.",
-    }  # fmt: skip
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+    }
+    assert params.get_param("aupr_threshold").description.startswith("Tune and promote")
     assert params.get_param("grid").schema["enum"] == ["small", "default", "large"]
     bad = {"aupr_threshold": 1.5}, {"folds": 1}, {"grid": "huge"}, {"pipeline_id": "Bad_Id"}
     for conf in bad:
-        trial = params.deep_copy()
+        trial = copy.deepcopy(params)
         with pytest.raises(ParamValidationError):
             trial.update(conf)
             trial.validate()
 
 
-def test_parse_does_not_touch_variables_or_the_network(monkeypatch):
+def test_parse_does_not_touch_variables_or_the_network(monkeypatch, airflow_db):
     """Parsing with Variable.get and sockets broken still works."""
     import socket
 

@@ -44,7 +44,7 @@ def paths_naming(root: Path, pipeline_id: str) -> list[Path]:
     return [p for p in root.rglob("*") if f"pipeline_id={pipeline_id}" in str(p)]
 
 
-def write_rows(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+def write_rows(path: Path, header: list[str], rows) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
@@ -160,22 +160,28 @@ def test_exact_duplicate_rows_are_removed(spark, small_lines, tmp_path):
 # --- Bad input ----------------------------------------------------------------------------
 
 
-def _drop_column(lines, name):
-    i = lines[0].index(name)
-    return [[v for j, v in enumerate(row) if j != i] for row in lines]
+@pytest.fixture(scope="module")
+def bad_inputs(spark, small_lines, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """case -> (input file, regex the error must match); each breaks the contract one way."""
+    folder = tmp_path_factory.mktemp("bad_inputs")
+    header, rows = small_lines[0], small_lines[1:]
+    tenure = header.index("tenure")
 
+    def without_tenure(row):
+        return [v for j, v in enumerate(row) if j != tenure]
 
-def _bad_inputs(lines: list[list[str]], spark, folder: Path) -> dict[str, tuple[Path, str]]:
-    """name -> (input file, regex the error must match)."""
-    header, rows = lines[0], lines[1:]
-    maybe = [*rows[:3], [*rows[3][:-1], "Maybe"], *rows[4:]]
+    (folder / "empty.csv").write_bytes(b"")
     spark.range(3).write.parquet(str(folder / "parquet"))
-    parquet = next((folder / "parquet").glob("*.parquet")).read_bytes()
+    parquet = next((folder / "parquet").glob("*.parquet"))
+    (folder / "data.csv").write_bytes(parquet.read_bytes())
     records = [dict(zip(header, r, strict=True)) for r in rows[:5]]
+    (folder / "records.json").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    maybe = [*rows[:3], [*rows[3][:-1], "Maybe"], *rows[4:]]
     blank = [[*r[:-2], " ", r[-1]] if i % 5 == 0 else r for i, r in enumerate(rows)]
-    files = {
+    short = [*rows[:10], rows[10][:5], *rows[11:]]
+    return {
         "missing column": (
-            write_rows(folder / "missing.csv", *_split(_drop_column(lines, "tenure"))),
+            write_rows(folder / "missing.csv", without_tenure(header), map(without_tenure, rows)),
             r"missing columns \['tenure'\]",
         ),
         "extra column": (
@@ -190,24 +196,13 @@ def _bad_inputs(lines: list[list[str]], spark, folder: Path) -> dict[str, tuple[
         "header only": (write_rows(folder / "header.csv", header, []), r"header but no rows"),
         "parquet bytes": (folder / "data.csv", r"not a comma-separated CSV"),
         "json lines": (folder / "records.json", r"not a comma-separated CSV"),
-        "malformed line": (
-            write_rows(folder / "short.csv", header, [*rows[:10], rows[10][:5], *rows[11:]]),
-            r"malformed CSV lines",
-        ),
+        "malformed line": (write_rows(folder / "short.csv", header, short), r"malformed CSV lines"),
         "too many dropped rows": (
             write_rows(folder / "blank.csv", header, blank),
             r"rows are unusable, more than the allowed fraction 0.05",
         ),
         "nonexistent input": (folder / "nope.csv", r"nope.csv does not exist"),
     }
-    (folder / "empty.csv").write_bytes(b"")
-    (folder / "data.csv").write_bytes(parquet)
-    (folder / "records.json").write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    return files
-
-
-def _split(lines):
-    return lines[0], lines[1:]
 
 
 BAD_INPUTS = [
@@ -222,11 +217,6 @@ BAD_INPUTS = [
     "too many dropped rows",
     "nonexistent input",
 ]
-
-
-@pytest.fixture(scope="module")
-def bad_inputs(spark, small_lines, tmp_path_factory) -> dict[str, tuple[Path, str]]:
-    return _bad_inputs(small_lines, spark, tmp_path_factory.mktemp("bad_inputs"))
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
