@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export CHURN_ROOT ?= $(CURDIR)/.churn
 export PYTHONPATH := $(CURDIR):$(CURDIR)/spark_jobs:$(CURDIR)/plugins
 
-.PHONY: venv java demo test lint bench zip compile lock clean
+.PHONY: venv java demo test lint bench zip compile lock clean airflow-up airflow-down
 
 venv: $(STAMP)
 
@@ -45,6 +45,24 @@ zip: venv
 
 compile: venv
 	$(PY) -m pipeline.compile
+
+# A local Airflow with its UI (http://localhost:8080, password in .airflow/), no Docker needed.
+AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+
+airflow-up: venv java
+	@mkdir -p .airflow
+	$(AIRFLOW_ENV) nohup airflow standalone > .airflow/standalone.log 2>&1 & echo $$! > .airflow/standalone.pid
+	@echo "Airflow starting: http://localhost:8080 (log: .airflow/standalone.log; user admin, password in .airflow/simple_auth_manager_passwords.json.generated)"
+
+# airflow standalone orphans its children on SIGTERM: stop them first, then the parent.
+airflow-down:
+	@if [ -f .airflow/standalone.pid ]; then \
+		pid=$$(cat .airflow/standalone.pid); \
+		for child in $$(pgrep -P $$pid); do pkill -TERM -P $$child; kill $$child; done; \
+		kill $$pid 2>/dev/null; rm -f .airflow/standalone.pid; echo "Airflow stopped"; \
+	else echo "no Airflow started by make airflow-up"; fi
 
 # Re-resolve the pinned set after editing requirements.txt.
 lock: venv

@@ -1,0 +1,15 @@
+# Airflow 3 with a JDK for local Spark and this project's pinned dependencies.
+FROM apache/airflow:3.3.2-python3.11
+
+USER root
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
+ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+
+USER airflow
+# The same lock file the Makefile installs from.
+COPY requirements.lock /requirements.lock
+RUN pip install --no-cache-dir --require-hashes -r /requirements.lock
+
+ENV PYTHONPATH=/opt/airflow:/opt/airflow/spark_jobs:/opt/airflow/plugins
