@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import re
 import sys
 import time
 from collections.abc import Sequence
 
+from churn_ml import cli
 from churn_ml.sample_data import (
     DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
     write_csv,
@@ -24,8 +24,6 @@ from churn_ml.sample_data import (
 )
 
 log = logging.getLogger("churn_ml.generate_data")
-
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def positive_int(value: str) -> int:
@@ -38,30 +36,17 @@ def positive_int(value: str) -> int:
     return number
 
 
-def iso_date(value: str) -> dt.date:
-    value = value.strip()
-    try:
-        if not _ISO_DATE.fullmatch(value):
-            raise ValueError
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date: use YYYY-MM-DD") from None
-
-
 def date_list(value: str) -> list[dt.date]:
     """Comma-separated distinct dates, e.g. ``2026-11-27,2026-11-28``."""
-    days = [iso_date(v) for v in value.split(",")]
+    days = [cli.iso_date(v) for v in value.split(",")]
     if len(set(days)) != len(days):
         raise argparse.ArgumentTypeError(f"{value!r} lists a date more than once")
     return days
 
 
 def blank_fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0.0 <= number < 1.0:
+    number = cli.fraction(value)
+    if number == 1.0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a fraction in [0, 1)")
     return number
 
@@ -85,7 +70,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     when = p.add_mutually_exclusive_group()
     when.add_argument("--dates", type=date_list, help="comma-separated dates, YYYY-MM-DD")
-    when.add_argument("--date", type=iso_date, help="a single date, YYYY-MM-DD")
+    when.add_argument("--date", type=cli.iso_date, help="a single date, YYYY-MM-DD")
     p.add_argument(
         "--blank-total-charges-fraction",
         type=blank_fraction,

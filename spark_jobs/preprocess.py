@@ -16,9 +16,7 @@ log = logging.getLogger("churn_ml.preprocess")
 def parse_args(argv: Sequence[str] | None):
     p = cli.parser(__doc__)
     p.add_argument("--input-uri", required=True, help="raw training CSV (file or folder)")
-    p.add_argument(
-        "--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder"
-    )
+    cli.add_dataset_uri(p)
     p.add_argument(
         "--max-drop-fraction",
         type=cli.fraction,

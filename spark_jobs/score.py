@@ -29,9 +29,7 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--input-uri", required=True, help="the day's scoring CSV (file or folder)")
     p.add_argument("--model-uri", required=True, help="saved PipelineModel to score with")
     p.add_argument("--model-version", required=True, help="recorded in every output row")
-    p.add_argument(
-        "--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder"
-    )
+    cli.add_dataset_uri(p)
     p.add_argument(
         "--max-reject-fraction",
         type=cli.fraction,

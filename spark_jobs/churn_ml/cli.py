@@ -13,6 +13,7 @@ from churn_ml.session import JavaMissingError
 
 log = logging.getLogger("churn_ml")
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 PIPELINE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -30,7 +31,9 @@ def pipeline_id(value: str) -> str:
 
 def iso_date(value: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
+        if not ISO_DATE.fullmatch(value.strip()):
+            raise ValueError
+        return dt.date.fromisoformat(value.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date: use YYYY-MM-DD") from None
 
@@ -85,6 +88,12 @@ def parser(description: str) -> argparse.ArgumentParser:
         help="logical date of the run, YYYY-MM-DD (default: today, UTC)",
     )
     return p
+
+
+def add_dataset_uri(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder"
+    )
 
 
 def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:

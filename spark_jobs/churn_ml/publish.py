@@ -61,9 +61,7 @@ def test_predictions(predictions: DataFrame) -> DataFrame:
 
 def add_run_arguments(p) -> None:
     """Arguments shared by training and tuning."""
-    p.add_argument(
-        "--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder"
-    )
+    cli.add_dataset_uri(p)
     p.add_argument("--model-uri", required=True, help="where the fitted PipelineModel is saved")
     p.add_argument("--metrics-uri", required=True, help="folder for metrics.json")
     p.add_argument(

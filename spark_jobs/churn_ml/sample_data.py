@@ -26,6 +26,8 @@ from datetime import date
 from itertools import islice
 from pathlib import Path
 
+from churn_ml.schema import RAW_SCORE_COLUMNS, RAW_TRAIN_COLUMNS
+
 __all__ = [
     "DEFAULT_BLANK_TOTAL_CHARGES_FRACTION",
     "SCORE_COLUMNS",
@@ -36,31 +38,10 @@ __all__ = [
     "write_daily_partitions",
 ]
 
+
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS: tuple[str, ...] = (
-    "customerID",
-    "gender",
-    "SeniorCitizen",
-    "Partner",
-    "Dependents",
-    "tenure",
-    "PhoneService",
-    "MultipleLines",
-    "InternetService",
-    "OnlineSecurity",
-    "OnlineBackup",
-    "DeviceProtection",
-    "TechSupport",
-    "StreamingTV",
-    "StreamingMovies",
-    "Contract",
-    "PaperlessBilling",
-    "PaymentMethod",
-    "MonthlyCharges",
-    "TotalCharges",
-)
-TRAIN_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS, "Churn")
+SCORE_COLUMNS, TRAIN_COLUMNS = RAW_SCORE_COLUMNS, RAW_TRAIN_COLUMNS
 
 # Reference file: 11 of 7,043 rows have tenure 0 and a blank (" ") TotalCharges,
 # and those are the only blanks. The fraction below is the share of such
