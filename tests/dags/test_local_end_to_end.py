@@ -145,14 +145,12 @@ def test_scoring_uses_the_champion_and_loses_no_row(scoring_run, churn_root):
     assert all(0.0 <= r["churn_probability"] <= 1.0 for r in scored)
 
 
-def airflow(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "airflow", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+def airflow(*args: str, env: dict) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True
     )
+    assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -184,6 +182,13 @@ def test_backfill_scores_each_date_into_its_own_partition(scoring_run, churn_roo
         "AIRFLOW__API__PORT": "18793",
         "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
     }
+    # The CLI writes to SQLite before the scheduler starts, so nothing contends for the lock.
+    airflow("dags", "reserialize", env=env)
+    airflow("dags", "unpause", "customer_churn_batch_scoring", env=env)
+    command = ["backfill", "create", "--dag-id", "customer_churn_batch_scoring",
+               "--from-date", BACKFILL_DAYS[0].isoformat(),
+               "--to-date", BACKFILL_DAYS[-1].isoformat()]  # fmt: skip
+    assert airflow(*command, env=env).count("Created backfill Dag run") == len(BACKFILL_DAYS)
     log = (tmp_path / "standalone.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "airflow", "standalone"],
@@ -192,12 +197,6 @@ def test_backfill_scores_each_date_into_its_own_partition(scoring_run, churn_roo
         stderr=subprocess.STDOUT,
     )
     try:
-        airflow("dags", "reserialize", env=env)
-        airflow("dags", "unpause", "customer_churn_batch_scoring", env=env)
-        command = ["backfill", "create", "--dag-id", "customer_churn_batch_scoring",
-                   "--from-date", BACKFILL_DAYS[0].isoformat(),
-                   "--to-date", BACKFILL_DAYS[-1].isoformat()]  # fmt: skip
-        airflow(*command, env=env)
         expected = [d.strftime("%Y%m%d") for d in BACKFILL_DAYS]
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
