@@ -42,6 +42,7 @@ def prepare_training(work: Path, source: Path) -> tuple[str, str]:
 
 def bench_tuning_side_by_side(spark, dataset: str) -> dict:
     from pyspark.ml import Pipeline, PipelineModel
+    from pyspark.ml.classification import RandomForestClassifier
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
     from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 
@@ -51,12 +52,10 @@ def bench_tuning_side_by_side(spark, dataset: str) -> dict:
         DEFAULT_SEED,
         FEATURES,
         LABEL_INDEX,
-        ForestParams,
         churn_probability,
         feature_stages,
         forest,
         split,
-        training_pipeline,
         with_label,
     )
     from churn_ml.tuning import Grid, best, cross_validate
@@ -68,8 +67,9 @@ def bench_tuning_side_by_side(spark, dataset: str) -> dict:
     depths = (5, 10, 15)
 
     def straightforward():
-        pipeline = training_pipeline(ForestParams(num_trees=20, max_bins=32))
-        rf = pipeline.getStages()[-1]
+        # The lab's way: a default forest at the end of the whole pipeline.
+        rf = RandomForestClassifier(featuresCol=FEATURES, labelCol=LABEL_INDEX, seed=DEFAULT_SEED)
+        pipeline = Pipeline(stages=[*feature_stages(), rf])
         grid = ParamGridBuilder().addGrid(rf.maxDepth, list(depths)).build()
         cv = CrossValidator(
             estimator=pipeline,
