@@ -1,8 +1,9 @@
 """
 ### Customer churn: batch scoring
 
-Scores the day's customers with the champion model, every day at 06:00 UTC and also right
-after the training DAG promotes a new champion (the `champion` asset).
+Scores the day's customers with the champion model, every day at 00:00 UTC and again right
+after the training DAG promotes a new champion (the `champion` asset): that run re-scores the
+day under the same `pipeline_id` with the new model, replacing the earlier predictions.
 
 1. **wait_for_scoring_input** waits (without holding a worker slot) for
    `landing/score/dt=<ds>/` in the data bucket (locally under `CHURN_ROOT`).
@@ -36,7 +37,7 @@ from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL
 @dag(
     dag_id="customer_churn_batch_scoring",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"), assets=[CHAMPION_MODEL]
+        timetable=CronTriggerTimetable("0 0 * * *", timezone="UTC"), assets=[CHAMPION_MODEL]
     ),
     start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
     catchup=False,

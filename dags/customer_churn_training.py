@@ -1,8 +1,9 @@
 """
 ### Customer churn: daily retrain
 
-Every day at 03:00 UTC this DAG retrains the churn random forest on that day's raw customer
-snapshot and promotes the best model to champion when it is good enough.
+Every day at 00:00 UTC this DAG retrains the churn random forest on that day's raw customer
+snapshot and promotes the best model to champion when it is good enough. (Midnight runs make a
+backfill's `--from-date`/`--to-date` exactly the days it processes.)
 
 1. **wait_for_training_data** waits (without holding a worker slot) for
    `landing/train/dt=<ds>/` in the data bucket (locally under `CHURN_ROOT`).
@@ -48,7 +49,7 @@ GRIDS = {
 
 @dag(
     dag_id="customer_churn_training",
-    schedule="0 3 * * *",
+    schedule="0 0 * * *",
     start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,

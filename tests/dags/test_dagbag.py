@@ -38,7 +38,7 @@ def test_house_rules(bag, dag_id):
 
 def test_training_graph_and_schedule(bag):
     dag = bag.get_dag(TRAINING)
-    assert dag.timetable.expression == "0 3 * * *"
+    assert dag.timetable.expression == "0 0 * * *"
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "wait_for_training_data": ["plan_run"],
         "plan_run": ["promote_champion", "run_training_pipeline"],
@@ -54,7 +54,7 @@ def test_training_graph_and_schedule(bag):
 def test_scoring_graph_and_schedule(bag):
     dag = bag.get_dag(SCORING)
     assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
-    assert dag.timetable.timetable.expression == "0 6 * * *"
+    assert dag.timetable.timetable.expression == "0 0 * * *"
     assert "churn://registry/customer-churn-model/champion" in repr(dag.timetable.asset_condition)
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "wait_for_scoring_input": ["resolve_champion"],
