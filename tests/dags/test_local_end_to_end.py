@@ -171,7 +171,9 @@ def stop(process: subprocess.Popen) -> None:
 def test_backfill_scores_each_date_into_its_own_partition(scoring_run, churn_root, tmp_path):
     from churn_ml import sample_data
 
-    for day in BACKFILL_DAYS:
+    # Unpausing also starts today's scheduled run: give it input too, so it finishes.
+    today = dt.datetime.now(dt.UTC).date()
+    for day in sorted({*BACKFILL_DAYS, today}):
         sample_data.write_daily_partitions(
             churn_root / "landing" / "score", [day], 300, seed=11, with_label=False
         )
@@ -180,7 +182,8 @@ def test_backfill_scores_each_date_into_its_own_partition(scoring_run, churn_roo
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "spark_jobs"), str(REPO / "plugins")]),
         "AIRFLOW__API__PORT": "18793",
-        "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://localhost:18793/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
     }
     # The CLI writes to SQLite before the scheduler starts, so nothing contends for the lock.
     airflow("dags", "reserialize", env=env)
