@@ -43,7 +43,7 @@ def training_pipeline(task_id: str, plan_task: str):
     """Runs the training pipeline: Vertex AI (deferred while it runs) or kfp.local."""
     values = plan(plan_task, "parameter_values")
     if settings.backend() == "gcp":
-        from churn_airflow.gcp_operators import ChurnRunPipelineJobOperator
+        from churn_airflow.vertex_operators import ChurnRunPipelineJobOperator
 
         return ChurnRunPipelineJobOperator(
             task_id=task_id,
@@ -69,7 +69,7 @@ def scoring_batch(task_id: str, plan_task: str):
     """Submits the scoring batch and returns at once with ``{"batch_id", "state"}``."""
     batch, pipeline_id = plan(plan_task, "batch"), plan(plan_task, "pipeline_id")
     if settings.backend() == "gcp":
-        from churn_airflow.gcp_operators import ChurnDataprocCreateBatchOperator
+        from churn_airflow.dataproc_operators import ChurnDataprocCreateBatchOperator
 
         return ChurnDataprocCreateBatchOperator(
             task_id=task_id,

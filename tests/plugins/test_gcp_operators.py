@@ -19,11 +19,9 @@ from google.cloud.aiplatform_v1.types import PipelineJob, PipelineState
 from google.cloud.dataproc_v1 import Batch
 
 from churn_airflow import factory
-from churn_airflow.gcp_operators import (
-    ChurnDataprocCreateBatchOperator,
-    ChurnRunPipelineJobOperator,
-)
+from churn_airflow.dataproc_operators import ChurnDataprocCreateBatchOperator
 from churn_airflow.scoring import dataproc_batch, scoring_args
+from churn_airflow.vertex_operators import ChurnRunPipelineJobOperator
 from pipeline.params import REPO, Environment, parameter_values
 
 DATAPROC_HOOK = "airflow.providers.google.cloud.operators.dataproc.DataprocHook"

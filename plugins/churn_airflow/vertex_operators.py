@@ -1,23 +1,18 @@
-"""The Google provider operators, mended where they fall short for scheduled production runs.
+"""``RunPipelineJobOperator`` mended for scheduled production runs.
 
-Imported only by the gcp backend at run time: importing the Vertex operator module costs
-seconds, which must not add to every DAG parse.
+Imported only by the gcp backend: the Vertex operator module costs seconds to import, so
+it stays out of the scoring DAG and out of every local-backend parse.
 """
 
 from __future__ import annotations
 
-from airflow.providers.google.cloud.operators.dataproc import DataprocCreateBatchOperator
 from airflow.providers.google.cloud.operators.vertex_ai.pipeline_job import RunPipelineJobOperator
 from airflow.sdk.exceptions import AirflowException
-from google.api_core.exceptions import AlreadyExists, NotFound
+from google.api_core.exceptions import AlreadyExists
 from google.cloud.aiplatform_v1.types import PipelineState
-from google.cloud.dataproc_v1 import Batch
 
-from churn_airflow.run_ids import batch_attempts
 from pipeline.params import for_attempt, job_id
 
-# An earlier attempt's batch in these states is waited on instead of starting another.
-REUSABLE = {Batch.State.PENDING, Batch.State.RUNNING, Batch.State.SUCCEEDED}
 ENDED_BADLY = {PipelineState.PIPELINE_STATE_FAILED, PipelineState.PIPELINE_STATE_CANCELLED}
 
 
@@ -72,33 +67,3 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
         state = (result or {}).get("state") if isinstance(result, dict) else None
         if state in ("PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_FAILED"):
             raise AirflowException(f"pipeline job {self.job_id} ended {state}")
-
-
-class ChurnDataprocCreateBatchOperator(DataprocCreateBatchOperator):
-    """Submits the batch for this attempt, unless an earlier attempt's batch succeeded or runs.
-
-    Returns ``{"batch_id", "state"}`` for the sensor: in asynchronous or deferrable mode the
-    provider's own return value does not name the batch.
-    """
-
-    template_fields = (*DataprocCreateBatchOperator.template_fields, "pipeline_id")
-
-    def __init__(self, *, pipeline_id: str, step: str, **kwargs):
-        super().__init__(asynchronous=True, **kwargs)
-        self.pipeline_id, self.step = pipeline_id, step
-
-    def execute(self, context) -> dict:
-        earlier, current = batch_attempts(self.step, self.pipeline_id, context["ti"].try_number)
-        for batch_id in earlier:
-            try:
-                batch = self.hook.get_batch(
-                    batch_id=batch_id, region=self.region, project_id=self.project_id
-                )
-            except NotFound:
-                continue
-            if batch.state in REUSABLE:
-                self.log.info("batch %s is %s: using it, not a new one", batch_id, batch.state.name)
-                return {"batch_id": batch_id, "state": batch.state.name}
-        self.batch_id = current
-        result = super().execute(context)
-        return {"batch_id": current, "state": Batch.State(result["state"]).name}
