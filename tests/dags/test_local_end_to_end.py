@@ -211,7 +211,7 @@ def test_backfill_scores_each_date_into_its_own_partition(scoring_run, churn_roo
             scored = partition_rows(churn_root, "batch_predictions", pipeline_id)
             rejected = partition_rows(churn_root, "batch_rejects", pipeline_id)
             assert len(scored) + len(rejected) == 300, pipeline_id
-            assert {r["pipeline_id"] for r in scored} <= {pipeline_id}
+            assert {r["model_version"] for r in scored} == {registry(churn_root)["champion"]}
             assert {r["pipeline_execution_dt"].isoformat() for r in scored} == {
                 f"{pipeline_id[:4]}-{pipeline_id[4:6]}-{pipeline_id[6:]}"
             }
