@@ -47,8 +47,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         cleaned = cleaning.clean(parsed)
         unique = cleaned.dropDuplicates()
         out = cleaning.with_lineage(unique, args.pipeline_id, args.pipeline_execution_dt).cache()
-        stats["duplicates"] = cleaned.count() - out.count()
         stats["rows_out"] = out.count()
+        stats["duplicates"] = stats["rows_in"] - dropped - stats["rows_out"]
         target = table_uri(args.dataset_uri, TRAINING_DATA)
         storage.write_table(out, target, {"pipeline_id": args.pipeline_id})
     finally:
