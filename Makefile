@@ -53,6 +53,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURD
 
 airflow-up: venv java
 	@mkdir -p .airflow
+	$(AIRFLOW_ENV) $(PY) -m churn_airflow.airflow_setup
 	$(AIRFLOW_ENV) nohup airflow standalone > .airflow/standalone.log 2>&1 & echo $$! > .airflow/standalone.pid
 	@echo "Airflow starting: http://localhost:8080 (log: .airflow/standalone.log; user admin, password in .airflow/simple_auth_manager_passwords.json.generated)"
 

@@ -39,6 +39,7 @@ from airflow.sdk import Param, dag, task
 
 from churn_airflow import factory
 from churn_airflow.assets import CHAMPION_MODEL
+from churn_airflow.settings import REGISTRY_POOL
 
 GRIDS = {
     "small": ("5,10", "32", "20,30"),
@@ -98,7 +99,7 @@ def customer_churn_training():
 
     run_pipeline = factory.training_pipeline("run_training_pipeline", "plan_run")
 
-    @task(outlets=[CHAMPION_MODEL], max_active_tis_per_dag=1)
+    @task(outlets=[CHAMPION_MODEL], pool=REGISTRY_POOL)
     def promote_champion(plan: dict, params: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 

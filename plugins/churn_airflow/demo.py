@@ -10,9 +10,10 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from churn_airflow import airflow_setup
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,12 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     env = airflow_env(args.root.resolve())
     if "AIRFLOW_HOME" not in os.environ:  # not yet configured: re-run in the configured env
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        airflow_setup.main({**os.environ, **env})
         os.execve(
             sys.executable,
             [sys.executable, "-m", "churn_airflow.demo", *(argv or sys.argv[1:])],

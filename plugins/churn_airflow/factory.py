@@ -43,9 +43,9 @@ def training_pipeline(task_id: str, plan_task: str):
     """Runs the training pipeline: Vertex AI (deferred while it runs) or kfp.local."""
     values = plan(plan_task, "parameter_values")
     if settings.backend() == "gcp":
-        from churn_airflow.vertex_operators import ChurnRunPipelineJobOperator
+        from churn_airflow.vertex_lazy import LazyPipelineJobOperator
 
-        return ChurnRunPipelineJobOperator(
+        return LazyPipelineJobOperator(
             task_id=task_id,
             project_id=settings.template("project"),
             region=settings.template("region"),

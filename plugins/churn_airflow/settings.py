@@ -26,6 +26,7 @@ GCP_SETTINGS = (
 DEFAULTS = {"region": "us-central1", "runtime_version": "2.3"}
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_OBJECT = "pipeline/customer_churn_training.yaml"
+REGISTRY_POOL = "churn_registry"  # one slot: tasks that write the model registry
 
 
 def backend() -> str:

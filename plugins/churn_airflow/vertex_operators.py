@@ -1,7 +1,8 @@
 """``RunPipelineJobOperator`` mended for scheduled production runs.
 
-Imported only by the gcp backend: the Vertex operator module costs seconds to import, so
-it stays out of the scoring DAG and out of every local-backend parse.
+Importing the provider's Vertex module costs seconds, so no DAG file imports this one: the
+training DAG holds a ``vertex_lazy.LazyPipelineJobOperator``, which builds this operator when
+the task runs.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
             project_id=self.project_id, region=self.region, pipeline_job_id=self.job_id
         )
         self.log.info("pipeline job %s exists (%s): re-attaching", self.job_id, job.state.name)
+        context["ti"].xcom_push(key="pipeline_job_id", value=self.job_id)
         if job.state in ENDED_BADLY:
             raise AirflowException(f"pipeline job {self.job_id} already ended {job.state.name}")
         if job.state == PipelineState.PIPELINE_STATE_SUCCEEDED:

@@ -51,6 +51,17 @@ def test_training_graph_and_schedule(bag):
     ]
 
 
+def test_registry_updates_run_one_at_a_time_through_a_pool(bag):
+    from airflow.models.pool import Pool
+
+    from churn_airflow.settings import REGISTRY_POOL
+
+    assert bag.get_dag(TRAINING).get_task("promote_champion").pool == REGISTRY_POOL
+    assert bag.get_dag(TRAINING).max_active_runs == 1
+    pool = Pool.get_pool(REGISTRY_POOL)  # created by airflow_setup, as every deployment does
+    assert pool is not None and pool.slots == 1
+
+
 def test_scoring_graph_and_schedule(bag):
     dag = bag.get_dag(SCORING)
     assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
@@ -99,8 +110,27 @@ def test_parse_does_not_touch_variables_or_the_network(monkeypatch, airflow_db):
     bag = DagBag(str(REPO / "dags"))
     assert bag.import_errors == {}
     run = bag.get_dag(TRAINING).get_task("run_training_pipeline")
-    assert type(run).__name__ == "ChurnRunPipelineJobOperator"
+    assert type(run).__name__ == "LazyPipelineJobOperator"
     assert run.deferrable
+
+
+def test_gcp_parse_does_not_import_the_vertex_provider(airflow_db):
+    """The provider's Vertex module costs seconds to import: parsing must not load it."""
+    import os
+    import subprocess
+    import sys
+
+    heavy = ("google.cloud.aiplatform", "airflow.providers.google.cloud.operators.vertex_ai")
+    probe = (
+        "import sys; from airflow.dag_processing.dagbag import DagBag; "
+        f"bag = DagBag({str(REPO / 'dags')!r}); assert not bag.import_errors, bag.import_errors; "
+        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    )
+    env = {**os.environ, "CHURN_BACKEND": "gcp", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 def test_start_date_is_in_the_past(bag):

@@ -21,6 +21,7 @@ from google.cloud.dataproc_v1 import Batch
 from churn_airflow import factory
 from churn_airflow.dataproc_operators import ChurnDataprocCreateBatchOperator
 from churn_airflow.scoring import dataproc_batch, scoring_args
+from churn_airflow.vertex_lazy import LazyPipelineJobOperator, PipelineJobLink
 from churn_airflow.vertex_operators import ChurnRunPipelineJobOperator
 from pipeline.params import REPO, Environment, parameter_values
 
@@ -289,8 +290,8 @@ def values(attempt: int = 1) -> dict:
     return parameter_values(gcp_env(), "20261129", DAY, attempt=attempt)
 
 
-def pipeline_operator(deferrable: bool = False, **overrides) -> ChurnRunPipelineJobOperator:
-    kwargs = {
+def pipeline_arguments(deferrable: bool = False, **overrides) -> dict:
+    return {
         "task_id": "run_training_pipeline",
         "project_id": PROJECT,
         "region": REGION,
@@ -304,7 +305,10 @@ def pipeline_operator(deferrable: bool = False, **overrides) -> ChurnRunPipeline
         "poll_interval": 60,
         **overrides,
     }
-    return ChurnRunPipelineJobOperator(**kwargs)
+
+
+def pipeline_operator(deferrable: bool = False, **overrides) -> ChurnRunPipelineJobOperator:
+    return ChurnRunPipelineJobOperator(**pipeline_arguments(deferrable, **overrides))
 
 
 def submitted_job(job_id: str, state: str):
@@ -392,7 +396,9 @@ def test_pipeline_job_that_exists_and_succeeded_is_not_resubmitted(pipeline_hook
     pipeline_hook.submit_pipeline_job.side_effect = AlreadyExists("job exists")
     job = vertex_job("churn-training-20261129", PipelineState.PIPELINE_STATE_SUCCEEDED)
     pipeline_hook.get_pipeline_job.return_value = job
-    result = pipeline_operator().execute(context(1))
+    ctx = context(1)
+    result = pipeline_operator().execute(ctx)
+    ctx["ti"].xcom_push.assert_any_call(key="pipeline_job_id", value="churn-training-20261129")
     pipeline_hook.submit_pipeline_job.assert_called_once()
     pipeline_hook.get_pipeline_job.assert_called_once_with(
         project_id=PROJECT, region=REGION, pipeline_job_id="churn-training-20261129"
@@ -508,6 +514,61 @@ def test_submitted_values_load_against_the_committed_template(pipeline_hook, att
     assert set(sent["parameter_values"]) <= set(declared)
 
 
+# --- LazyPipelineJobOperator: what the DAG holds ------------------------------------------------
+
+
+def test_lazy_operator_sends_exactly_what_the_real_one_sends(pipeline_hook, caplog):
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        "churn-training-20261129-r2", "PIPELINE_STATE_SUCCEEDED"
+    )
+    ctx = context(2)
+    lazy = LazyPipelineJobOperator(**pipeline_arguments())
+    assert lazy.execute(ctx)["state"] == "PIPELINE_STATE_SUCCEEDED"
+    sent = pipeline_hook.submit_pipeline_job.call_args.kwargs
+
+    pipeline_hook.reset_mock()
+    pipeline_operator().execute(context(2))
+    assert sent == pipeline_hook.submit_pipeline_job.call_args.kwargs
+    assert sent["job_id"] == "churn-training-20261129-r2"
+    ctx["ti"].xcom_push.assert_any_call(key="pipeline_job_id", value="churn-training-20261129-r2")
+    assert "outside of the Task Runner" not in caplog.text
+
+
+def test_lazy_operator_defers_and_completes_through_the_real_one(pipeline_hook):
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        "churn-training-20261129", "PIPELINE_STATE_PENDING"
+    )
+    lazy = LazyPipelineJobOperator(**pipeline_arguments(deferrable=True))
+    with pytest.raises(TaskDeferred) as deferred:
+        lazy.execute(context(1))
+    assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.trigger.job_id == "churn-training-20261129"
+    with pytest.raises(AirflowException, match="CANCELLED"):
+        lazy.execute_complete(context(), {"status": "error", "message": "ended CANCELLED"})
+    done = {"status": "success", "message": "", "job": {"state": "PIPELINE_STATE_SUCCEEDED"}}
+    assert lazy.execute_complete(context(), done) == done["job"]
+
+
+def test_lazy_operator_templates_what_the_real_one_templates():
+    lazy = set(LazyPipelineJobOperator.template_fields)
+    assert lazy <= set(ChurnRunPipelineJobOperator.template_fields)
+    assert {"display_name", "parameter_values", "project_id", "region", "template_path"} <= lazy
+
+
+def test_pipeline_job_link_points_at_the_console(monkeypatch):
+    from airflow.sdk.execution_time import xcom
+
+    lazy = LazyPipelineJobOperator(**pipeline_arguments())
+    stored = {"pipeline_job_id": "churn-training-20261129-r2"}
+    monkeypatch.setattr(xcom.XCom, "get_value", lambda ti_key, key: stored.get(key))
+    assert PipelineJobLink().get_link(lazy, ti_key=None) == (
+        "https://console.cloud.google.com/vertex-ai/locations/us-central1/pipelines/runs/"
+        "churn-training-20261129-r2?project=my-proj"
+    )
+    stored.clear()
+    assert PipelineJobLink().get_link(lazy, ti_key=None) == ""
+
+
 # --- factory -------------------------------------------------------------------------------------
 
 
@@ -527,7 +588,7 @@ def test_factory_gcp_backend(gcp_backend):
     assert wait.prefix == "landing/train/dt={{ ds }}/"
     assert (wait.poke_interval, wait.timeout) == (300, 12 * 3600)
 
-    assert type(training) is ChurnRunPipelineJobOperator
+    assert type(training) is LazyPipelineJobOperator
     assert training.deferrable is True
     assert training.poll_interval == 60
     assert training.enable_caching is False
