@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export CHURN_ROOT ?= $(CURDIR)/.churn
 export PYTHONPATH := $(CURDIR):$(CURDIR)/spark_jobs:$(CURDIR)/plugins
 
-.PHONY: venv java demo test lint bench zip compile lock clean airflow-up airflow-down
+.PHONY: venv java browser demo test lint bench zip compile lock clean airflow-up airflow-down
 
 venv: $(STAMP)
 
@@ -27,10 +27,20 @@ java:
 		echo "Spark needs Java 17: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless) and put java on PATH or set JAVA_HOME."; \
 		exit 1; }
 
+# Debian's Chromium, for the browser test of the Airflow UI (tests/dags/test_airflow_ui.py).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "Installing Debian's chromium for the browser test of the Airflow UI"; \
+		{ $(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && \
+			$(SUDO) apt-get install -y -q chromium; }; } >/dev/null || { \
+		echo "The UI test needs Chromium: install Debian's chromium package (apt-get install chromium)."; \
+		exit 1; }; }
+
 demo: venv java
 	$(PY) -m churn_airflow.demo
 
-test: venv java lint
+test: venv java browser lint
 	$(VENV)/bin/pytest -q --durations=10
 
 lint: venv

@@ -9,9 +9,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.dags.conftest import REPO
+from tests.dags.standalone import airflow, airflow_env, standalone
 
 SHARED = REPO.parent / "shared" / "data"
 DAY, LATER = dt.date(2026, 11, 28), dt.date(2026, 11, 29)
@@ -145,29 +143,6 @@ def test_scoring_uses_the_champion_and_loses_no_row(scoring_run, churn_root):
     assert all(0.0 <= r["churn_probability"] <= 1.0 for r in scored)
 
 
-def airflow(*args: str, env: dict) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stderr[-3000:]}"
-    return done.stdout + done.stderr
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop airflow standalone: its children first (it orphans them on SIGTERM), then itself."""
-    children = subprocess.run(
-        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
-    ).stdout.split()
-    for pid in children:
-        subprocess.run(["pkill", "-TERM", "-P", pid])
-        os.kill(int(pid), signal.SIGTERM)
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
 def test_backfill_scores_each_date_into_its_own_partition(scoring_run, churn_root, tmp_path):
     from churn_ml import sample_data
 
@@ -177,14 +152,7 @@ def test_backfill_scores_each_date_into_its_own_partition(scoring_run, churn_roo
         sample_data.write_daily_partitions(
             churn_root / "landing" / "score", [day], 300, seed=11, with_label=False
         )
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "spark_jobs"), str(REPO / "plugins")]),
-        "AIRFLOW__API__PORT": "18793",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://localhost:18793/execution/",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-    }
+    env = airflow_env(18793)
     # The CLI writes to SQLite before the scheduler starts, so nothing contends for the lock.
     airflow("dags", "reserialize", env=env)
     airflow("dags", "unpause", "customer_churn_batch_scoring", env=env)
@@ -192,14 +160,7 @@ def test_backfill_scores_each_date_into_its_own_partition(scoring_run, churn_roo
                "--from-date", BACKFILL_DAYS[0].isoformat(),
                "--to-date", BACKFILL_DAYS[-1].isoformat()]  # fmt: skip
     assert airflow(*command, env=env).count("Created backfill Dag run") == len(BACKFILL_DAYS)
-    log = (tmp_path / "standalone.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "airflow", "standalone"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with standalone(env, tmp_path / "standalone.log"):
         expected = [d.strftime("%Y%m%d") for d in BACKFILL_DAYS]
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
@@ -215,6 +176,3 @@ def test_backfill_scores_each_date_into_its_own_partition(scoring_run, churn_roo
             assert {r["pipeline_execution_dt"].isoformat() for r in scored} == {
                 f"{pipeline_id[:4]}-{pipeline_id[4:6]}-{pipeline_id[6:]}"
             }
-    finally:
-        stop(server)
-        log.close()
