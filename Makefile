@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export CHURN_ROOT ?= $(CURDIR)/.churn
 export PYTHONPATH := $(CURDIR):$(CURDIR)/spark_jobs:$(CURDIR)/plugins
 
-.PHONY: venv java browser demo test lint bench zip compile lock clean airflow-up airflow-down
+.PHONY: venv java browser demo test lint bench zip compile lock clean airflow-up airflow-down deploy-composer
 
 venv: $(STAMP)
 
@@ -74,6 +74,12 @@ airflow-down:
 		for child in $$(pgrep -P $$pid); do pkill -TERM -P $$child; kill $$child; done; \
 		kill $$pid 2>/dev/null; rm -f .airflow/standalone.pid; echo "Airflow stopped"; \
 	else echo "no Airflow started by make airflow-up"; fi
+
+# Deploy to Cloud Composer with your own gcloud credentials (docs/gcp.md), e.g.
+#   make deploy-composer DEPLOY_ARGS="--environment ENV --location REGION --project P \
+#     --data-bucket B --model-bucket B --code-bucket B --dry-run"
+deploy-composer: venv
+	$(PY) -m churn_airflow.composer_deploy $(DEPLOY_ARGS)
 
 # Re-resolve the pinned set after editing requirements.txt.
 lock: venv

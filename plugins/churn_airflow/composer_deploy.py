@@ -188,6 +188,11 @@ def plan(args, bucket: str, backend_set: bool, template: Path) -> list[Action]:
             [str(template.relative_to(REPO))],
             f"gs://{args.code_bucket}/{settings.TEMPLATE_OBJECT}",
         ),
+        upload(
+            "upload plugins/.airflowignore (plugin loading skips the packages below)",
+            ["plugins/.airflowignore"],
+            f"{plugins}/",
+        ),
         Action(
             "sync churn_airflow into the plugins folder",
             (*RSYNC, "plugins/churn_airflow", f"{plugins}/churn_airflow"),
