@@ -177,11 +177,16 @@ def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tup
             ]
         )
 
-    _, floor_s = timed("I/O floor: read, clean, write", floor)
+    # The floor runs before and after the job, and the faster counts: the first run of the
+    # session also pays for JVM warm-up, which would flatter the ratio.
+    _, cold_floor_s = timed("I/O floor: read, clean, write", floor)
     _, score_s = timed("scoring job", scoring)
+    _, warm_floor_s = timed("I/O floor again", floor)
+    floor_s = min(cold_floor_s, warm_floor_s)
     result = {
         "rows": rows,
         "rows_per_s": round(rows / score_s),
+        "floor_runs_s": [round(cold_floor_s, 1), round(warm_floor_s, 1)],
         "floor_s": round(floor_s, 1),
         "score_s": round(score_s, 1),
         "ratio_to_floor": round(score_s / floor_s, 2),
