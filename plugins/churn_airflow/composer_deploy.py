@@ -38,7 +38,7 @@ RSYNC = (
     "--exclude=.*__pycache__.*",
 )
 # The DAGs import these at run time besides churn_airflow; they go next to it in plugins/.
-# Only these files: Airflow imports every .py file there, and the others need kfp or pyspark.
+# Only these files: the others need kfp or pyspark, which the DAG side never imports.
 DAG_SIDE_MODULES = {
     "pipeline": ("pipeline/__init__.py", "pipeline/params.py"),
     "churn_ml": ("spark_jobs/churn_ml/__init__.py", "spark_jobs/churn_ml/layout.py"),
