@@ -76,6 +76,7 @@ class LazyPipelineJobOperator(BaseOperator):
         self.enable_caching = enable_caching
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.job = None  # the real operator while it runs, for on_kill
 
     def job_operator(self):
         """The real operator, with this task's id and rendered arguments."""
@@ -85,13 +86,18 @@ class LazyPipelineJobOperator(BaseOperator):
         return ChurnRunPipelineJobOperator(task_id=self.task_id, **arguments)
 
     def execute(self, context):
-        job = self.job_operator()
+        self.job = self.job_operator()
         # Run it as this task itself, so Airflow does not warn about a nested operator.
-        token = ExecutorSafeguard.tracker.set(job)
+        token = ExecutorSafeguard.tracker.set(self.job)
         try:
-            return job.execute(context)
+            return self.job.execute(context)
         finally:
             ExecutorSafeguard.tracker.reset(token)
+
+    def on_kill(self) -> None:
+        """A task killed while it waits in ``execute`` cancels the pipeline job it started."""
+        if self.job is not None:
+            self.job.on_kill()
 
     def execute_complete(self, context, event: dict):
         return self.job_operator().execute_complete(context, event)

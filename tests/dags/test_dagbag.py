@@ -112,6 +112,12 @@ def test_parse_does_not_touch_variables_or_the_network(monkeypatch, airflow_db):
     run = bag.get_dag(TRAINING).get_task("run_training_pipeline")
     assert type(run).__name__ == "LazyPipelineJobOperator"
     assert run.deferrable
+    # What the DAG processor stores: the task and its console link survive serialization.
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    stored = DagSerialization.to_dict(bag.get_dag(TRAINING))["dag"]["tasks"]
+    (task,) = [t["__var"] for t in stored if t["__var"]["task_id"] == "run_training_pipeline"]
+    assert task["_operator_extra_links"] == {"Vertex AI pipeline job": "_link_PipelineJobLink"}
 
 
 def test_gcp_parse_does_not_import_the_vertex_provider(airflow_db):

@@ -534,6 +534,18 @@ def test_lazy_operator_sends_exactly_what_the_real_one_sends(pipeline_hook, capl
     assert "outside of the Task Runner" not in caplog.text
 
 
+def test_lazy_operator_kill_cancels_the_job_it_started(pipeline_hook):
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        "churn-training-20261129", "PIPELINE_STATE_SUCCEEDED"
+    )
+    lazy = LazyPipelineJobOperator(**pipeline_arguments())
+    lazy.on_kill()  # nothing started yet: nothing to cancel
+    pipeline_hook.cancel_pipeline_job.assert_not_called()
+    lazy.execute(context(1))
+    lazy.on_kill()
+    pipeline_hook.cancel_pipeline_job.assert_called_once_with()
+
+
 def test_lazy_operator_defers_and_completes_through_the_real_one(pipeline_hook):
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
         "churn-training-20261129", "PIPELINE_STATE_PENDING"
