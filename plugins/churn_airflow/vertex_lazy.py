@@ -32,7 +32,7 @@ class PipelineJobLink(BaseOperatorLink):
 class LazyPipelineJobOperator(BaseOperator):
     """Runs the compiled pipeline on Vertex AI through ``ChurnRunPipelineJobOperator``.
 
-    Takes that operator's arguments (see ``vertex_operators``); the first six are templated.
+    Takes that operator's arguments (see ``vertex_operators``) and templates the same ones.
     """
 
     template_fields = (
