@@ -22,7 +22,7 @@ from churn_airflow import airflow_setup
 from tests.dags.conftest import REPO
 from tests.dags.standalone import airflow_env, standalone
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 # Without the networking flags Chromium keeps calling Google's hosts, which this machine refuses.
 CHROMIUM_FLAGS = [
     "--headless=new",
