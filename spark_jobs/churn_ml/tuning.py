@@ -8,13 +8,15 @@ changing what is measured:
   smaller sizes are its first trees (see ``model.sub_forest``), so fits drop by the number of
   tree counts in the grid;
 - the fits run concurrently: on small folds a fit waits on Spark's job scheduling more than
-  on the CPU.
+  on the CPU. For the same reason small folds are fitted in few partitions (see
+  ``fold_data``).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -29,6 +31,7 @@ from churn_ml.model import ForestParams, churn_probability, forest, sub_forest
 log = logging.getLogger(__name__)
 
 FOLD = "fold"
+ROWS_PER_PARTITION = 50_000
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,26 @@ def assign_folds(vectors: DataFrame, folds: int, seed: int) -> DataFrame:
     return vectors.withColumn(FOLD, F.abs(F.xxhash64("customer_id", F.lit(seed + 1))) % folds)
 
 
+def fold_data(vectors: DataFrame, folds: int, seed: int) -> DataFrame:
+    """The rows cross-validation fits on: a fold each, in as few partitions as their number
+    allows (one per ``ROWS_PER_PARTITION``).
+
+    Each level of a forest is a Spark job; on a small fold its tasks cost more in overhead
+    than in rows, and the concurrent fits keep the cores busy instead (the full default grid
+    here: 236 s in 4 partitions, 189 s in 1). ``coalesce`` keeps the row order, so the
+    folds' partitioning stays reproducible.
+    """
+    partitions = max(1, math.ceil(vectors.count() / ROWS_PER_PARTITION))
+    return assign_folds(vectors.coalesce(partitions), folds, seed)
+
+
 def cross_validate(
     vectors: DataFrame, grid: Grid, folds: int, seed: int, parallelism: int
 ) -> list[Score]:
     """Mean validation AUPR of every grid point; ``vectors`` holds features, label, customer_id."""
     if folds < 2:
         raise ValueError("cross-validation needs at least 2 folds")
-    data = assign_folds(vectors, folds, seed).cache()
+    data = fold_data(vectors, folds, seed).cache()
     largest = max(grid.num_trees)
     fits = list(itertools.product(range(folds), grid.max_depth, grid.max_bins))
     started = time.monotonic()

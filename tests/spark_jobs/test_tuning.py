@@ -77,6 +77,19 @@ def test_assign_folds_is_deterministic_and_balanced(generated_vectors):
     assert moved.count() > total / 2  # another seed gives other folds
 
 
+def test_fold_data_uses_few_partitions_and_keeps_the_folds(generated_vectors, monkeypatch):
+    spread = generated_vectors.repartition(5, "customer_id").sortWithinPartitions("customer_id")
+    rows = spread.count()
+    small = tuning.fold_data(spread, 3, 42)
+    assert small.rdd.getNumPartitions() == 1
+    assertDataFrameEqual(small, tuning.assign_folds(spread, 3, 42))  # same rows, same folds
+    assert small.collect() == tuning.fold_data(spread, 3, 42).collect()  # in a fixed order
+    monkeypatch.setattr(tuning, "ROWS_PER_PARTITION", math.ceil(rows / 3))
+    assert tuning.fold_data(spread, 3, 42).rdd.getNumPartitions() == 3
+    monkeypatch.setattr(tuning, "ROWS_PER_PARTITION", 1)
+    assert tuning.fold_data(spread, 3, 42).rdd.getNumPartitions() == 5  # never more than given
+
+
 def test_cross_validate_needs_two_folds(generated_vectors):
     with pytest.raises(ValueError, match="at least 2 folds"):
         tuning.cross_validate(generated_vectors, Grid((3,), (16,), (5,)), 1, 42, 1)
@@ -94,7 +107,7 @@ def test_cross_validate_scores_every_grid_point(generated_vectors):
         assert s.mean_au_pr > base_rate + 0.15, s  # far better than guessing
 
     # The 6-tree score of fold 0 is the one of a 6-tree forest fitted on its own.
-    data = tuning.assign_folds(generated_vectors, 2, 42)
+    data = tuning.fold_data(generated_vectors, 2, 42)
     fitted = forest(ForestParams(num_trees=6, max_depth=5, max_bins=16), 42).fit(
         data.where(F.col(FOLD) != 0)
     )
