@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
+import yaml
 from kfp import compiler
 
 from pipeline.builder import build
@@ -16,6 +18,12 @@ def compile_template(path: Path = TEMPLATE) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(build("vertex"), str(path))
     return path
+
+
+def fresh_spec() -> dict:
+    """What compiling the current code gives, parsed; nothing is written beside the template."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return yaml.safe_load(compile_template(Path(tmp) / TEMPLATE.name).read_text())
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,11 +123,9 @@ def fresh_template() -> Path:
     """The committed template, if it matches a fresh compile (as tests/pipeline/test_compile)."""
     import yaml
 
-    from pipeline.compile import TEMPLATE, compile_template  # kfp: only when deploying
+    from pipeline.compile import TEMPLATE, fresh_spec  # kfp: only when deploying
 
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = compile_template(Path(tmp) / TEMPLATE.name).read_text()
-    if yaml.safe_load(fresh) != yaml.safe_load(TEMPLATE.read_text()):
+    if fresh_spec() != yaml.safe_load(TEMPLATE.read_text()):
         raise DeployError(f"{TEMPLATE.relative_to(REPO)} is stale: run `make compile` first")
     return TEMPLATE
 

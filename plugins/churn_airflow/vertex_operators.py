@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowException
 from google.api_core.exceptions import AlreadyExists
 from google.cloud.aiplatform_v1.types import PipelineState
 
+from churn_airflow.vertex_lazy import JOB_ID_KEY
 from pipeline.params import for_attempt, job_id
 
 ENDED_BADLY = {PipelineState.PIPELINE_STATE_FAILED, PipelineState.PIPELINE_STATE_CANCELLED}
@@ -44,7 +45,7 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
             project_id=self.project_id, region=self.region, pipeline_job_id=self.job_id
         )
         self.log.info("pipeline job %s exists (%s): re-attaching", self.job_id, job.state.name)
-        context["ti"].xcom_push(key="pipeline_job_id", value=self.job_id)
+        context["ti"].xcom_push(key=JOB_ID_KEY, value=self.job_id)
         if job.state in ENDED_BADLY:
             raise AirflowException(f"pipeline job {self.job_id} already ended {job.state.name}")
         if job.state == PipelineState.PIPELINE_STATE_SUCCEEDED:
