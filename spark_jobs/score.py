@@ -7,13 +7,14 @@ rejected; past ``--max-reject-fraction`` the job fails before writing anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pyspark.ml import PipelineModel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from churn_ml import cleaning, cli, raw_csv, storage
+from churn_ml.compiled_model import compile_model
 from churn_ml.layout import table_uri
 from churn_ml.model import CHURN_PROBABILITY, churn_probability
 from churn_ml.schema import BATCH_PREDICTIONS, BATCH_REJECTS
@@ -39,9 +40,25 @@ def parse_args(argv: Sequence[str] | None):
     return p.parse_args(argv)
 
 
-def predictions(model: PipelineModel, customers: DataFrame, model_version: str) -> DataFrame:
+Scorer = Callable[[DataFrame], DataFrame]
+
+
+def load_scorer(spark: SparkSession, model_uri: str) -> Scorer:
+    """The saved model as a function adding ``prediction`` and ``churn_probability``.
+
+    The compiled form when the model has the shape training fits, else the model's transform.
+    """
+    uri = storage.normalize(model_uri)
+    model = PipelineModel.load(uri)
+    compiled = compile_model(spark, model, uri)
+    if compiled is not None:
+        return compiled.transform
+    return lambda customers: churn_probability(model.transform(customers))
+
+
+def predictions(scorer: Scorer, customers: DataFrame, model_version: str) -> DataFrame:
     """Pure transform: the cleaned columns plus prediction, churn probability and model version."""
-    scored = churn_probability(model.transform(customers))
+    scored = scorer(customers)
     return scored.select(
         *customers.columns,
         F.col("prediction").cast("int").alias("prediction"),
@@ -85,10 +102,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     }
                 )
             )
-        model = PipelineModel.load(storage.normalize(args.model_uri))
+        scorer = load_scorer(spark, args.model_uri)
         partition = {"pipeline_id": args.pipeline_id}
         outputs = {
-            BATCH_PREDICTIONS: predictions(model, cleaning.clean(parsed), args.model_version),
+            BATCH_PREDICTIONS: predictions(scorer, cleaning.clean(parsed), args.model_version),
             BATCH_REJECTS: reject_rows(parsed, args.model_version),
         }
         for table, df in outputs.items():

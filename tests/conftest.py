@@ -10,6 +10,7 @@ import csv
 import functools
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ TUNE_FOLDS = 2
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run the venv's Python
     builder = (
         SparkSession.builder.master("local[2]")
         .appName("churn-ml-tests")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -50,6 +51,8 @@ def build_session(app_name: str) -> SparkSession:
         builder = builder.config(key, value)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # plain `python job.py`: start local Spark
         require_java()
+        # Python workers (the compiled model's batches) run this interpreter, not PATH's python3.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(os.environ.get("CHURN_SPARK_MASTER", "local[*]")).config(
             "spark.driver.memory",
             os.environ.get("CHURN_SPARK_DRIVER_MEMORY", DEFAULT_DRIVER_MEMORY),
