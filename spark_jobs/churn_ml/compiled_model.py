@@ -173,7 +173,9 @@ def stage_uri(model_uri: str, model: PipelineModel, index: int) -> str:
     return storage.join(model_uri, "stages", f"{index:0{width}d}_{model.stages[index].uid}")
 
 
-def compile_model(spark: SparkSession, model: PipelineModel, model_uri: str) -> CompiledModel | None:
+def compile_model(
+    spark: SparkSession, model: PipelineModel, model_uri: str
+) -> CompiledModel | None:
     """The compiled form of a saved churn model, or None (with the reason logged)."""
     why = _unsupported(model)
     if why is None:

@@ -105,4 +105,3 @@ def _stages_for(categorical, numeric):
         OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"),
         VectorAssembler(inputCols=[*encoded, *numeric], outputCol=FEATURES),
     ]
-
