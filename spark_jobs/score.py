@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from pyspark.ml import PipelineModel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from churn_ml import cleaning, cli, raw_csv, storage
@@ -77,42 +77,49 @@ def reject_rows(parsed: DataFrame, model_version: str) -> DataFrame:
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-batch-scoring")
-    parsed = cleaning.parse(raw_csv.read(spark, args.input_uri, with_label=False)).cache()
+    parsed = cleaning.parse(raw_csv.read(spark, args.input_uri, with_label=False))
+    partition = {"pipeline_id": args.pipeline_id}
+
+    def stage(table: str, df: DataFrame) -> storage.StagedTable:
+        tagged = cleaning.with_lineage(df, args.pipeline_id, args.pipeline_execution_dt)
+        return storage.stage_table(tagged, table_uri(args.dataset_uri, table), partition)
+
+    # Two passes over the input, no cache: the rejects (counting every row on the way), then,
+    # once the counts are within the limit, the predictions. Both commit only at the end.
+    counts = Observation("scoring input")
+    counted = parsed.observe(
+        counts,
+        F.count(F.lit(1)).alias("rows_in"),
+        F.count(cleaning.REJECT_REASON).alias("rejected"),
+    )
+    staged = []
     try:
         try:
-            reasons = parsed.groupBy(cleaning.REJECT_REASON).count().collect()
+            staged.append(stage(BATCH_REJECTS, reject_rows(counted, args.model_version)))
         except Exception as err:  # FAILFAST read: a line that is not a CSV record
             malformed = raw_csv.malformed_input(err)
             if malformed:
                 raise malformed from err
             raise
-        rows_in = sum(r["count"] for r in reasons)
-        rejected = sum(r["count"] for r in reasons if r[cleaning.REJECT_REASON])
+        rows_in, rejected = counts.get["rows_in"], counts.get["rejected"]
         if not rows_in:
             raise cli.InputError("the scoring input has a header but no rows")
         if rejected > args.max_reject_fraction * rows_in:
+            reasons = cleaning.rejects(parsed).groupBy(cleaning.REJECT_REASON).count().collect()
             raise cli.InputError(
                 f"{rejected} of {rows_in} rows cannot be scored, more than the allowed fraction "
                 f"{args.max_reject_fraction}: "
-                + str(
-                    {
-                        r[cleaning.REJECT_REASON]: r["count"]
-                        for r in reasons
-                        if r[cleaning.REJECT_REASON]
-                    }
-                )
+                + str({r[cleaning.REJECT_REASON]: r["count"] for r in reasons})
             )
         scorer = load_scorer(spark, args.model_uri)
-        partition = {"pipeline_id": args.pipeline_id}
-        outputs = {
-            BATCH_PREDICTIONS: predictions(scorer, cleaning.clean(parsed), args.model_version),
-            BATCH_REJECTS: reject_rows(parsed, args.model_version),
-        }
-        for table, df in outputs.items():
-            tagged = cleaning.with_lineage(df, args.pipeline_id, args.pipeline_execution_dt)
-            storage.write_table(tagged, table_uri(args.dataset_uri, table), partition)
-    finally:
-        parsed.unpersist()
+        scored = predictions(scorer, cleaning.clean(parsed), args.model_version)
+        staged.append(stage(BATCH_PREDICTIONS, scored))
+    except BaseException:
+        for table in staged:
+            table.discard()
+        raise
+    for table in staged:
+        table.commit()
     stats = {
         "rows_in": rows_in,
         "scored": rows_in - rejected,

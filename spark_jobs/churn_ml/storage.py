@@ -143,15 +143,56 @@ def read_table(spark: SparkSession, uri: str, partition: dict[str, str] | None =
 
 def write_table(df: DataFrame, uri: str, partition: dict[str, str]) -> None:
     """Replace the rows of one run (``partition``) in the table, atomically for readers."""
+    stage_table(df, uri, partition).commit()
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    """One run's rows written where readers do not look yet: commit or discard them."""
+
+    spark: SparkSession
+    uri: str
+    partition: dict[str, str]
+    staged: str  # a filesystem folder, or the BigQuery staging table's name
+
+    def commit(self) -> None:
+        bq = bigquery_table(self.uri)
+        if bq:
+            _commit_bigquery(bq, self.partition)
+            return
+        final = join(normalize(self.uri), partition_path(self.partition))
+        commit(self.spark, self.staged, final)
+        log.info("wrote %s", final)
+
+    def discard(self) -> None:
+        bq = bigquery_table(self.uri)
+        if bq:
+            from google.cloud import bigquery
+
+            bigquery.Client(project=bq.project).delete_table(self.staged, not_found_ok=True)
+        else:
+            delete(self.spark, self.staged)
+
+
+def stage_table(df: DataFrame, uri: str, partition: dict[str, str]) -> StagedTable:
+    """Write one run's rows beside the table: Parquet under ``_staging`` or a BigQuery table.
+
+    A write that fails leaves nothing staged.
+    """
     bq = bigquery_table(uri)
     if bq:
-        _write_bigquery(df, bq, partition)
-        return
-    final = join(normalize(uri), partition_path(partition))
-    staged = staging_uri(final)
-    df.drop(*partition).write.mode("overwrite").parquet(staged)
-    commit(df.sparkSession, staged, final)
-    log.info("wrote %s", final)
+        table = StagedTable(df.sparkSession, uri, partition, _bigquery_staging(bq, partition).name)
+        writer = df.write.format("bigquery").option("writeMethod", "direct").mode("overwrite")
+    else:
+        staged = staging_uri(join(normalize(uri), partition_path(partition)))
+        table = StagedTable(df.sparkSession, uri, partition, staged)
+        writer = df.drop(*partition).write.mode("overwrite").format("parquet")
+    try:
+        writer.save(table.staged)
+    except BaseException:
+        table.discard()
+        raise
+    return table
 
 
 def replace_rows_sql(target: BigQueryTable, staging: BigQueryTable, keys: list[str]) -> str:
@@ -165,12 +206,15 @@ def replace_rows_sql(target: BigQueryTable, staging: BigQueryTable, keys: list[s
     )
 
 
-def _write_bigquery(df: DataFrame, target: BigQueryTable, partition: dict[str, str]) -> None:
+def _bigquery_staging(target: BigQueryTable, partition: dict[str, str]) -> BigQueryTable:
+    suffix = re.sub(r"\W", "_", "_".join(partition.values()))
+    return BigQueryTable(target.project, target.dataset, f"_staging_{target.table}_{suffix}")
+
+
+def _commit_bigquery(target: BigQueryTable, partition: dict[str, str]) -> None:
     from google.cloud import bigquery  # on the Dataproc image; never needed locally
 
-    suffix = re.sub(r"\W", "_", "_".join(partition.values()))
-    staging = BigQueryTable(target.project, target.dataset, f"_staging_{target.table}_{suffix}")
-    df.write.format("bigquery").option("writeMethod", "direct").mode("overwrite").save(staging.name)
+    staging = _bigquery_staging(target, partition)
     client = bigquery.Client(project=target.project)
     if not _bq_table_exists(client, target):
         client.query(f"CREATE TABLE `{target.name}` LIKE `{staging.name}`").result()

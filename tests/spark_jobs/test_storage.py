@@ -131,6 +131,22 @@ def test_write_table_twice_with_the_same_partition_leaves_one_copy(spark, tmp_pa
     assert not list((tmp_path / "warehouse" / "batch_predictions" / "_staging").iterdir())
 
 
+def test_staged_rows_stay_unseen_until_committed_and_discard_leaves_nothing(spark, tmp_path):
+    table = str(tmp_path / "batch_rejects")
+    run = {"pipeline_id": "20261129"}
+    first, second = _rows(spark, "20261129", 4), _rows(spark, "20261129", 2, start=50)
+    storage.write_table(first, table, run)
+
+    staged = storage.stage_table(second, table, run)
+    assertDataFrameEqual(storage.read_table(spark, table, run).select(*first.columns), first)
+    staged.commit()
+    assertDataFrameEqual(storage.read_table(spark, table, run).select(*second.columns), second)
+
+    storage.stage_table(first, table, run).discard()
+    assertDataFrameEqual(storage.read_table(spark, table, run).select(*second.columns), second)
+    assert not list((tmp_path / "batch_rejects" / "_staging").iterdir())
+
+
 def test_write_table_keeps_other_partitions_and_the_key_as_a_string(spark, tmp_path):
     table = str(tmp_path / "training_data")
     storage.write_table(_rows(spark, "20261129", 4), table, {"pipeline_id": "20261129"})
