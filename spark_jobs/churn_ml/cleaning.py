@@ -41,6 +41,8 @@ def parse(raw: DataFrame) -> DataFrame:
             columns.append(F.lower(text).alias(name))
             continue
         value = text.try_cast(_NUMBER_TYPES[name]) if name in _NUMBER_TYPES else text
+        if name in NUMERIC_FEATURES:  # "NaN" parses as a double; no model can use it
+            value = F.when(~F.isnan(value), value)
         columns.append(value.alias(name))
         reasons.append(F.when(text.isNull(), F.lit(f"missing {name}")))
         if name in _NUMBER_TYPES:

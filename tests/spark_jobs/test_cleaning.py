@@ -96,6 +96,7 @@ def test_parse_reject_reasons(spark):
         {"customerID": "empty-total", "TotalCharges": ""},
         {"customerID": "text-total", "TotalCharges": "n/a"},
         {"customerID": "text-tenure", "tenure": "twelve"},
+        {"customerID": "nan-monthly", "MonthlyCharges": "NaN"},
         {"customerID": "missing-gender", "gender": ""},
         {"customerID": "null-contract", "Contract": None},
         # two problems: the first in column order is reported
@@ -109,6 +110,7 @@ def test_parse_reject_reasons(spark):
             ("empty-total", "missing total_charges"),
             ("text-total", "non-numeric total_charges"),
             ("text-tenure", "non-numeric tenure"),
+            ("nan-monthly", "non-numeric monthly_charges"),
             ("missing-gender", "missing gender"),
             ("null-contract", "missing contract"),
             ("two", "non-numeric tenure"),
