@@ -17,7 +17,6 @@ import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Tuple  # noqa: UP035 - pandas_udf's type-hint parser needs typing.Tuple
 
 import numpy as np
 import pandas as pd
@@ -154,7 +153,7 @@ class CompiledModel:
         model, n_codes = self, len(self.categorical)
 
         @F.pandas_udf(f"{PREDICTION} int, {CHURN_PROBABILITY} double")
-        def predict(batches: Iterator[Tuple[pd.Series, ...]]) -> Iterator[pd.DataFrame]:  # noqa: UP006
+        def predict(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.DataFrame]:
             for columns in batches:
                 codes = np.column_stack([c.to_numpy() for c in columns[:n_codes]])
                 numerics = np.column_stack([c.to_numpy(np.float64) for c in columns[n_codes:]])
