@@ -32,7 +32,7 @@ from churn_ml.model import CHURN_PROBABILITY
 
 log = logging.getLogger(__name__)
 # The scoring function reaches Python workers with this module's code inside, so they need
-# numpy and pandas but not the churn_ml package on their path.
+# numpy, pandas and pyarrow but not the churn_ml package on their path.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 PREDICTION = "prediction"
