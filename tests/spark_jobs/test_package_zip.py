@@ -11,7 +11,7 @@ import package_zip
 IMPORTS = (
     "import sys; sys.path.insert(0, {zip!r}); "
     "import churn_ml.cleaning, churn_ml.model, churn_ml.publish, churn_ml.tuning, "
-    "churn_ml.storage; print(churn_ml.__file__)"
+    "churn_ml.storage, churn_ml.compiled_model; print(churn_ml.__file__)"
 )
 
 
