@@ -80,28 +80,24 @@ def test_compiled_equals_transform_to_the_bit(spark, runs):
     rows.unpersist()
 
 
-def test_other_models_are_not_compiled(spark, tmp_path):
-    rows = spark.createDataFrame(
-        [(g, s, 50.0 + i, float(i % 2)) for i, (g, s) in enumerate([("a", "x"), ("b", "y")] * 5)],
-        "g string, s string, x double, churn_label double",
-    ).withColumnRenamed("churn_label", LABEL_INDEX)
-    model = Pipeline(
-        stages=[
-            *_stages_for(["g", "s"], ["x"]),
-            LogisticRegression(featuresCol=FEATURES, labelCol=LABEL_INDEX, maxIter=5),
-        ]
-    ).fit(rows)
-    model.save(str(tmp_path / "lr"))
-    assert compile_model(spark, model, str(tmp_path / "lr")) is None
-
-
-def _stages_for(categorical, numeric):
+def test_other_models_are_not_compiled_and_score_through_transform(spark, tmp_path):
+    import score
     from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 
-    indexed = [f"{c}_i" for c in categorical]
-    encoded = [f"{c}_v" for c in categorical]
-    return [
-        StringIndexer(inputCols=categorical, outputCols=indexed, handleInvalid="keep"),
-        OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"),
-        VectorAssembler(inputCols=[*encoded, *numeric], outputCol=FEATURES),
+    rows = spark.createDataFrame(
+        [(g, 50.0 + i, float(i % 2)) for i, g in enumerate(["a", "b"] * 5)],
+        f"g string, x double, {LABEL_INDEX} double",
+    )
+    stages = [
+        StringIndexer(inputCol="g", outputCol="g_i", handleInvalid="keep"),
+        OneHotEncoder(inputCol="g_i", outputCol="g_v", handleInvalid="keep"),
+        VectorAssembler(inputCols=["g_v", "x"], outputCol=FEATURES),
+        LogisticRegression(featuresCol=FEATURES, labelCol=LABEL_INDEX, maxIter=5),
     ]
+    model = Pipeline(stages=stages).fit(rows)
+    uri = str(tmp_path / "lr")
+    model.save(uri)
+    assert compile_model(spark, model, uri) is None
+    expected = churn_probability(model.transform(rows)).select("prediction", "churn_probability")
+    scored = score.load_scorer(spark, uri)(rows).select("prediction", "churn_probability")
+    assertDataFrameEqual(scored, expected)
