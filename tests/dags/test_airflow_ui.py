@@ -150,7 +150,9 @@ def test_ui_lists_graphs_and_triggers_training_with_params(server, page, api):
         page.get_by_role("link", name=dag_id, exact=True).wait_for()
     shoot(page, "01-dags")
     page.goto(f"{BASE}/")
-    page.get_by_text("Health").wait_for()
+    # The translated heading: until the UI's messages load it shows keys such as health.health,
+    # and the import-error check below would pass on untranslated text.
+    page.get_by_role("heading", name="Health", exact=True).wait_for()
     assert page.get_by_text("Dag Import Errors").count() == 0  # the home page's error button
     shoot(page, "02-home")
     assert client.ImportErrorApi(api).get_import_errors().total_entries == 0
