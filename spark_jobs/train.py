@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from churn_ml import cli, layout
-from churn_ml.model import ForestParams, training_pipeline
+from churn_ml.model import ForestParams, fit, training_pipeline
 from churn_ml.publish import add_run_arguments, load_split, publish, run_target
 from churn_ml.session import build_session
 
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     train, test = load_split(spark, args)
     params = ForestParams(args.num_trees, args.max_depth, args.max_bins)
     log.info("fitting %s on %d rows", params, train.count())
-    model = training_pipeline(params, args.seed).fit(train)
+    model = fit(training_pipeline(params, args.seed), train)
     train.unpersist()
     details = {"params": params.as_dict(), "seed": args.seed}
     return publish(model, test, run_target(args, layout.TRAINING), details)

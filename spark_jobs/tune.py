@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pyspark.ml import Pipeline, PipelineModel
 
 from churn_ml import cli, layout
-from churn_ml.model import FEATURES, LABEL_INDEX, feature_stages, forest
+from churn_ml.model import FEATURES, LABEL_INDEX, feature_stages, fit, forest
 from churn_ml.publish import add_run_arguments, load_split, publish, run_target
 from churn_ml.session import build_session
 from churn_ml.tuning import Grid, best, cross_validate
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     scores = cross_validate(vectors, grid, args.folds, args.seed, args.parallelism)
     winner = best(scores)
     log.info("best %s with mean AUPR %.4f", winner.params, winner.mean_au_pr)
-    rf = forest(winner.params, args.seed).fit(vectors)
+    rf = fit(forest(winner.params, args.seed), vectors)
     vectors.unpersist()
     train.unpersist()
     model = PipelineModel(stages=[*features.stages, rf])

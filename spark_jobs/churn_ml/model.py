@@ -70,6 +70,16 @@ def forest(params: ForestParams, seed: int = DEFAULT_SEED) -> RandomForestClassi
     )
 
 
+def fit(estimator, df: DataFrame):
+    """``estimator.fit(df)`` without the training summary that Spark attaches to the model.
+
+    The summary holds the SparkSession. Once the session has used an ``Observation`` (Spark
+    4.0), the session cannot be serialized, and every ``transform`` of such a model fails
+    with ``NotSerializableException: ObservationManager``. ``copy()`` drops the summary.
+    """
+    return estimator.fit(df).copy()
+
+
 def sub_forest(
     model: RandomForestClassificationModel, num_trees: int
 ) -> RandomForestClassificationModel:

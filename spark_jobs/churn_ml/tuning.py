@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from churn_ml.evaluation import evaluate
-from churn_ml.model import ForestParams, churn_probability, forest, sub_forest
+from churn_ml.model import ForestParams, churn_probability, fit, forest, sub_forest
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def cross_validate(
         fold, depth, bins = job
         train = data.where(F.col(FOLD) != fold)
         valid = data.where(F.col(FOLD) == fold)
-        model = forest(ForestParams(largest, depth, bins), seed).fit(train)
+        model = fit(forest(ForestParams(largest, depth, bins), seed), train)
         scores = {
             (fold, depth, bins, trees): evaluate(
                 churn_probability(sub_forest(model, trees).transform(valid))

@@ -12,7 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import cleaning, raw_csv
 from churn_ml.compiled_model import compile_model, forest_from_nodes
-from churn_ml.model import FEATURES, LABEL_INDEX, churn_probability
+from churn_ml.model import FEATURES, LABEL_INDEX, churn_probability, fit
 
 
 def _node(tree, id, left, right, feature=-1, categories=-1, values=(), stats=(1.0, 1.0)):
@@ -94,7 +94,7 @@ def test_other_models_are_not_compiled_and_score_through_transform(spark, tmp_pa
         VectorAssembler(inputCols=["g_v", "x"], outputCol=FEATURES),
         LogisticRegression(featuresCol=FEATURES, labelCol=LABEL_INDEX, maxIter=5),
     ]
-    model = Pipeline(stages=stages).fit(rows)
+    model = fit(Pipeline(stages=stages), rows)
     uri = str(tmp_path / "lr")
     model.save(uri)
     assert compile_model(spark, model, uri) is None

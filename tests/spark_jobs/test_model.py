@@ -117,8 +117,9 @@ def test_feature_names(generated_rows, feature_model):
 
 @pytest.fixture(scope="module")
 def fitted_forest(generated_vectors) -> RandomForestClassificationModel:
-    return model.forest(ForestParams(num_trees=6, max_depth=4, max_bins=16), seed=3).fit(
-        generated_vectors
+    return model.fit(
+        model.forest(ForestParams(num_trees=6, max_depth=4, max_bins=16), seed=3),
+        generated_vectors,
     )
 
 

@@ -10,7 +10,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import tuning
 from churn_ml.evaluation import evaluate
-from churn_ml.model import ForestParams, churn_probability, forest
+from churn_ml.model import ForestParams, churn_probability, fit, forest
 from churn_ml.tuning import FOLD, Grid, Score
 
 
@@ -108,8 +108,9 @@ def test_cross_validate_scores_every_grid_point(generated_vectors):
 
     # The 6-tree score of fold 0 is the one of a 6-tree forest fitted on its own.
     data = tuning.fold_data(generated_vectors, 2, 42)
-    fitted = forest(ForestParams(num_trees=6, max_depth=5, max_bins=16), 42).fit(
-        data.where(F.col(FOLD) != 0)
+    fitted = fit(
+        forest(ForestParams(num_trees=6, max_depth=5, max_bins=16), 42),
+        data.where(F.col(FOLD) != 0),
     )
     valid = churn_probability(fitted.transform(data.where(F.col(FOLD) == 0)))
     direct = evaluate(valid)["metrics"]["au_pr"]
