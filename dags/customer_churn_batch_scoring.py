@@ -2,19 +2,23 @@
 ### Customer churn: batch scoring
 
 Scores the day's customers with the champion model, every day at 00:00 UTC and again right
-after the training DAG promotes a new champion (the `champion` asset): that run re-scores the
-day under the same `pipeline_id` with the new model, replacing the earlier predictions.
+after the training DAG promotes a new champion (the `champion` asset). That asset-triggered
+run re-scores the current UTC day under the day's `pipeline_id` with the new model, replacing
+the day's earlier predictions; older days are never rewritten.
 
-1. **wait_for_scoring_input** waits (without holding a worker slot) for
-   `landing/score/dt=<ds>/` in the data bucket (locally under `CHURN_ROOT`).
-2. **resolve_champion** reads the model registry once and pins the champion's model URI and
+1. **plan_scoring** derives the run's identity once: the data day (the logical date, else the
+   trigger time, else the `day` param) and the `pipeline_id` (`YYYYMMDD`; manual runs add
+   `-manual-HHMMSS`).
+2. **wait_for_scoring_input** waits (without holding a worker slot) for
+   `landing/score/dt=<day>/` in the data bucket (locally under `CHURN_ROOT`).
+3. **resolve_champion** reads the model registry once and pins the champion's model URI and
    version for this run; every output row records that version.
-3. **submit_scoring** starts the scoring batch (Dataproc Serverless with
-   `CHURN_BACKEND=gcp`, a detached local spark-submit otherwise) and returns at once. Batch
-   ids come from the run's `pipeline_id` plus the attempt, so a retry after a failed batch
-   starts a new one, and a retry after a successful one does not score twice.
-4. **wait_for_scoring** polls the batch in reschedule mode and fails with the batch's error.
-5. **validate_predictions** checks scored + rejected = input rows for this `pipeline_id`, then
+4. **submit_scoring** starts the scoring batch (Dataproc Serverless with
+   `CHURN_BACKEND=gcp`, a detached local spark-submit otherwise) and returns at once. Every
+   try after a clear starts a new batch; an automatic retry waits on an earlier try's batch
+   that still runs or succeeded instead of scoring the day twice.
+5. **wait_for_scoring** polls the batch in reschedule mode and fails with the batch's error.
+6. **validate_predictions** checks scored + rejected = input rows for this `pipeline_id`, then
    updates the `batch_predictions` asset.
 
 Outputs: `batch_predictions` and `batch_rejects` (with the reason) in `customer_churn_ds`,
@@ -32,6 +36,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 
 from churn_airflow import factory
 from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL
+from churn_ml.lineage import PIPELINE_ID_PATTERN
 
 
 @dag(
@@ -50,8 +55,14 @@ from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL
         "pipeline_id": Param(
             None,
             type=["null", "string"],
-            pattern=r"^[a-z0-9][a-z0-9-]{0,38}$",
-            description="Optional id to score under; default: from the logical date.",
+            pattern=PIPELINE_ID_PATTERN,
+            description="Optional id to score under; default: from the run's day.",
+        ),
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Optional day (YYYY-MM-DD) whose input to score; default: the run's.",
         ),
         "max_reject_fraction": Param(
             0.05,
@@ -63,41 +74,47 @@ from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL
     },
 )
 def customer_churn_batch_scoring():
-    wait = factory.input_sensor("wait_for_scoring_input", "score")
+    @task(multiple_outputs=True)
+    def plan_scoring(params: dict, **context) -> dict:
+        from churn_airflow import run_ids
+        from churn_ml import layout
 
-    @task
-    def resolve_champion(params: dict, **context) -> dict:
-        from churn_airflow import promotion, run_ids, scoring, settings
+        run = run_ids.identify_context(context, params)
+        prefix = layout.landing_prefix(layout.SCORE_INPUT, run.day) + "/"
+        return {**run.as_dict(), "input_prefix": prefix}
+
+    @task(multiple_outputs=True)
+    def resolve_champion(plan: dict, params: dict) -> dict:
+        from churn_airflow import promotion, scoring, settings
 
         env = settings.environment()
-        when = run_ids.run_date(context)
-        pipeline_id = run_ids.pipeline_id(when, context["dag_run"].run_type, params["pipeline_id"])
         champion = promotion.resolve_champion(env.artifact_root)
+        day = dt.date.fromisoformat(plan["day"])
         args = scoring.scoring_args(
-            env, pipeline_id, when.date(), champion["model_uri"], champion["version"]
+            env, plan["pipeline_id"], day, champion["model_uri"], champion["version"]
         )
         args += ["--max-reject-fraction", str(params["max_reject_fraction"])]
         return {
-            "pipeline_id": pipeline_id,
-            "day": when.date().isoformat(),
             "model_version": champion["version"],
-            "batch": scoring.dataproc_batch(env, pipeline_id, args),
+            "batch": scoring.dataproc_batch(env, plan["pipeline_id"], args),
         }
 
-    submit = factory.scoring_batch("submit_scoring", "resolve_champion")
-    wait_for_batch = factory.scoring_sensor("wait_for_scoring", "submit_scoring")
-
     @task(outlets=[BATCH_PREDICTIONS])
-    def validate_predictions(plan: dict) -> dict:
+    def validate_predictions(plan: dict, champion: dict) -> dict:
         from churn_airflow import scoring, settings
 
         env = settings.environment()
         count = scoring.count_gcp if settings.backend() == "gcp" else scoring.count_local
         day = dt.date.fromisoformat(plan["day"])
-        return {**scoring.check_counts(*count(env, plan["pipeline_id"], day)), **plan}
+        checked = scoring.check_counts(*count(env, plan["pipeline_id"], day))
+        return {**checked, **plan, "model_version": champion["model_version"]}
 
-    plan = resolve_champion()
-    wait >> plan >> submit >> wait_for_batch >> validate_predictions(plan)
+    plan = plan_scoring()
+    wait = factory.input_sensor("wait_for_scoring_input", plan["input_prefix"])
+    champion = resolve_champion(plan)
+    submit = factory.scoring_batch("submit_scoring", plan, champion["batch"])
+    wait_for_batch = factory.scoring_sensor("wait_for_scoring", submit)
+    plan >> wait >> champion >> submit >> wait_for_batch >> validate_predictions(plan, champion)
 
 
 customer_churn_batch_scoring()

@@ -5,25 +5,29 @@ Every day at 00:00 UTC this DAG retrains the churn random forest on that day's r
 snapshot and promotes the best model to champion when it is good enough. (Midnight runs make a
 backfill's `--from-date`/`--to-date` exactly the days it processes.)
 
-1. **wait_for_training_data** waits (without holding a worker slot) for
-   `landing/train/dt=<ds>/` in the data bucket (locally under `CHURN_ROOT`).
-2. **plan_run** derives the run's `pipeline_id` from its logical date (`YYYYMMDD`; manual
-   runs add `-manual-HHMMSS`) and every id and parameter of the pipeline from it.
+1. **plan_run** derives the run's identity once: the data day (the logical date, else the
+   trigger time, else the `day` param), the `pipeline_id` (`YYYYMMDD`; manual runs add
+   `-manual-HHMMSS`) and every id and parameter of the pipeline. A bad param fails here,
+   before anything is submitted.
+2. **wait_for_training_data** waits (without holding a worker slot) for
+   `landing/train/dt=<day>/` in the data bucket (locally under `CHURN_ROOT`).
 3. **run_training_pipeline** runs the compiled KFP pipeline: preprocessing, managed dataset
-   registration, training, evaluation, and tuning when test AUPR reaches the threshold. With
-   `CHURN_BACKEND=gcp` it is a Vertex AI pipeline of Dataproc Serverless batches and the task
-   defers while it runs; locally the same pipeline runs with `kfp.local` on local Spark.
-4. **promote_champion** registers the run's models and makes the best one champion only if
+   registration, training, evaluation, and tuning when switched on and test AUPR reaches the
+   threshold. With `CHURN_BACKEND=gcp` it is a Vertex AI pipeline of Dataproc Serverless
+   batches and the task defers while it runs; locally the same pipeline runs with `kfp.local`
+   on local Spark. Every attempt writes its models under folders of its own.
+4. **promote_champion** registers the attempt's models and makes the best one champion only if
    its test AUPR passes the threshold and beats the current champion. A new champion
    updates the `champion` asset, which starts the batch-scoring DAG. When the run's best
    model is not promoted the task ends *skipped* and says why.
 
 **Params** (Trigger DAG w/ config): `aupr_threshold` (0-1), `tuning` (on/off), `grid`
-(`small`, `default` = the lab's 27 combinations, `large`), `folds`, and `pipeline_id` to
-re-process under a chosen id.
+(`small`, `default` = the lab's 27 combinations, `large`), `folds`, `pipeline_id` to process
+under a chosen id, and `day` to process another day's input.
 
-**Re-run a day**: clear the run (or `run_training_pipeline`) in the UI; outputs of that
-`pipeline_id` are replaced, never duplicated, and the cloud jobs get a new attempt id.
+**Re-run a day**: clear the run (or one task) in the UI. The re-run replaces that
+`pipeline_id`'s partitions, never duplicates them, and submits new cloud jobs; the models it
+trains are new versions, so the champion's files never change.
 
 **Backfill** (needs a running scheduler; the DAG must be unpaused):
 `airflow backfill create --dag-id customer_churn_training --from-date 2026-11-01
@@ -39,13 +43,10 @@ from airflow.sdk import Param, dag, task
 
 from churn_airflow import factory
 from churn_airflow.assets import CHAMPION_MODEL
+from churn_airflow.run_ids import RUN_VALUES_KEY
 from churn_airflow.settings import REGISTRY_POOL
-
-GRIDS = {
-    "small": ("5,10", "32", "20,30"),
-    "default": ("5,10,15", "24,32,40", "25,30,35"),
-    "large": ("5,10,15,20", "24,32,40,64", "25,35,50"),
-}
+from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, MAX_FOLDS, MIN_FOLDS
+from churn_ml.lineage import PIPELINE_ID_PATTERN
 
 
 @dag(
@@ -69,49 +70,69 @@ GRIDS = {
         "tuning": Param(
             True, type="boolean", description="Run hyperparameter tuning when the gate passes."
         ),
-        "grid": Param("default", type="string", enum=list(GRIDS), description="Tuning grid size."),
+        "grid": Param(
+            DEFAULT_GRID, type="string", enum=list(GRIDS), description="Tuning grid size."
+        ),
         "folds": Param(
-            5, type="integer", minimum=2, maximum=10, description="Cross-validation folds."
+            DEFAULT_FOLDS,
+            type="integer",
+            minimum=MIN_FOLDS,
+            maximum=MAX_FOLDS,
+            description="Cross-validation folds.",
         ),
         "pipeline_id": Param(
             None,
             type=["null", "string"],
-            pattern=r"^[a-z0-9][a-z0-9-]{0,38}$",
-            description="Optional id to process under; default: from the logical date.",
+            pattern=PIPELINE_ID_PATTERN,
+            description="Optional id to process under; default: from the run's day.",
+        ),
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Optional day (YYYY-MM-DD) whose input to process; default: the run's.",
         ),
     },
 )
 def customer_churn_training():
-    wait = factory.input_sensor("wait_for_training_data", "train")
-
-    @task
+    @task(multiple_outputs=True)
     def plan_run(params: dict, **context) -> dict:
         from churn_airflow import run_ids, settings
+        from churn_ml import layout, lineage
         from pipeline.params import Tuning, parameter_values
 
-        when = run_ids.run_date(context)
-        pipeline_id = run_ids.pipeline_id(when, context["dag_run"].run_type, params["pipeline_id"])
-        depth, bins, trees = GRIDS[params["grid"]]
-        threshold = params["aupr_threshold"] if params["tuning"] else 1.01  # > any AUPR: no tuning
-        tuning = Tuning(threshold, depth, bins, trees, params["folds"])
-        values = parameter_values(settings.environment(), pipeline_id, when.date(), tuning)
-        return {"pipeline_id": pipeline_id, "parameter_values": values}
-
-    run_pipeline = factory.training_pipeline("run_training_pipeline", "plan_run")
+        run = run_ids.identify_context(context, params)
+        tuning = Tuning.of_grid(
+            params["grid"],
+            enabled=params["tuning"],
+            aupr_threshold=params["aupr_threshold"],
+            folds=params["folds"],
+        )
+        first = lineage.attempt(run.run_key, 1)  # each attempt of the pipeline task adapts it
+        values = parameter_values(settings.environment(), run.pipeline_id, run.day, first, tuning)
+        return {
+            **run.as_dict(),
+            "input_prefix": layout.landing_prefix(layout.TRAIN_INPUT, run.day) + "/",
+            "display_name": f"customer-churn-training-{run.pipeline_id}",
+            "parameter_values": values,
+        }
 
     @task(outlets=[CHAMPION_MODEL], pool=REGISTRY_POOL)
-    def promote_champion(plan: dict, params: dict) -> dict:
+    def promote_champion(values: dict, params: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from churn_airflow import promotion
 
-        decision = promotion.promote_run(plan["parameter_values"], params["aupr_threshold"])
+        decision = promotion.promote_run(values, params["aupr_threshold"])
         if not decision["promoted"]:
             raise AirflowSkipException(decision["reason"])
         return decision
 
     plan = plan_run()
-    wait >> plan >> run_pipeline >> promote_champion(plan)
+    wait = factory.input_sensor("wait_for_training_data", plan["input_prefix"])
+    run_pipeline = factory.training_pipeline("run_training_pipeline", plan)
+    promote = promote_champion(run_pipeline.output[RUN_VALUES_KEY])
+    plan >> wait >> run_pipeline >> promote
 
 
 customer_churn_training()

@@ -10,9 +10,12 @@ from kfp import dsl
 from churn_ml import layout
 from churn_ml.schema import TRAINING_DATA
 from pipeline import components as c
+from pipeline.params import DEFAULT_TUNING
 
 PIPELINE_NAME = "customer-churn-training"
 TARGETS = ("vertex", "local")
+TUNING_ON_NAME = "tuning-switched-on"
+TUNING_OFF_NAME = "tuning-switched-off"
 GATE_NAME = "tune-if-training-aupr-meets-threshold"
 SKIP_NAME = "skip-tuning-below-threshold"
 
@@ -91,6 +94,7 @@ def build(target: str):
         preprocessing_batch_id: str,
         training_batch_id: str,
         tuning_batch_id: str,
+        attempt: str,
         project: str = "",
         region: str = "us-central1",
         container_image: str = "",
@@ -99,13 +103,14 @@ def build(target: str):
         subnetwork_uri: str = "",
         spark_history_server: str = "",
         spark_properties: dict = {},  # noqa: B006 (a KFP default value, never mutated)
-        aupr_threshold: float = 0.5,
-        max_drop_fraction: float = 0.05,
-        max_depth_grid: str = "5,10,15",
-        max_bins_grid: str = "24,32,40",
-        num_trees_grid: str = "25,30,35",
-        folds: int = 5,
-        seed: int = 42,
+        tuning: bool = DEFAULT_TUNING.enabled,
+        aupr_threshold: float = DEFAULT_TUNING.aupr_threshold,
+        max_drop_fraction: float = DEFAULT_TUNING.max_drop_fraction,
+        max_depth_grid: str = DEFAULT_TUNING.max_depth_grid,
+        max_bins_grid: str = DEFAULT_TUNING.max_bins_grid,
+        num_trees_grid: str = DEFAULT_TUNING.num_trees_grid,
+        folds: int = DEFAULT_TUNING.folds,
+        seed: int = DEFAULT_TUNING.seed,
     ):
         """Daily retrain of the customer-churn random forest.
 
@@ -120,6 +125,8 @@ def build(target: str):
             preprocessing_batch_id: Dataproc batch id of the preprocessing step.
             training_batch_id: Dataproc batch id of the training step.
             tuning_batch_id: Dataproc batch id of the tuning step.
+            attempt: This execution of the run, e.g. k7f2q-1: its models and metrics get
+                folders of their own, so a registered model's files never change.
             project: GCP project of the Dataproc batches and the dataset.
             region: GCP region of the Dataproc batches and the dataset.
             container_image: Custom Dataproc Serverless image, or empty for the default.
@@ -128,6 +135,7 @@ def build(target: str):
             subnetwork_uri: Subnetwork of the batches.
             spark_history_server: Dataproc cluster of the persistent Spark history server.
             spark_properties: Spark properties of every batch (memory, executors).
+            tuning: Run hyperparameter tuning at all (off: the trained model is the only one).
             aupr_threshold: Tune only when the trained model's test AUPR reaches this.
             max_drop_fraction: Preprocessing fails when more rows than this are unusable.
             max_depth_grid: Tuning grid of maxDepth, comma-separated.
@@ -137,13 +145,14 @@ def build(target: str):
             seed: Seed of the split, the folds and the forests.
         """
         p = dict(locals())
-        root, run = str(artifact_root), str(pipeline_id)
+        root, run, this = str(artifact_root), str(pipeline_id), str(attempt)
+        metrics = {op: layout.metrics_uri(root, op, run, this) for op in layout.OPERATIONS}
         common = ["--pipeline-id", pipeline_id, "--pipeline-execution-dt", pipeline_execution_dt]
         outputs = {
             op: [
                 "--dataset-uri", dataset_uri,
-                "--model-uri", layout.model_uri(root, op, run),
-                "--metrics-uri", layout.metrics_uri(root, op, run),
+                "--model-uri", layout.model_uri(root, op, run, this),
+                "--metrics-uri", metrics[op],
                 "--seed", seed,
             ]
             for op in layout.OPERATIONS
@@ -163,35 +172,44 @@ def build(target: str):
             .after(preprocessing)
         )
         evaluation = (
-            evaluate(metrics_uri=layout.metrics_uri(root, layout.TRAINING, run))
+            evaluate(metrics_uri=metrics[layout.TRAINING])
             .set_display_name("Evaluate trained model")
             .after(training)
         )
+        au_pr = evaluation.outputs["Output"]
         tasks = [preprocessing, dataset, training, evaluation]
-        with dsl.If(evaluation.outputs["Output"] >= aupr_threshold, name=GATE_NAME):
-            tuning = (
-                spark_step(
+        with dsl.If(tuning == True, name=TUNING_ON_NAME):  # noqa: E712 (a KFP condition)
+            with dsl.If(au_pr >= aupr_threshold, name=GATE_NAME):
+                tuner = spark_step(
                     p,
                     "tune",
                     [*common, *outputs[layout.TUNING], "--folds", folds,
                      "--max-depth-grid", max_depth_grid, "--max-bins-grid", max_bins_grid,
                      "--num-trees-grid", num_trees_grid],
                     tuning_batch_id,
-                ).set_display_name("Tune hyperparameters")
-            )  # fmt: skip
-            tuned = (
-                evaluate(metrics_uri=layout.metrics_uri(root, layout.TUNING, run))
-                .set_display_name("Evaluate tuned model")
-                .after(tuning)
-            )
-            tasks += [tuning, tuned]
-        with dsl.Else(name=SKIP_NAME):
-            skipped = skip(
-                metrics_uri=layout.metrics_uri(root, layout.TUNING, run),
-                au_pr=evaluation.outputs["Output"],
+                ).set_display_name("Tune hyperparameters")  # fmt: skip
+                tuned = (
+                    evaluate(metrics_uri=metrics[layout.TUNING])
+                    .set_display_name("Evaluate tuned model")
+                    .after(tuner)
+                )
+                tasks += [tuner, tuned]
+            with dsl.Else(name=SKIP_NAME):
+                below = skip(
+                    metrics_uri=metrics[layout.TUNING],
+                    au_pr=au_pr,
+                    threshold=aupr_threshold,
+                    switched_off=False,
+                ).set_display_name("Record tuning skipped below the threshold")
+                tasks.append(below)
+        with dsl.Else(name=TUNING_OFF_NAME):
+            off = skip(
+                metrics_uri=metrics[layout.TUNING],
+                au_pr=au_pr,
                 threshold=aupr_threshold,
-            ).set_display_name("Record skipped tuning")
-            tasks.append(skipped)
+                switched_off=True,
+            ).set_display_name("Record tuning switched off")
+            tasks.append(off)
         for task in tasks:
             task.set_caching_options(False)
 

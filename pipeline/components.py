@@ -146,13 +146,16 @@ def evaluate_model(
     return float(doc["metrics"]["au_pr"])
 
 
-def skip_tuning(metrics_uri: str, au_pr: float, threshold: float) -> str:
-    """Replace the run's tuning metrics.json and report with a record of why tuning did not run."""
+def skip_tuning(metrics_uri: str, au_pr: float, threshold: float, switched_off: bool) -> str:
+    """Write the attempt's tuning metrics.json and report as a record of why tuning did not run."""
     import json
     import os
     import tempfile
 
-    reason = f"training AUPR {au_pr:.4f} is below the threshold {threshold:.4f}"
+    if switched_off:
+        reason = f"tuning is switched off for this run (training AUPR {au_pr:.4f})"
+    else:
+        reason = f"training AUPR {au_pr:.4f} is below the threshold {threshold:.4f}"
     record = {"status": "skipped", "reason": reason, "au_pr": au_pr, "threshold": threshold}
     page = f"<!doctype html><title>tuning skipped</title><p>Tuning skipped: {reason}.</p>"
     for name, text in (("metrics.json", json.dumps(record, indent=2)), ("report.html", page)):

@@ -7,15 +7,14 @@ loads the compiled template with these values, so a name missing on either side 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from churn_ml import layout
+from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
+from churn_ml.lineage import PIPELINE_STEPS, batch_id
 
-BATCH_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$")
-JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
 REPO = Path(__file__).resolve().parents[1]
 
 LOCAL_SPARK_PROPERTIES = {
@@ -58,8 +57,8 @@ class Environment:
     def local(cls, root: str | Path) -> Environment:
         root = Path(root).resolve()
         return cls(
-            training_data_root=str(root / "landing" / "train"),
-            scoring_data_root=str(root / "landing" / "score"),
+            training_data_root=str(root / layout.landing_prefix(layout.TRAIN_INPUT)),
+            scoring_data_root=str(root / layout.landing_prefix(layout.SCORE_INPUT)),
             dataset_uri=str(root / "warehouse" / layout.DATASET),
             artifact_root=str(root),
             code_uri=str(REPO / "spark_jobs"),
@@ -80,8 +79,8 @@ class Environment:
         """Buckets are names without gs://; batch_settings are the Dataproc fields above."""
         code = f"gs://{code_bucket}/spark_jobs"
         return cls(
-            training_data_root=f"gs://{data_bucket}/landing/train",
-            scoring_data_root=f"gs://{data_bucket}/landing/score",
+            training_data_root=f"gs://{data_bucket}/{layout.landing_prefix(layout.TRAIN_INPUT)}",
+            scoring_data_root=f"gs://{data_bucket}/{layout.landing_prefix(layout.SCORE_INPUT)}",
             dataset_uri=f"bq://{project}.{layout.DATASET}",
             artifact_root=f"gs://{model_bucket}",
             code_uri=code,
@@ -93,61 +92,51 @@ class Environment:
         )
 
 
+_DEFAULT_GRID = grid_args(DEFAULT_GRID)
+
+
 @dataclass(frozen=True)
 class Tuning:
+    """What a run tunes: on or off, the AUPR gate, the grid and the folds."""
+
+    enabled: bool = True
     aupr_threshold: float = 0.5
-    max_depth_grid: str = "5,10,15"
-    max_bins_grid: str = "24,32,40"
-    num_trees_grid: str = "25,30,35"
-    folds: int = 5
+    max_depth_grid: str = _DEFAULT_GRID["max_depth_grid"]
+    max_bins_grid: str = _DEFAULT_GRID["max_bins_grid"]
+    num_trees_grid: str = _DEFAULT_GRID["num_trees_grid"]
+    folds: int = DEFAULT_FOLDS
     seed: int = 42
     max_drop_fraction: float = 0.05
+
+    @classmethod
+    def of_grid(cls, name: str, **settings) -> Tuning:
+        return cls(**grid_args(name), **settings)
 
 
 DEFAULT_TUNING = Tuning()
 
 
-def batch_id(step: str, pipeline_id: str, attempt: int = 1) -> str:
-    """Dataproc batch id of one step; a new attempt gets a new id instead of the old failure."""
-    suffix = "" if attempt == 1 else f"-r{attempt}"
-    value = f"churn-{step}-{pipeline_id}{suffix}"
-    if not BATCH_ID.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid Dataproc batch id (4-63 of [a-z0-9-])")
-    return value
-
-
-def job_id(pipeline_id: str, attempt: int = 1) -> str:
-    """Vertex pipeline job id of a run."""
-    suffix = "" if attempt == 1 else f"-r{attempt}"
-    value = f"churn-training-{pipeline_id}{suffix}"
-    if not JOB_ID.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid Vertex job id")
-    return value
-
-
-STEPS = ("preprocessing", "training", "tuning")
-
-
-def for_attempt(values: dict, attempt: int) -> dict:
-    """The same run's values with the batch ids of a later attempt."""
-    ids = {f"{step}_batch_id": batch_id(step, values["pipeline_id"], attempt) for step in STEPS}
-    return {**values, **ids}
+def for_attempt(values: dict, attempt: str) -> dict:
+    """The same run's values for one attempt: its batch ids and its artifact folders."""
+    pipeline_id = values["pipeline_id"]
+    ids = {f"{s}_batch_id": batch_id(s, pipeline_id, attempt) for s in PIPELINE_STEPS}
+    return {**values, **ids, "attempt": attempt}
 
 
 def parameter_values(
     env: Environment,
     pipeline_id: str,
     execution_date: dt.date,
+    attempt: str,
     tuning: Tuning = DEFAULT_TUNING,
-    attempt: int = 1,
     training_data_uri: str | None = None,
 ) -> dict:
-    """Every runtime parameter of the compiled template for one run."""
+    """Every runtime parameter of the compiled template for one attempt of a run."""
     values = {
         "pipeline_id": pipeline_id,
         "pipeline_execution_dt": execution_date.isoformat(),
         "training_data_uri": training_data_uri
-        or f"{env.training_data_root}/dt={execution_date.isoformat()}",
+        or f"{env.training_data_root}/{layout.day_partition(execution_date)}",
         "dataset_uri": env.dataset_uri,
         "artifact_root": env.artifact_root,
         "code_uri": env.code_uri,
@@ -160,6 +149,7 @@ def parameter_values(
         "subnetwork_uri": env.subnetwork_uri,
         "spark_history_server": env.spark_history_server,
         "spark_properties": dict(env.spark_properties),
+        "tuning": tuning.enabled,
         "aupr_threshold": tuning.aupr_threshold,
         "max_drop_fraction": tuning.max_drop_fraction,
         "max_depth_grid": tuning.max_depth_grid,

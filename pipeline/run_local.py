@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kfp import local
 
-from churn_ml import layout, sample_data
+from churn_ml import layout, lineage, sample_data
 from pipeline.builder import build
 from pipeline.params import DEFAULT_TUNING, REPO, Environment, Tuning, parameter_values
 
@@ -42,8 +42,8 @@ def step_times(run_dir: Path) -> dict[str, float]:
     return times
 
 
-def read_metrics(root: str, operation: str, pipeline_id: str) -> dict | None:
-    path = Path(layout.metrics_file(root, operation, pipeline_id))
+def read_metrics(root: str, operation: str, pipeline_id: str, attempt: str) -> dict | None:
+    path = Path(layout.metrics_file(root, operation, pipeline_id, attempt))
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -56,18 +56,19 @@ def run_values(values: dict, pipeline_root: Path) -> dict:
     before = set(pipeline_root.glob("*"))
     build("local")(**values)
     run_dirs = sorted(set(pipeline_root.glob("*")) - before)
-    pipeline_id = values["pipeline_id"]
-    trained = read_metrics(env_root, layout.TRAINING, pipeline_id)
-    tuned = read_metrics(env_root, layout.TUNING, pipeline_id)
+    pipeline_id, attempt = values["pipeline_id"], values["attempt"]
+    trained = read_metrics(env_root, layout.TRAINING, pipeline_id, attempt)
+    tuned = read_metrics(env_root, layout.TUNING, pipeline_id, attempt)
     tuning_ran = tuned is not None and tuned.get("status") != "skipped"
     return {
         "pipeline_id": pipeline_id,
+        "attempt": attempt,
         "training_au_pr": trained["metrics"]["au_pr"],
         "tuning": tuned["metrics"]["au_pr"] if tuning_ran else tuned["reason"],
         "tuning_ran": tuning_ran,
         "tuning_params": tuned["params"] if tuning_ran else None,
         "reports": [
-            layout.metrics_uri(env_root, op, pipeline_id) + "/report.html"
+            layout.metrics_uri(env_root, op, pipeline_id, attempt) + "/report.html"
             for op in (layout.OPERATIONS if tuning_ran else (layout.TRAINING,))
         ],
         "step_seconds": step_times(run_dirs[-1]) if run_dirs else {},
@@ -82,10 +83,12 @@ def run(
     tuning: Tuning = DEFAULT_TUNING,
     training_data_uri: str | None = None,
 ) -> dict:
-    """Run the local pipeline once for a day under ``root``."""
+    """Run the local pipeline once for a day under ``root``: new work, so a new attempt."""
     env = Environment.local(root)
+    started = dt.datetime.now(dt.UTC).isoformat()
+    attempt = lineage.attempt(lineage.run_key(f"run_local__{pipeline_id}__{started}"), 1)
     values = parameter_values(
-        env, pipeline_id, execution_date, tuning, training_data_uri=training_data_uri
+        env, pipeline_id, execution_date, attempt, tuning, training_data_uri=training_data_uri
     )
     return run_values(values, Path(root) / "kfp")
 
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         help="first write this many sample rows to the date's landing partition",
     )
     defaults = Tuning()
+    parser.add_argument("--tuning", action=argparse.BooleanOptionalAction, default=defaults.enabled)
     parser.add_argument("--aupr-threshold", type=float, default=defaults.aupr_threshold)
     parser.add_argument("--max-depth-grid", default=defaults.max_depth_grid)
     parser.add_argument("--max-bins-grid", default=defaults.max_bins_grid)
@@ -122,11 +126,12 @@ def main(argv: list[str] | None = None) -> None:
         landing = Environment.local(args.root).training_data_root
         sample_data.write_daily_partitions(landing, [args.date], args.generate_rows)
     tuning = Tuning(
-        args.aupr_threshold,
-        args.max_depth_grid,
-        args.max_bins_grid,
-        args.num_trees_grid,
-        args.folds,
+        enabled=args.tuning,
+        aupr_threshold=args.aupr_threshold,
+        max_depth_grid=args.max_depth_grid,
+        max_bins_grid=args.max_bins_grid,
+        num_trees_grid=args.num_trees_grid,
+        folds=args.folds,
     )
     summary = run(
         args.root,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pyspark.ml import Pipeline, PipelineModel
 
 from churn_ml import cli, layout
+from churn_ml.grids import DEFAULT_FOLDS, MAX_FOLDS, MIN_FOLDS
 from churn_ml.model import FEATURES, LABEL_INDEX, feature_stages, fit, forest
 from churn_ml.publish import add_run_arguments, load_split, publish, run_target
 from churn_ml.session import build_session
@@ -23,15 +24,20 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--max-depth-grid", type=cli.int_list, default=list(grid.max_depth))
     p.add_argument("--max-bins-grid", type=cli.int_list, default=list(grid.max_bins))
     p.add_argument("--num-trees-grid", type=cli.int_list, default=list(grid.num_trees))
-    p.add_argument("--folds", type=cli.positive_int, default=5, help="2 to 20 (default 5)")
+    p.add_argument(
+        "--folds",
+        type=cli.positive_int,
+        default=DEFAULT_FOLDS,
+        help=f"{MIN_FOLDS} to {MAX_FOLDS} (default {DEFAULT_FOLDS})",
+    )
     p.add_argument(
         "--parallelism", type=cli.positive_int, default=6, help="forests fitted at once (default 6)"
     )
     args = p.parse_args(argv)
     if min(args.max_bins_grid) < 2:
         p.error("--max-bins-grid values must be at least 2")
-    if not 2 <= args.folds <= 20:
-        p.error("--folds must be between 2 and 20")
+    if not MIN_FOLDS <= args.folds <= MAX_FOLDS:
+        p.error(f"--folds must be between {MIN_FOLDS} and {MAX_FOLDS}")
     return args
 
 

@@ -6,37 +6,46 @@ from airflow.providers.google.cloud.operators.dataproc import DataprocCreateBatc
 from google.api_core.exceptions import NotFound
 from google.cloud.dataproc_v1 import Batch
 
-from churn_airflow.run_ids import batch_attempts
+from churn_airflow import run_ids
+from churn_ml import lineage
 
 # An earlier attempt's batch in these states is waited on instead of starting another.
 REUSABLE = {Batch.State.PENDING, Batch.State.RUNNING, Batch.State.SUCCEEDED}
 
 
 class ChurnDataprocCreateBatchOperator(DataprocCreateBatchOperator):
-    """Submits the batch for this attempt, unless an earlier attempt's batch succeeded or runs.
+    """Submits this attempt's batch, unless an automatic retry finds an earlier try's batch
+    that succeeded or still runs (``run_ids.attempts``): the first try after a clear always
+    starts a new batch.
 
     Returns ``{"batch_id", "state"}`` for the sensor: in asynchronous or deferrable mode the
     provider's own return value does not name the batch.
     """
 
-    template_fields = (*DataprocCreateBatchOperator.template_fields, "pipeline_id")
+    template_fields = (*DataprocCreateBatchOperator.template_fields, "pipeline_id", "run_key")
 
-    def __init__(self, *, pipeline_id: str, step: str, **kwargs):
+    def __init__(self, *, pipeline_id: str, run_key: str, step: str, **kwargs):
         super().__init__(asynchronous=True, **kwargs)
-        self.pipeline_id, self.step = pipeline_id, step
+        self.pipeline_id, self.run_key, self.step = pipeline_id, run_key, step
+
+    def _reusable(self, attempt: str) -> Batch | None:
+        try:
+            batch = self.hook.get_batch(
+                batch_id=lineage.batch_id(self.step, self.pipeline_id, attempt),
+                region=self.region,
+                project_id=self.project_id,
+            )
+        except NotFound:
+            return None
+        return batch if batch.state in REUSABLE else None
 
     def execute(self, context) -> dict:
-        earlier, current = batch_attempts(self.step, self.pipeline_id, context["ti"].try_number)
-        for batch_id in earlier:
-            try:
-                batch = self.hook.get_batch(
-                    batch_id=batch_id, region=self.region, project_id=self.project_id
-                )
-            except NotFound:
-                continue
-            if batch.state in REUSABLE:
-                self.log.info("batch %s is %s: using it, not a new one", batch_id, batch.state.name)
-                return {"batch_id": batch_id, "state": batch.state.name}
-        self.batch_id = current
+        earlier, current = run_ids.attempts(self.run_key, context["ti"], self.retries)
+        found = run_ids.first_reusable(earlier, self._reusable)
+        if found:
+            batch_id = lineage.batch_id(self.step, self.pipeline_id, found[0])
+            self.log.info("batch %s is %s: waiting on it", batch_id, found[1].state.name)
+            return {"batch_id": batch_id, "state": found[1].state.name}
+        self.batch_id = lineage.batch_id(self.step, self.pipeline_id, current)
         result = super().execute(context)
-        return {"batch_id": current, "state": Batch.State(result["state"]).name}
+        return {"batch_id": self.batch_id, "state": Batch.State(result["state"]).name}

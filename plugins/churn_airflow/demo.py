@@ -70,7 +70,6 @@ def run(args) -> None:
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     when = dt.datetime.combine(args.date, dt.time(), tzinfo=dt.UTC)
-    pipeline_id = run_ids.pipeline_id(when, "manual")  # what `dags test` runs are
     states = {}
     for dag_id, conf in (
         ("customer_churn_training", {"grid": args.grid, "folds": 3}),
@@ -81,26 +80,30 @@ def run(args) -> None:
         if dag_run.state != "success":
             print(json.dumps(states, indent=2))
             raise SystemExit(f"{dag_id} failed: see the task logs above")
+    run = run_ids.identify(
+        dag_run.run_id, dag_run.run_type, dag_run.logical_date, dag_run.run_after
+    )
     doc = registry.store(env.artifact_root).read()
-    rows_in, scored, rejected = scoring.count_local(env, pipeline_id, args.date)
+    models = [v for v in doc["versions"] if v["pipeline_id"] == run.pipeline_id]
+    attempt = models[-1]["attempt"]
+    rows_in, scored, rejected = scoring.count_local(env, run.pipeline_id, args.date)
+    reports = [
+        Path(layout.metrics_uri(env.artifact_root, op, run.pipeline_id, attempt), "report.html")
+        for op in layout.OPERATIONS
+    ]
     summary = {
-        "pipeline_id": pipeline_id,
+        "pipeline_id": run.pipeline_id,
         "tasks": states,
         "models": {
             v["version"]: {"test_au_pr": round(v["metrics"]["au_pr"], 4), "status": v["status"]}
-            for v in doc["versions"]
-            if v["pipeline_id"] == pipeline_id
+            for v in models
         },
         "tuning": promotion.read_json(
-            layout.metrics_file(env.artifact_root, layout.TUNING, pipeline_id)
+            layout.metrics_file(env.artifact_root, layout.TUNING, run.pipeline_id, attempt)
         ).get("reason", "ran"),
         "champion": registry.champion(doc)["version"],
         "scoring": {"rows_in": rows_in, "scored": scored, "rejected": rejected},
-        "reports": [
-            layout.metrics_uri(env.artifact_root, op, pipeline_id) + "/report.html"
-            for op in layout.OPERATIONS
-            if Path(layout.metrics_uri(env.artifact_root, op, pipeline_id), "report.html").exists()
-        ],
+        "reports": [str(r) for r in reports if r.exists()],
         "registry": registry.registry_uri(env.artifact_root),
     }
     print(json.dumps(summary, indent=2))

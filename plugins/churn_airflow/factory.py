@@ -1,8 +1,8 @@
 """One operator per DAG step, chosen by ``CHURN_BACKEND`` (``local`` by default, or ``gcp``).
 
-The DAG files call these and read the same for both backends. Configuration that differs per
-deployment reaches the operators through templates of the run's plan (see ``settings``), so
-nothing here reads Variables or touches the network at parse time.
+The DAG files call these and read the same for both backends. Per-run values reach the
+operators as XComArgs of the run's plan task; per-deployment settings as templates (see
+``settings``). Nothing here reads Variables or touches the network at parse time.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import datetime as dt
 
 from churn_airflow import settings
 
-PLAN = "{{{{ ti.xcom_pull(task_ids='{task}')['{key}'] }}}}"
 CLOUD_RETRIES = {
     "retries": 3,
     "retry_delay": dt.timedelta(minutes=2),
@@ -19,14 +18,9 @@ CLOUD_RETRIES = {
 }
 
 
-def plan(task_id: str, key: str) -> str:
-    """A template that renders one field of a plan task's return value (as a native object)."""
-    return PLAN.format(task=task_id, key=key)
-
-
-def input_sensor(task_id: str, kind: str):
-    """Waits for the day's raw input partition without holding a worker slot."""
-    prefix = f"landing/{kind}/dt={{{{ ds }}}}/"
+def input_sensor(task_id: str, prefix):
+    """Waits for the day's raw input (``prefix`` in the data bucket or under the local root)
+    without holding a worker slot."""
     common = {"task_id": task_id, "poke_interval": 300, "timeout": 12 * 3600}
     if settings.backend() == "gcp":
         from airflow.providers.google.cloud.sensors.gcs import GCSObjectsWithPrefixExistenceSensor
@@ -36,12 +30,13 @@ def input_sensor(task_id: str, kind: str):
         )
     from churn_airflow.local_operators import LocalPathSensor
 
-    return LocalPathSensor(path=f"{settings.local_root()}/{prefix}", mode="reschedule", **common)
+    return LocalPathSensor(prefix=prefix, mode="reschedule", **common)
 
 
-def training_pipeline(task_id: str, plan_task: str):
-    """Runs the training pipeline: Vertex AI (deferred while it runs) or kfp.local."""
-    values = plan(plan_task, "parameter_values")
+def training_pipeline(task_id: str, plan):
+    """Runs the training pipeline of the ``plan`` task's run: Vertex AI (deferred while it
+    runs) or a local kfp.local job."""
+    values, run_key = plan["parameter_values"], plan["run_key"]
     if settings.backend() == "gcp":
         from churn_airflow.vertex_lazy import LazyPipelineJobOperator
 
@@ -49,10 +44,11 @@ def training_pipeline(task_id: str, plan_task: str):
             task_id=task_id,
             project_id=settings.template("project"),
             region=settings.template("region"),
-            display_name=f"customer-churn-training-{plan(plan_task, 'pipeline_id')}",
+            display_name=plan["display_name"],
             template_path=settings.template_path(),
             pipeline_root=f"gs://{settings.template('model_bucket')}/pipeline-root",
             parameter_values=values,
+            run_key=run_key,
             service_account=settings.template("service_account") or None,
             enable_caching=False,
             labels={"app": "customer-churn"},
@@ -62,12 +58,13 @@ def training_pipeline(task_id: str, plan_task: str):
         )
     from churn_airflow.local_operators import LocalPipelineOperator
 
-    return LocalPipelineOperator(task_id=task_id, parameter_values=values)
+    return LocalPipelineOperator(task_id=task_id, parameter_values=values, run_key=run_key)
 
 
-def scoring_batch(task_id: str, plan_task: str):
-    """Submits the scoring batch and returns at once with ``{"batch_id", "state"}``."""
-    batch, pipeline_id = plan(plan_task, "batch"), plan(plan_task, "pipeline_id")
+def scoring_batch(task_id: str, plan, batch):
+    """Submits the scoring ``batch`` of the ``plan`` task's run and returns at once with
+    ``{"batch_id", "state"}`` (each also an XCom of its own)."""
+    ids = {"pipeline_id": plan["pipeline_id"], "run_key": plan["run_key"], "step": "scoring"}
     if settings.backend() == "gcp":
         from churn_airflow.dataproc_operators import ChurnDataprocCreateBatchOperator
 
@@ -76,18 +73,18 @@ def scoring_batch(task_id: str, plan_task: str):
             project_id=settings.template("project"),
             region=settings.template("region"),
             batch=batch,
-            pipeline_id=pipeline_id,
-            step="scoring",
+            multiple_outputs=True,
+            **ids,
             **CLOUD_RETRIES,
         )
     from churn_airflow.local_operators import LocalBatchOperator
 
-    return LocalBatchOperator(task_id=task_id, batch=batch, pipeline_id=pipeline_id, step="scoring")
+    return LocalBatchOperator(task_id=task_id, batch=batch, multiple_outputs=True, **ids)
 
 
-def scoring_sensor(task_id: str, submit_task: str):
-    """Waits for the scoring batch in reschedule mode, failing if the batch failed."""
-    batch_id = plan(submit_task, "batch_id")
+def scoring_sensor(task_id: str, submit):
+    """Waits for the batch ``submit`` started, in reschedule mode, failing if it failed."""
+    batch_id = submit.output["batch_id"]
     common = {"task_id": task_id, "mode": "reschedule", "poke_interval": 60, "timeout": 6 * 3600}
     if settings.backend() == "gcp":
         from airflow.providers.google.cloud.sensors.dataproc import DataprocBatchSensor

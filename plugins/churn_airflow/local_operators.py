@@ -1,84 +1,132 @@
-"""Operators of the local backend, shaped like the Google provider ones they stand in for."""
+"""Operators of the local backend, shaped like the Google provider ones they stand in for.
+
+Both submitters follow the cloud operators' rule (``run_ids.attempts``): the first try after a
+clear is new work with a new job id; an automatic retry first looks for the job of an earlier
+try that still runs or succeeded, and waits on it instead of running the work twice.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import time
 from pathlib import Path
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
-from churn_airflow import local_batch, settings
-from churn_airflow.run_ids import batch_attempts
+from churn_airflow import local_jobs, run_ids, settings
+from churn_ml import lineage
 
 
 class LocalPathSensor(BaseSensorOperator):
-    """Waits until a folder holds at least one file (the local GCS prefix sensor)."""
+    """Waits until a folder under the local root holds a file (the GCS prefix sensor)."""
 
-    template_fields = ("path",)
+    template_fields = ("prefix", "root")
 
-    def __init__(self, *, path: str, **kwargs):
+    def __init__(self, *, prefix: str, root: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.path = path
+        self.prefix = prefix
+        self.root = root or settings.local_root()
 
     def poke(self, context) -> bool:
-        folder = Path(self.path.removeprefix("file://"))
+        folder = Path(self.root.removeprefix("file://"), self.prefix)
         found = folder.is_dir() and any(p.is_file() for p in folder.iterdir())
         self.log.info("%s %s", folder, "has input" if found else "has no input yet")
         return found
 
 
+def _reusable(folder: Path) -> dict | None:
+    """The state of a job that runs or succeeded; None if it failed or never existed."""
+    try:
+        current = local_jobs.state(folder)
+    except LookupError:
+        return None
+    return None if current["state"] == local_jobs.FAILED else current
+
+
 class LocalPipelineOperator(BaseOperator):
-    """Runs the training pipeline with kfp.local, with the values Vertex would get."""
+    """Runs the training pipeline as a local job (kfp.local), with the values Vertex would get,
+    and waits for it; killing the task cancels the job it waits on."""
 
-    template_fields = ("parameter_values",)
+    template_fields = ("parameter_values", "run_key", "root")
 
-    def __init__(self, *, parameter_values, **kwargs):
+    def __init__(self, *, parameter_values, run_key: str, root: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.parameter_values = parameter_values
+        self.parameter_values, self.run_key = parameter_values, run_key
+        self.root = root or settings.local_root()
+        self.folder: Path | None = None
+
+    def _folder(self, attempt: str) -> Path:
+        job = lineage.job_id(self.parameter_values["pipeline_id"], attempt)
+        return local_jobs.job_dir(self.root, local_jobs.PIPELINE, job)
 
     def execute(self, context) -> dict:
         from pipeline.params import for_attempt
-        from pipeline.run_local import run_values
 
-        values = for_attempt(self.parameter_values, context["ti"].try_number)
-        root = Path(values["artifact_root"]) / "kfp"
-        summary = run_values(values, root)
-        self.log.info("local pipeline finished: %s", summary)
-        return summary
+        ti = context["ti"]
+        earlier, current = run_ids.attempts(self.run_key, ti, self.retries)
+        found = run_ids.first_reusable(earlier, lambda a: _reusable(self._folder(a)))
+        attempt = found[0] if found else current
+        self.folder = self._folder(attempt)
+        values = for_attempt(self.parameter_values, attempt)
+        if found:
+            self.log.info(
+                "pipeline job %s is %s: waiting on it", self.folder.name, found[1]["state"]
+            )
+        else:
+            local_jobs.submit(self.folder, {"parameter_values": values})
+        ti.xcom_push(key=run_ids.JOB_ID_KEY, value=self.folder.name)
+        ti.xcom_push(key=run_ids.RUN_VALUES_KEY, value=values)
+        self.log.info("pipeline job %s (log: %s)", self.folder.name, self.folder / local_jobs.LOG)
+        final = self._wait()
+        if final["state"] != local_jobs.SUCCEEDED:
+            raise AirflowException(f"pipeline job {self.folder.name} failed: {final['message']}")
+        self.log.info("local pipeline finished: %s", final["summary"])
+        return final["summary"]
+
+    def _wait(self, poll_seconds: float = 5) -> dict:
+        started = time.monotonic()
+        while (current := local_jobs.state(self.folder))["state"] not in local_jobs.ENDED:
+            self.log.info("%s for %.0f s", current["state"].lower(), time.monotonic() - started)
+            time.sleep(poll_seconds)
+        return current
+
+    def on_kill(self) -> None:
+        if self.folder is not None:
+            local_jobs.cancel(self.folder)
 
 
 class LocalBatchOperator(BaseOperator):
     """Starts a local batch from a Dataproc Batch dict and returns without waiting.
 
-    Returns ``{"batch_id", "state"}``; an earlier attempt that did not fail is reused.
+    Returns ``{"batch_id", "state"}`` for the sensor.
     """
 
-    template_fields = ("batch", "pipeline_id", "root")
+    template_fields = ("batch", "pipeline_id", "run_key", "root")
 
-    def __init__(self, *, batch, pipeline_id: str, step: str, root: str | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.batch, self.pipeline_id, self.step = batch, pipeline_id, step
+    def __init__(
+        self, *, batch, pipeline_id: str, run_key: str, step: str, root: str | None = None, **kw
+    ):
+        super().__init__(**kw)
+        self.batch, self.pipeline_id, self.run_key, self.step = batch, pipeline_id, run_key, step
         self.root = root or settings.local_root()
 
+    def _folder(self, attempt: str) -> Path:
+        batch_id = lineage.batch_id(self.step, self.pipeline_id, attempt)
+        return local_jobs.job_dir(self.root, local_jobs.BATCH, batch_id)
+
     def execute(self, context) -> dict:
-        earlier, current = batch_attempts(self.step, self.pipeline_id, context["ti"].try_number)
-        for batch_id in earlier:
-            with contextlib.suppress(LookupError):
-                earlier_state = local_batch.state(self.root, batch_id)["state"]
-                if earlier_state != local_batch.FAILED:
-                    self.log.info(
-                        "batch %s is %s: using it, not a new one", batch_id, earlier_state
-                    )
-                    return {"batch_id": batch_id, "state": earlier_state}
-        result = local_batch.submit(self.root, current, self.batch)
+        earlier, current = run_ids.attempts(self.run_key, context["ti"], self.retries)
+        found = run_ids.first_reusable(earlier, lambda a: _reusable(self._folder(a)))
+        if found:
+            batch_id = self._folder(found[0]).name
+            self.log.info("batch %s is %s: waiting on it", batch_id, found[1]["state"])
+            return {"batch_id": batch_id, "state": found[1]["state"]}
+        folder = self._folder(current)
+        result = local_jobs.submit(folder, self.batch)
         self.log.info(
-            "local batch %s: %s (log: %s)",
-            current,
-            result["state"],
-            local_batch.batch_dir(self.root, current) / "driver.log",
+            "local batch %s: %s (log: %s)", folder.name, result["state"], folder / "driver.log"
         )
-        return {"batch_id": current, "state": result["state"]}
+        return {"batch_id": folder.name, "state": result["state"]}
 
 
 class LocalBatchSensor(BaseSensorOperator):
@@ -92,8 +140,8 @@ class LocalBatchSensor(BaseSensorOperator):
         self.root = root or settings.local_root()
 
     def poke(self, context) -> bool:
-        current = local_batch.state(self.root, self.batch_id)
-        if current["state"] == local_batch.FAILED:
+        current = local_jobs.state(local_jobs.job_dir(self.root, local_jobs.BATCH, self.batch_id))
+        if current["state"] == local_jobs.FAILED:
             raise AirflowException(f"Batch {self.batch_id} failed: {current.get('message')}")
         self.log.info("batch %s is %s", self.batch_id, current["state"])
-        return current["state"] == local_batch.SUCCEEDED
+        return current["state"] == local_jobs.SUCCEEDED

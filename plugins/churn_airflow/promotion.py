@@ -28,17 +28,19 @@ def read_json(uri: str) -> dict | None:
         return None
 
 
-def run_candidates(artifact_root: str, pipeline_id: str) -> list[registry.Candidate]:
-    """The models this run produced: training always, tuning unless it was skipped."""
+def run_candidates(artifact_root: str, pipeline_id: str, attempt: str) -> list[registry.Candidate]:
+    """The models one attempt of a run produced: training always, tuning unless skipped."""
     candidates = []
     for operation in layout.OPERATIONS:
-        doc = read_json(layout.metrics_file(artifact_root, operation, pipeline_id))
+        doc = read_json(layout.metrics_file(artifact_root, operation, pipeline_id, attempt))
         if doc is None or doc.get("status") == "skipped":
             log.info("%s of %s: %s", operation, pipeline_id, doc["reason"] if doc else "no model")
             continue
-        candidates.append(registry.Candidate.from_metrics(doc))
+        candidates.append(registry.Candidate.from_metrics(doc, attempt))
     if not candidates:
-        raise FileNotFoundError(f"run {pipeline_id} left no metrics.json under {artifact_root}")
+        raise FileNotFoundError(
+            f"attempt {attempt} of run {pipeline_id} left no metrics.json under {artifact_root}"
+        )
     return candidates
 
 
@@ -51,9 +53,10 @@ def registry_store(artifact_root: str):
 
 
 def promote_run(values: dict, threshold: float) -> dict:
-    """Register the run's models and promote the best one if it earns it; returns the decision."""
+    """Register the models of the attempt that ``values`` ran, and promote the best one if it
+    earns it; returns the decision."""
     root, pipeline_id = values["artifact_root"], values["pipeline_id"]
-    candidates = run_candidates(root, pipeline_id)
+    candidates = run_candidates(root, pipeline_id, values["attempt"])
     decision = registry_store(root).update(
         lambda doc: registry.promote(doc, candidates, threshold, registry.utc_now())
     )

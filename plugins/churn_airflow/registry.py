@@ -37,24 +37,25 @@ def empty() -> dict:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A model a run produced, from its metrics.json."""
+    """A model one attempt of a run produced, from its metrics.json."""
 
     pipeline_id: str
     operation: str
+    attempt: str
     model_uri: str
     metrics: dict
 
     @property
     def version(self) -> str:
-        return f"{self.pipeline_id}-{self.operation}"
+        return f"{self.pipeline_id}-{self.operation}-{self.attempt}"
 
     @property
     def au_pr(self) -> float:
         return float(self.metrics["au_pr"])
 
     @classmethod
-    def from_metrics(cls, doc: dict) -> Candidate:
-        return cls(doc["pipeline_id"], doc["operation"], doc["model_uri"], doc["metrics"])
+    def from_metrics(cls, doc: dict, attempt: str) -> Candidate:
+        return cls(doc["pipeline_id"], doc["operation"], attempt, doc["model_uri"], doc["metrics"])
 
 
 def find(doc: dict, version: str | None) -> dict | None:
@@ -64,14 +65,15 @@ def find(doc: dict, version: str | None) -> dict | None:
 def promote(
     doc: dict, candidates: list[Candidate], threshold: float, now: str
 ) -> tuple[dict, dict]:
-    """Record a run's candidates; make the best one champion if it passes the threshold and
-    beats the current champion's test AUPR (or there is none). Returns (document, decision).
+    """Register an attempt's candidates as new versions; make the best one champion if it
+    passes the threshold and beats the current champion's test AUPR (or there is none).
+    Returns (document, decision). Registering the same versions again replaces their entries.
     """
     if not candidates:
         raise ValueError("a run must produce at least one model to register")
-    run_ids = {c.pipeline_id for c in candidates}
+    new = {c.version for c in candidates}
     champion = find(doc, doc["champion"])
-    baseline = None if champion is None or champion["pipeline_id"] in run_ids else champion
+    baseline = None if champion is None or champion["version"] in new else champion
     best = max(candidates, key=lambda c: (c.au_pr, c.operation == "training"))
     against = f"{baseline['version']} ({baseline['metrics']['au_pr']:.4f})" if baseline else None
     if best.au_pr < threshold:
@@ -89,14 +91,8 @@ def promote(
         reason = (
             f"test AUPR {best.au_pr:.4f} passes {threshold} and beats {against or 'no champion'}"
         )
-    if promoted:
-        new_champion = best.version
-    elif champion is not None and baseline is None:  # the re-run replaced the champion's model
-        new_champion = previous_champion(doc, run_ids)
-        reason += f"; champion falls back to {new_champion}"
-    else:
-        new_champion = doc["champion"]
-    versions = [dict(v) for v in doc["versions"] if v["pipeline_id"] not in run_ids]
+    new_champion = best.version if promoted else doc["champion"]
+    versions = [dict(v) for v in doc["versions"] if v["version"] not in new]
     for v in versions:
         if v["version"] == new_champion:
             v["status"] = CHAMPION
@@ -108,6 +104,7 @@ def promote(
             "version": c.version,
             "pipeline_id": c.pipeline_id,
             "operation": c.operation,
+            "attempt": c.attempt,
             "model_uri": c.model_uri,
             "metrics": c.metrics,
             "registered_at": now,
@@ -117,15 +114,6 @@ def promote(
                 "reason": reason, "at": now}  # fmt: skip
     history = [*doc["history"], decision] if promoted else doc["history"]
     return {**doc, "champion": new_champion, "versions": versions, "history": history}, decision
-
-
-def previous_champion(doc: dict, excluded_runs: set[str]) -> str | None:
-    """The latest promoted version that still exists and is not from the excluded runs."""
-    for event in reversed(doc["history"]):
-        entry = find(doc, event["champion"])
-        if entry is not None and entry["pipeline_id"] not in excluded_runs:
-            return entry["version"]
-    return None
 
 
 def set_champion(doc: dict, version: str, now: str) -> dict:

@@ -1,44 +1,108 @@
-"""The lineage key of a DAG run and the ids derived from it (pure functions, no Airflow)."""
+"""A DAG run's identity and a task's attempts (pure functions of what Airflow hands a task).
+
+The plan task of each DAG calls ``identify`` once; every sensor, operator and id downstream
+takes its values from the plan, never from ``ds`` or the clock.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
-PIPELINE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}$")
+from churn_ml import lineage
+
+MANUAL = "manual"
+T = TypeVar("T")
+# What the pipeline task hands downstream: the job it ran and that attempt's parameter values.
+JOB_ID_KEY = "pipeline_job_id"  # also the key RunPipelineJobOperator itself pushes
+RUN_VALUES_KEY = "run_parameter_values"
 
 
-def pipeline_id(run_date: dt.datetime, run_type: str, override: str | None = None) -> str:
-    """``YYYYMMDD`` for scheduled and backfill runs; manual runs add ``-manual-HHMMSS``.
+@dataclass(frozen=True)
+class RunIdentity:
+    day: dt.date  # the data day: which landing partition the run reads
+    pipeline_id: str  # the lineage key of the run's outputs
+    run_key: str  # the DAG run's own key: no other run shares it
 
-    The id comes from the run's own logical date (or run_after), never from the clock or a
-    random source, so a re-run of the same DAG run writes to the same partition.
+    def as_dict(self) -> dict:
+        return {
+            "day": self.day.isoformat(),
+            "pipeline_id": self.pipeline_id,
+            "run_key": self.run_key,
+        }
+
+
+def parse_day(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"day {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-29") from None
+
+
+def identify(
+    run_id: str,
+    run_type: str,
+    logical_date: dt.datetime | None,
+    run_after: dt.datetime,
+    pipeline_id: str | None = None,
+    day: str | None = None,
+) -> RunIdentity:
+    """The day, pipeline_id and run key of a DAG run.
+
+    The day is the ``day`` param, else the logical date, else ``run_after`` (runs triggered
+    without a logical date and asset-triggered runs have none). The pipeline_id is the
+    ``pipeline_id`` param, else ``YYYYMMDD`` of the day; a manual run adds ``-manual-HHMMSS``
+    of its logical date or trigger time, so it never takes over a scheduled day's outputs.
     """
-    if override:
-        if not PIPELINE_ID.fullmatch(override):
-            raise ValueError(
-                f"pipeline_id {override!r} must be 1-39 of [a-z0-9-], not starting with -"
-            )
-        return override
-    day = run_date.strftime("%Y%m%d")
-    if run_type == "manual":
-        return f"{day}-manual-{run_date.strftime('%H%M%S')}"
-    return day
+    when = logical_date or run_after
+    data_day = parse_day(day) if day else when.date()
+    if pipeline_id:
+        key = lineage.check_pipeline_id(pipeline_id)
+    elif run_type == MANUAL:
+        key = f"{data_day:%Y%m%d}-{MANUAL}-{when:%H%M%S}"
+    else:
+        key = f"{data_day:%Y%m%d}"
+    return RunIdentity(data_day, key, lineage.run_key(run_id))
 
 
-def run_date(context) -> dt.datetime:
-    """The logical date, or run_after for runs without one (Airflow 3 manual and asset runs)."""
-    return context.get("logical_date") or context["dag_run"].run_after
+def identify_context(context, params: dict) -> RunIdentity:
+    """``identify`` for a task's context and its DAG params ``pipeline_id`` and ``day``."""
+    dag_run = context["dag_run"]
+    return identify(
+        dag_run.run_id,
+        dag_run.run_type,
+        context.get("logical_date"),
+        dag_run.run_after,
+        params.get("pipeline_id"),
+        params.get("day"),
+    )
 
 
-def batch_attempts(step: str, pipeline_id: str, try_number: int) -> tuple[list[str], str]:
-    """Batch ids of the earlier attempts of a task, and the id of this attempt.
+def tries_since_clear(try_number: int, max_tries: int, retries: int) -> range:
+    """The tries of a task instance since it was last cleared (or created), this one included.
 
-    A retry after a failed batch gets a new id instead of re-attaching to the failure; the
-    submit operators first look for an earlier attempt that succeeded or still runs, so a
-    retry never scores the same day twice at once.
+    A clear sets ``max_tries = try_number + retries``, so the first try after it is
+    ``max_tries - retries + 1``; Airflow's own retry check uses the same arithmetic. Only that
+    first try is new work: any later one is an automatic retry of it.
     """
-    from pipeline.params import batch_id
+    first = max_tries - retries + 1
+    return range(min(max(first, 1), try_number), try_number + 1)
 
-    earlier = [batch_id(step, pipeline_id, attempt) for attempt in range(1, try_number)]
-    return earlier, batch_id(step, pipeline_id, try_number)
+
+def attempts(key: str, ti, retries: int) -> tuple[list[str], str]:
+    """(earlier attempts since the last clear, newest first; this try's attempt)."""
+    tries = tries_since_clear(ti.try_number, ti.max_tries, retries)
+    earlier = [lineage.attempt(key, t) for t in reversed(tries[:-1])]
+    return earlier, lineage.attempt(key, ti.try_number)
+
+
+def first_reusable(earlier: list[str], lookup: Callable[[str], T | None]) -> tuple[str, T] | None:
+    """The newest earlier attempt whose job ``lookup`` finds reusable (running or succeeded),
+    with what it found; None when a new job must start."""
+    for attempt in earlier:
+        found = lookup(attempt)
+        if found is not None:
+            return attempt, found
+    return None

@@ -11,7 +11,7 @@ def scoring_args(env, pipeline_id: str, day: dt.date, model_uri: str, model_vers
     return [
         "--pipeline-id", pipeline_id,
         "--pipeline-execution-dt", day.isoformat(),
-        "--input-uri", f"{env.scoring_data_root}/dt={day.isoformat()}",
+        "--input-uri", f"{env.scoring_data_root}/{layout.day_partition(day)}",
         "--model-uri", model_uri,
         "--model-version", model_version,
         "--dataset-uri", env.dataset_uri,
@@ -63,7 +63,7 @@ def count_local(env, pipeline_id: str, day: dt.date) -> tuple[int, int, int]:
 
     import pyarrow.parquet as pq
 
-    inputs = Path(f"{env.scoring_data_root}/dt={day.isoformat()}")
+    inputs = Path(f"{env.scoring_data_root}/{layout.day_partition(day)}")
     rows_in = sum(sum(1 for _ in f.open()) - 1 for f in sorted(inputs.glob("*.csv")))
 
     def table_rows(table: str) -> int:
@@ -78,7 +78,7 @@ def count_gcp(env, pipeline_id: str, day: dt.date) -> tuple[int, int, int]:
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-    bucket, _, prefix = f"{env.scoring_data_root}/dt={day.isoformat()}/".removeprefix(
+    bucket, _, prefix = f"{env.scoring_data_root}/{layout.day_partition(day)}/".removeprefix(
         "gs://"
     ).partition("/")
     gcs = GCSHook()

@@ -11,8 +11,9 @@ from __future__ import annotations
 from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.bases.operator import ExecutorSafeguard
 
+from churn_airflow.run_ids import JOB_ID_KEY
+
 CONSOLE = "https://console.cloud.google.com/vertex-ai/locations/{region}/pipelines/runs/{job}?project={project}"
-JOB_ID_KEY = "pipeline_job_id"  # pushed by RunPipelineJobOperator (and by our re-attach)
 
 
 class PipelineJobLink(BaseOperatorLink):
@@ -44,6 +45,7 @@ class LazyPipelineJobOperator(BaseOperator):
         "parameter_values",
         "service_account",
         "labels",
+        "run_key",
     )
     operator_extra_links = (PipelineJobLink(),)
     job_arguments = (*template_fields, "enable_caching", "deferrable", "poll_interval")
@@ -57,6 +59,7 @@ class LazyPipelineJobOperator(BaseOperator):
         template_path: str,
         pipeline_root: str,
         parameter_values: dict | str,
+        run_key: str,
         service_account: str | None = None,
         labels: dict | None = None,
         enable_caching: bool = False,
@@ -71,6 +74,7 @@ class LazyPipelineJobOperator(BaseOperator):
         self.template_path = template_path
         self.pipeline_root = pipeline_root
         self.parameter_values = parameter_values
+        self.run_key = run_key
         self.service_account = service_account
         self.labels = labels
         self.enable_caching = enable_caching
@@ -95,7 +99,8 @@ class LazyPipelineJobOperator(BaseOperator):
             ExecutorSafeguard.tracker.reset(token)
 
     def on_kill(self) -> None:
-        """A task killed while it waits in ``execute`` cancels the pipeline job it started."""
+        """A task killed while it waits in ``execute`` cancels the job it is attached to (while
+        deferred, the trigger's ``on_kill`` does)."""
         if self.job is not None:
             self.job.on_kill()
 

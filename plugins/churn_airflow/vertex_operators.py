@@ -2,71 +2,149 @@
 
 Importing the provider's Vertex module costs seconds, so no DAG file imports this one: the
 training DAG holds a ``vertex_lazy.LazyPipelineJobOperator``, which builds this operator when
-the task runs.
+the task runs. The triggerer imports this module for ``CancellingPipelineJobTrigger``.
 """
 
 from __future__ import annotations
 
+import time
+
 from airflow.providers.google.cloud.operators.vertex_ai.pipeline_job import RunPipelineJobOperator
+from airflow.providers.google.cloud.triggers.vertex_ai import RunPipelineJobTrigger
 from airflow.sdk.exceptions import AirflowException
-from google.api_core.exceptions import AlreadyExists
-from google.cloud.aiplatform_v1.types import PipelineState
+from google.api_core.exceptions import AlreadyExists, NotFound
+from google.cloud.aiplatform_v1.types import PipelineJob, PipelineState
 
-from churn_airflow.vertex_lazy import JOB_ID_KEY
-from pipeline.params import for_attempt, job_id
+from churn_airflow import run_ids
+from churn_ml import lineage
+from pipeline.params import for_attempt
 
-ENDED_BADLY = {PipelineState.PIPELINE_STATE_FAILED, PipelineState.PIPELINE_STATE_CANCELLED}
+S = PipelineState
+# An earlier attempt's job in these states is waited on instead of starting another.
+REUSABLE = {
+    S.PIPELINE_STATE_QUEUED,
+    S.PIPELINE_STATE_PENDING,
+    S.PIPELINE_STATE_RUNNING,
+    S.PIPELINE_STATE_SUCCEEDED,
+}
+SUCCEEDED, ENDED_BADLY = (
+    S.PIPELINE_STATE_SUCCEEDED,
+    {S.PIPELINE_STATE_FAILED, S.PIPELINE_STATE_CANCELLED},
+)
+
+
+class CancellingPipelineJobTrigger(RunPipelineJobTrigger):
+    """The provider's trigger, which also cancels its job when a user kills the deferred task
+    (mark failed or success, or clear: Airflow 3.3 calls ``on_kill`` then, and only then)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.trigger_class_path = f"{__name__}.{type(self).__name__}"
+
+    async def on_kill(self) -> None:
+        client = await self.async_hook.get_pipeline_service_client(region=self.location)
+        name = client.pipeline_job_path(self.project_id, self.location, self.job_id)
+        self.log.info("cancelling pipeline job %s", name)
+        await client.cancel_pipeline_job(request={"name": name})
 
 
 class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
-    """``RunPipelineJobOperator`` with templated ids, per-attempt ids, re-attach and strict states.
+    """``RunPipelineJobOperator`` with per-attempt ids, retries that re-attach, and strict states.
 
-    - ``job_id`` and ``display_name`` are templated; both and the batch ids in
-      ``parameter_values`` get the attempt suffix, so a retry after a failure starts afresh.
+    - The job id, the batch ids and the artifact folders come from the run's ``pipeline_id``
+      and this attempt (``<run_key>-<try>``). The first try after a clear submits a new job;
+      an automatic retry first re-attaches to an earlier try's job that still runs or
+      succeeded, so one run never has two jobs writing its outputs.
     - A submit that finds its own job already there re-attaches instead of failing.
     - A CANCELLED job fails the task (the provider counts it as success when not deferred).
+    - Killing the task cancels the job it is attached to, also while deferred.
     """
 
-    template_fields = (*RunPipelineJobOperator.template_fields, "job_id", "display_name", "labels")
+    template_fields = (*RunPipelineJobOperator.template_fields, "display_name", "labels", "run_key")
+
+    def __init__(self, *, run_key: str, **kwargs):
+        super().__init__(**kwargs)
+        self.run_key = run_key
+
+    def _job_id(self, attempt: str) -> str:
+        return lineage.job_id(self.parameter_values["pipeline_id"], attempt)
+
+    def _reusable(self, attempt: str) -> PipelineJob | None:
+        try:
+            job = self.hook.get_pipeline_job(
+                project_id=self.project_id,
+                region=self.region,
+                pipeline_job_id=self._job_id(attempt),
+            )
+        except NotFound:
+            return None
+        return job if job.state in REUSABLE else None
 
     def execute(self, context):
-        attempt = context["ti"].try_number
-        self.parameter_values = for_attempt(self.parameter_values, attempt)
-        self.job_id = job_id(self.parameter_values["pipeline_id"], attempt)
+        ti = context["ti"]
+        earlier, current = run_ids.attempts(self.run_key, ti, self.retries)
+        found = run_ids.first_reusable(earlier, self._reusable)
+        self._adopt(ti, found[0] if found else current)
+        if found:
+            self.log.info("pipeline job %s is %s: re-attaching", self.job_id, found[1].state.name)
+            return self._attach(found[1])
         try:
             result = super().execute(context)
         except AlreadyExists:
-            return self._reattach(context)
-        self._check(result)
+            job = self.hook.get_pipeline_job(
+                project_id=self.project_id, region=self.region, pipeline_job_id=self.job_id
+            )
+            self.log.info("pipeline job %s exists (%s): re-attaching", self.job_id, job.state.name)
+            return self._attach(job)
+        self._check((result or {}).get("state"))
         return result
 
-    def _reattach(self, context):
-        job = self.hook.get_pipeline_job(
-            project_id=self.project_id, region=self.region, pipeline_job_id=self.job_id
-        )
-        self.log.info("pipeline job %s exists (%s): re-attaching", self.job_id, job.state.name)
-        context["ti"].xcom_push(key=JOB_ID_KEY, value=self.job_id)
+    def _adopt(self, ti, attempt: str) -> None:
+        """Take this attempt's job id and values, and tell downstream tasks which they are."""
+        self.parameter_values = for_attempt(self.parameter_values, attempt)
+        self.job_id = self._job_id(attempt)
+        ti.xcom_push(key=run_ids.JOB_ID_KEY, value=self.job_id)
+        ti.xcom_push(key=run_ids.RUN_VALUES_KEY, value=self.parameter_values)
+
+    def _attach(self, job: PipelineJob):
         if job.state in ENDED_BADLY:
             raise AirflowException(f"pipeline job {self.job_id} already ended {job.state.name}")
-        if job.state == PipelineState.PIPELINE_STATE_SUCCEEDED:
-            return type(job).to_dict(job)
-        if self.deferrable:
-            from airflow.providers.google.cloud.triggers.vertex_ai import RunPipelineJobTrigger
-
-            self.defer(
-                trigger=RunPipelineJobTrigger(
-                    conn_id=self.gcp_conn_id,
-                    project_id=self.project_id,
-                    location=self.region,
-                    job_id=self.job_id,
-                    poll_interval=self.poll_interval,
-                    impersonation_chain=self.impersonation_chain,
-                ),
-                method_name="execute_complete",
+        if job.state != SUCCEEDED and self.deferrable:
+            self.defer(trigger=self._trigger(), method_name="execute_complete")
+        while job.state not in (SUCCEEDED, *ENDED_BADLY):
+            time.sleep(self.poll_interval)
+            job = self.hook.get_pipeline_job(
+                project_id=self.project_id, region=self.region, pipeline_job_id=self.job_id
             )
-        raise AirflowException(f"pipeline job {self.job_id} is still running; retry to wait again")
+        self._check(job.state.name)
+        return type(job).to_dict(job)
 
-    def _check(self, result) -> None:
-        state = (result or {}).get("state") if isinstance(result, dict) else None
-        if state in ("PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_FAILED"):
+    def _trigger(self) -> CancellingPipelineJobTrigger:
+        return CancellingPipelineJobTrigger(
+            conn_id=self.gcp_conn_id,
+            project_id=self.project_id,
+            location=self.region,
+            job_id=self.job_id,
+            poll_interval=self.poll_interval,
+            impersonation_chain=self.impersonation_chain,
+        )
+
+    def defer(self, *, trigger, method_name, kwargs=None, timeout=None):
+        """The provider defers on its own trigger: wait on ours, which cancels on kill."""
+        if not isinstance(trigger, CancellingPipelineJobTrigger):
+            trigger = self._trigger()
+        super().defer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timeout)
+
+    def _check(self, state: str | None) -> None:
+        if state in {s.name for s in ENDED_BADLY}:
             raise AirflowException(f"pipeline job {self.job_id} ended {state}")
+
+    def on_kill(self) -> None:
+        """Cancel the job this task is attached to, whether it submitted it or re-attached."""
+        if not self.job_id:
+            return
+        client = self.hook.get_pipeline_service_client(region=self.region)
+        client.cancel_pipeline_job(
+            name=client.pipeline_job_path(self.project_id, self.region, self.job_id)
+        )
+        self.log.info("cancelled pipeline job %s", self.job_id)

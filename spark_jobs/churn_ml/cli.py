@@ -9,12 +9,12 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 
+from churn_ml import lineage
 from churn_ml.session import JavaMissingError
 
 log = logging.getLogger("churn_ml")
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-PIPELINE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 class InputError(ValueError):
@@ -22,11 +22,10 @@ class InputError(ValueError):
 
 
 def pipeline_id(value: str) -> str:
-    if not PIPELINE_ID.fullmatch(value):  # match() would let "p1\n" through ($)
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a pipeline id: use 1-63 of [a-z0-9-], not starting with -"
-        )
-    return value
+    try:
+        return lineage.check_pipeline_id(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def iso_date(value: str) -> dt.date:

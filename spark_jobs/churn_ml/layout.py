@@ -1,28 +1,46 @@
-"""Where each run's artifacts live (pure Python: the pipeline and the DAGs use it too)."""
+"""Where each run's inputs and artifacts live (pure Python: the pipeline and the DAGs use it)."""
+
+from __future__ import annotations
+
+import datetime as dt
 
 MODEL_NAME = "customer-churn-model"
 TRAINING = "training"
 TUNING = "hyperparameter-tuning"
 OPERATIONS = (TRAINING, TUNING)
 DATASET = "customer_churn_ds"
+TRAIN_INPUT, SCORE_INPUT = "train", "score"
 
 
-def _under(root: str, kind: str, operation: str, pipeline_id: str) -> str:
+def day_partition(day: dt.date) -> str:
+    """The folder of one day's raw input: ``dt=YYYY-MM-DD``."""
+    return f"dt={day.isoformat()}"
+
+
+def landing_prefix(kind: str, day: dt.date | None = None) -> str:
+    """Raw input of a kind under the data bucket or root, e.g. ``landing/train/dt=2026-11-29``."""
+    if kind not in (TRAIN_INPUT, SCORE_INPUT):
+        raise ValueError(f"unknown input kind {kind!r}")
+    return f"landing/{kind}" + (f"/{day_partition(day)}" if day else "")
+
+
+def _under(root: str, kind: str, operation: str, pipeline_id: str, attempt: str) -> str:
+    """Every attempt has folders of its own: a registered model's files never change."""
     if operation not in OPERATIONS:
         raise ValueError(f"unknown operation {operation!r}; expected one of {OPERATIONS}")
-    return f"{root.rstrip('/')}/{kind}/{MODEL_NAME}/{operation}/{pipeline_id}"
+    return f"{root.rstrip('/')}/{kind}/{MODEL_NAME}/{operation}/{pipeline_id}/{attempt}"
 
 
-def model_uri(root: str, operation: str, pipeline_id: str) -> str:
-    return _under(root, "models", operation, pipeline_id)
+def model_uri(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
+    return _under(root, "models", operation, pipeline_id, attempt)
 
 
-def metrics_uri(root: str, operation: str, pipeline_id: str) -> str:
-    return _under(root, "metrics", operation, pipeline_id)
+def metrics_uri(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
+    return _under(root, "metrics", operation, pipeline_id, attempt)
 
 
-def metrics_file(root: str, operation: str, pipeline_id: str) -> str:
-    return metrics_uri(root, operation, pipeline_id) + "/metrics.json"
+def metrics_file(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
+    return metrics_uri(root, operation, pipeline_id, attempt) + "/metrics.json"
 
 
 def table_uri(dataset_uri: str, table: str) -> str:

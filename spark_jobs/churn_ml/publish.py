@@ -109,6 +109,10 @@ def metric_rows(spark, metrics: dict[str, float]) -> DataFrame:
 def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: dict) -> dict:
     """Write the model, tables and metrics.json of one run; returns the metrics document."""
     spark = test.sparkSession
+    if storage.exists(spark, storage.normalize(target.model_uri)):
+        raise FileExistsError(
+            f"model {target.model_uri} exists: an attempt never replaces a model's files"
+        )
     predictions = churn_probability(model.transform(test)).cache()
     try:
         report = evaluate(predictions)

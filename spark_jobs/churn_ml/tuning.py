@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from churn_ml.evaluation import evaluate
+from churn_ml.grids import DEFAULT_GRID, GRIDS
 from churn_ml.model import ForestParams, churn_probability, fit, forest, sub_forest
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,9 @@ ROWS_PER_PARTITION = 50_000
 
 @dataclass(frozen=True)
 class Grid:
-    max_depth: Sequence[int] = (5, 10, 15)
-    max_bins: Sequence[int] = (24, 32, 40)
-    num_trees: Sequence[int] = (25, 30, 35)
+    max_depth: Sequence[int] = GRIDS[DEFAULT_GRID]["max_depth"]
+    max_bins: Sequence[int] = GRIDS[DEFAULT_GRID]["max_bins"]
+    num_trees: Sequence[int] = GRIDS[DEFAULT_GRID]["num_trees"]
 
     def params(self) -> list[ForestParams]:
         return [

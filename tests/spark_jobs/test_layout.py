@@ -9,20 +9,20 @@ from churn_ml import layout, storage
 
 def test_model_and_metrics_uris():
     root = "gs://churn-bucket/"
-    assert layout.model_uri(root, layout.TRAINING, "20261129") == (
-        "gs://churn-bucket/models/customer-churn-model/training/20261129"
+    assert layout.model_uri(root, layout.TRAINING, "20261129", "k7f2q-1") == (
+        "gs://churn-bucket/models/customer-churn-model/training/20261129/k7f2q-1"
     )
-    assert layout.metrics_uri("/tmp/.churn", layout.TUNING, "20261129") == (
-        "/tmp/.churn/metrics/customer-churn-model/hyperparameter-tuning/20261129"
+    assert layout.metrics_uri("/tmp/.churn", layout.TUNING, "20261129", "k7f2q-2") == (
+        "/tmp/.churn/metrics/customer-churn-model/hyperparameter-tuning/20261129/k7f2q-2"
     )
-    assert layout.metrics_file("/r", layout.TRAINING, "p1") == (
-        "/r/metrics/customer-churn-model/training/p1/metrics.json"
+    assert layout.metrics_file("/r", layout.TRAINING, "p1", "abcde-1") == (
+        "/r/metrics/customer-churn-model/training/p1/abcde-1/metrics.json"
     )
 
 
 def test_unknown_operation():
     with pytest.raises(ValueError, match="unknown operation 'scoring'"):
-        layout.model_uri("/r", "scoring", "p1")
+        layout.model_uri("/r", "scoring", "p1", "abcde-1")
 
 
 def test_table_uri():

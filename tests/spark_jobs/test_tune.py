@@ -76,7 +76,7 @@ def test_tuned_model_is_the_winner_and_uses_the_training_split(runs):
         (["--num-trees-grid", "0,5"], "--num-trees-grid"),
         (["--max-depth-grid", "five"], "--max-depth-grid"),
         (["--folds", "1"], "--folds"),
-        (["--folds", "21"], "--folds"),
+        (["--folds", "11"], "--folds"),
         (["--parallelism", "0"], "--parallelism"),
     ],
 )
