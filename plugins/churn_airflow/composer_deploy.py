@@ -40,7 +40,9 @@ RSYNC = (
 # Only these files: the others need kfp or pyspark, which the DAG side never imports.
 DAG_SIDE_MODULES = {
     "pipeline": ("pipeline/__init__.py", "pipeline/params.py"),
-    "churn_ml": ("spark_jobs/churn_ml/__init__.py", "spark_jobs/churn_ml/layout.py"),
+    "churn_ml": tuple(
+        f"spark_jobs/churn_ml/{name}.py" for name in ("__init__", "grids", "layout", "lineage")
+    ),
 }
 CONNECTION = "google_cloud_default"
 BUCKET_PLACEHOLDER = "gs://COMPOSER_BUCKET"  # the environment's bucket, in a dry run

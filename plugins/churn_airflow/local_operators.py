@@ -48,6 +48,7 @@ class LocalPipelineOperator(BaseOperator):
     and waits for it; killing the task cancels the job it waits on."""
 
     template_fields = ("parameter_values", "run_key", "root")
+    poll_seconds = 5.0
 
     def __init__(self, *, parameter_values, run_key: str, root: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -83,11 +84,11 @@ class LocalPipelineOperator(BaseOperator):
         self.log.info("local pipeline finished: %s", final["summary"])
         return final["summary"]
 
-    def _wait(self, poll_seconds: float = 5) -> dict:
+    def _wait(self) -> dict:
         started = time.monotonic()
         while (current := local_jobs.state(self.folder))["state"] not in local_jobs.ENDED:
             self.log.info("%s for %.0f s", current["state"].lower(), time.monotonic() - started)
-            time.sleep(poll_seconds)
+            time.sleep(self.poll_seconds)
         return current
 
     def on_kill(self) -> None:

@@ -34,13 +34,6 @@ class RunIdentity:
         }
 
 
-def parse_day(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"day {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-29") from None
-
-
 def identify(
     run_id: str,
     run_type: str,
@@ -57,7 +50,7 @@ def identify(
     of its logical date or trigger time, so it never takes over a scheduled day's outputs.
     """
     when = logical_date or run_after
-    data_day = parse_day(day) if day else when.date()
+    data_day = lineage.parse_day(day) if day else when.date()
     if pipeline_id:
         key = lineage.check_pipeline_id(pipeline_id)
     elif run_type == MANUAL:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -13,8 +12,6 @@ from churn_ml import lineage
 from churn_ml.session import JavaMissingError
 
 log = logging.getLogger("churn_ml")
-
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class InputError(ValueError):
@@ -30,11 +27,9 @@ def pipeline_id(value: str) -> str:
 
 def iso_date(value: str) -> dt.date:
     try:
-        if not ISO_DATE.fullmatch(value.strip()):
-            raise ValueError
-        return dt.date.fromisoformat(value.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date: use YYYY-MM-DD") from None
+        return lineage.parse_day(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def fraction(value: str) -> float:

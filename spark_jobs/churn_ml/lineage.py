@@ -10,9 +10,11 @@ so new work always gets a new id while a retry can find the ids of the tries bef
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import re
 
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 PIPELINE_ID_MAX = 32
 # JSON-schema form (anchored) for the DAG Params; Python code uses ``check_pipeline_id``.
 PIPELINE_ID_PATTERN = rf"^[a-z0-9](?:[a-z0-9-]{{0,{PIPELINE_ID_MAX - 2}}}[a-z0-9])?$"
@@ -22,6 +24,16 @@ BATCH_ID = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")  # Dataproc: 4-63 chara
 JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")  # Vertex AI pipeline jobs
 PIPELINE_STEPS = ("preprocessing", "training", "tuning")
 SCORING = "scoring"
+
+
+def parse_day(value: str) -> dt.date:
+    """A run's day from ``YYYY-MM-DD`` (nothing else: not ``20261129``, not ``2026-02-30``)."""
+    try:
+        if not ISO_DAY.fullmatch(value.strip()):
+            raise ValueError
+        return dt.date.fromisoformat(value.strip())
+    except (AttributeError, ValueError):
+        raise ValueError(f"day {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-29") from None
 
 
 def check_pipeline_id(value: str) -> str:

@@ -86,7 +86,8 @@ def expected_steps(bucket: str, backend_set: bool = False) -> list[list[str]]:
         ["gcloud", "storage", "cp", "pipeline/__init__.py", "pipeline/params.py",
          f"{bucket}/plugins/pipeline/"],
         ["gcloud", "storage", "cp", "spark_jobs/churn_ml/__init__.py",
-         "spark_jobs/churn_ml/layout.py", f"{bucket}/plugins/churn_ml/"],
+         "spark_jobs/churn_ml/grids.py", "spark_jobs/churn_ml/layout.py",
+         "spark_jobs/churn_ml/lineage.py", f"{bucket}/plugins/churn_ml/"],
         ["gcloud", "storage", "cp", "dags/customer_churn_batch_scoring.py",
          "dags/customer_churn_training.py", f"{bucket}/dags/"],
     ]  # fmt: skip

@@ -20,14 +20,16 @@ from google.cloud.dataproc_v1 import Batch
 
 from churn_airflow import factory
 from churn_airflow.dataproc_operators import ChurnDataprocCreateBatchOperator
+from churn_airflow.run_ids import RUN_VALUES_KEY
 from churn_airflow.scoring import dataproc_batch, scoring_args
 from churn_airflow.vertex_lazy import LazyPipelineJobOperator, PipelineJobLink
-from churn_airflow.vertex_operators import ChurnRunPipelineJobOperator
+from churn_airflow.vertex_operators import CancellingPipelineJobTrigger, ChurnRunPipelineJobOperator
 from pipeline.params import REPO, Environment, parameter_values
 
 DATAPROC_HOOK = "airflow.providers.google.cloud.operators.dataproc.DataprocHook"
 SENSOR_HOOK = "airflow.providers.google.cloud.sensors.dataproc.DataprocHook"
 PIPELINE_HOOK = "airflow.providers.google.cloud.operators.vertex_ai.pipeline_job.PipelineJobHook"
+ASYNC_PIPELINE_HOOK = "airflow.providers.google.cloud.triggers.vertex_ai.PipelineJobAsyncHook"
 TEMPLATE = REPO / "pipeline" / "compiled" / "customer_churn_training.yaml"
 PROJECT, REGION = "my-proj", "us-central1"
 DAY = dt.date(2026, 11, 29)
@@ -49,8 +51,22 @@ def gcp_env() -> Environment:
     )
 
 
-def context(try_number: int = 1) -> dict:
-    return {"ti": mock.MagicMock(try_number=try_number)}
+RUN_KEY = "k7f2q"
+
+
+def context(try_number: int = 1, max_tries: int | None = None) -> dict:
+    """A task's context; by default every try after the first is an automatic retry."""
+    retries = 3  # the cloud tasks' CLOUD_RETRIES
+    return {"ti": mock.MagicMock(try_number=try_number, max_tries=max_tries or retries)}
+
+
+def cleared(try_number: int) -> dict:
+    """The context of the first try after a clear: max_tries = previous try + retries."""
+    return context(try_number, max_tries=try_number - 1 + 3)
+
+
+def scoring_id(attempt: int, run_key: str = RUN_KEY) -> str:
+    return f"churn-scoring-20261129-{run_key}-{attempt}"
 
 
 # --- ChurnDataprocCreateBatchOperator ----------------------------------------------------------
@@ -58,8 +74,8 @@ def context(try_number: int = 1) -> dict:
 
 def scoring_payload() -> dict:
     env = gcp_env()
-    model = "gs://model-b/models/customer-churn-model/training/20261129"
-    args = scoring_args(env, "20261129", DAY, model, "20261129-training")
+    model = "gs://model-b/models/customer-churn-model/training/20261129/abcde-1"
+    args = scoring_args(env, "20261129", DAY, model, "20261129-training-abcde-1")
     return dataproc_batch(env, "20261129", args)
 
 
@@ -70,7 +86,9 @@ def batch_operator(payload: dict, dag_id: str | None = "customer_churn_batch_sco
         "region": REGION,
         "batch": payload,
         "pipeline_id": "20261129",
+        "run_key": RUN_KEY,
         "step": "scoring",
+        "retries": 3,
     }
     if dag_id is None:
         return ChurnDataprocCreateBatchOperator(**kwargs)
@@ -121,38 +139,32 @@ LABELS = {
 def test_submit_creates_the_batch_of_the_first_attempt(dataproc_hook):
     payload = scoring_payload()
     expected_batch = {**copy.deepcopy(payload), "labels": LABELS}
-    dataproc_hook.get_batch.side_effect = dataproc_batches(
-        {"churn-scoring-20261129": Batch.State.RUNNING}
-    )
+    dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(1): Batch.State.RUNNING})
     ctx = context(1)
     result = batch_operator(copy.deepcopy(payload)).execute(ctx)
 
-    assert result == {"batch_id": "churn-scoring-20261129", "state": "RUNNING"}
+    assert result == {"batch_id": scoring_id(1), "state": "RUNNING"}
     dataproc_hook.create_batch.assert_called_once()
     kwargs = dataproc_hook.create_batch.call_args.kwargs
     assert kwargs["region"] == REGION
     assert kwargs["project_id"] == PROJECT
-    assert kwargs["batch_id"] == "churn-scoring-20261129"
+    assert kwargs["batch_id"] == scoring_id(1)
     assert kwargs["request_id"] is None
     assert kwargs["batch"] == expected_batch
     Batch(kwargs["batch"])  # still a valid Batch with the added labels
     # asynchronous: no waiting in the submit task, one look at the state
     dataproc_hook.wait_for_batch.assert_not_called()
-    assert [c.kwargs["batch_id"] for c in dataproc_hook.get_batch.call_args_list] == [
-        "churn-scoring-20261129"
-    ]
+    assert [c.kwargs["batch_id"] for c in dataproc_hook.get_batch.call_args_list] == [scoring_id(1)]
     ctx["ti"].xcom_push.assert_any_call(
         key="dataproc_batch",
-        value={"project_id": PROJECT, "region": REGION, "batch_id": "churn-scoring-20261129"},
+        value={"project_id": PROJECT, "region": REGION, "batch_id": scoring_id(1)},
     )
 
 
 def test_submit_outside_a_dag_labels_the_batch_as_adhoc(dataproc_hook):
-    dataproc_hook.get_batch.side_effect = dataproc_batches(
-        {"churn-scoring-20261129": Batch.State.PENDING}
-    )
+    dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(1): Batch.State.PENDING})
     result = batch_operator(scoring_payload(), dag_id=None).execute(context(1))
-    assert result == {"batch_id": "churn-scoring-20261129", "state": "PENDING"}
+    assert result == {"batch_id": scoring_id(1), "state": "PENDING"}
     labels = dataproc_hook.create_batch.call_args.kwargs["batch"]["labels"]
     assert labels == {
         "app": "customer-churn",
@@ -162,25 +174,23 @@ def test_submit_outside_a_dag_labels_the_batch_as_adhoc(dataproc_hook):
     }
 
 
-def test_a_retry_after_a_successful_batch_does_not_run_it_again(dataproc_hook):
-    dataproc_hook.get_batch.side_effect = dataproc_batches(
-        {"churn-scoring-20261129": Batch.State.SUCCEEDED}
-    )
+@pytest.mark.parametrize("earlier", [Batch.State.SUCCEEDED, Batch.State.RUNNING])
+def test_a_retry_waits_on_an_earlier_batch_that_runs_or_succeeded(dataproc_hook, earlier):
+    dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(1): earlier})
     result = batch_operator(scoring_payload()).execute(context(2))
-    assert result == {"batch_id": "churn-scoring-20261129", "state": "SUCCEEDED"}
+    assert result == {"batch_id": scoring_id(1), "state": earlier.name}
     dataproc_hook.create_batch.assert_not_called()
 
 
 def test_a_third_try_finds_the_second_attempt_that_succeeded(dataproc_hook):
     dataproc_hook.get_batch.side_effect = dataproc_batches(
-        {
-            "churn-scoring-20261129": Batch.State.FAILED,
-            "churn-scoring-20261129-r2": Batch.State.SUCCEEDED,
-        }
+        {scoring_id(1): Batch.State.FAILED, scoring_id(2): Batch.State.SUCCEEDED}
     )
     result = batch_operator(scoring_payload()).execute(context(3))
-    assert result == {"batch_id": "churn-scoring-20261129-r2", "state": "SUCCEEDED"}
+    assert result == {"batch_id": scoring_id(2), "state": "SUCCEEDED"}
     dataproc_hook.create_batch.assert_not_called()
+    # newest first: the second attempt was looked at before the first
+    assert [c.kwargs["batch_id"] for c in dataproc_hook.get_batch.call_args_list] == [scoring_id(2)]
 
 
 @pytest.mark.parametrize(
@@ -190,34 +200,44 @@ def test_a_third_try_finds_the_second_attempt_that_succeeded(dataproc_hook):
 )
 def test_a_retry_after_a_failure_starts_a_new_batch(dataproc_hook, earlier):
     dataproc_hook.get_batch.side_effect = dataproc_batches(
-        {"churn-scoring-20261129": earlier, "churn-scoring-20261129-r2": Batch.State.PENDING}
+        {scoring_id(1): earlier, scoring_id(2): Batch.State.PENDING}
     )
     result = batch_operator(scoring_payload()).execute(context(2))
-    assert result == {"batch_id": "churn-scoring-20261129-r2", "state": "PENDING"}
+    assert result == {"batch_id": scoring_id(2), "state": "PENDING"}
     dataproc_hook.create_batch.assert_called_once()
     kwargs = dataproc_hook.create_batch.call_args.kwargs
-    assert kwargs["batch_id"] == "churn-scoring-20261129-r2"
+    assert kwargs["batch_id"] == scoring_id(2)
     assert kwargs["batch"]["pyspark_batch"] == scoring_payload()["pyspark_batch"]
     assert [c.kwargs["batch_id"] for c in dataproc_hook.get_batch.call_args_list] == [
-        "churn-scoring-20261129",
-        "churn-scoring-20261129-r2",
+        scoring_id(1),
+        scoring_id(2),
     ]
+
+
+def test_a_cleared_task_scores_again_even_after_a_success(dataproc_hook):
+    """Clearing a succeeded scoring task is a request to re-score: a new batch."""
+    dataproc_hook.get_batch.side_effect = dataproc_batches(
+        {scoring_id(1): Batch.State.SUCCEEDED, scoring_id(2): Batch.State.PENDING}
+    )
+    result = batch_operator(scoring_payload()).execute(cleared(2))
+    assert result == {"batch_id": scoring_id(2), "state": "PENDING"}
+    assert dataproc_hook.create_batch.call_args.kwargs["batch_id"] == scoring_id(2)
 
 
 def test_submit_attaches_when_its_own_batch_already_exists(dataproc_hook):
     """A task restarted within the same try (worker lost) re-attaches to its batch."""
     dataproc_hook.create_batch.side_effect = AlreadyExists("batch exists")
-    dataproc_hook.get_batch.side_effect = dataproc_batches(
-        {"churn-scoring-20261129": Batch.State.RUNNING}
-    )
+    dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(1): Batch.State.RUNNING})
     result = batch_operator(scoring_payload()).execute(context(1))
-    assert result == {"batch_id": "churn-scoring-20261129", "state": "RUNNING"}
+    assert result == {"batch_id": scoring_id(1), "state": "RUNNING"}
     dataproc_hook.create_batch.assert_called_once()
 
 
 def test_batch_operator_templates():
     op = batch_operator(scoring_payload())
-    assert {"batch", "batch_id", "project_id", "region", "pipeline_id"} <= set(op.template_fields)
+    assert {"batch", "batch_id", "project_id", "region", "pipeline_id", "run_key"} <= set(
+        op.template_fields
+    )
     assert op.asynchronous is True
     assert op.deferrable is False
 
@@ -236,10 +256,37 @@ def gcp_backend(monkeypatch):
         monkeypatch.delenv(f"CHURN_{name}", raising=False)
 
 
+def factory_tasks() -> dict:
+    """Every factory task in a DAG, fed by a plan task as the DAGs feed them."""
+    from airflow.sdk import task
+
+    with DAG("customer_churn_factory_test", schedule=None, start_date=START):
+
+        @task(multiple_outputs=True)
+        def plan_run() -> dict:
+            return {}
+
+        plan = plan_run()
+        submit = factory.scoring_batch("submit_scoring", plan, plan["batch"])
+        return {
+            "plan": plan,
+            "wait": factory.input_sensor("wait_for_training_data", plan["input_prefix"]),
+            "training": factory.training_pipeline("run_training_pipeline", plan),
+            "submit": submit,
+            "sensor": factory.scoring_sensor("wait_for_scoring", submit),
+        }
+
+
+def from_xcom(value, task_id: str, key: str) -> bool:
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
+
+    return isinstance(value, PlainXComArg) and (value.operator.task_id, value.key) == (task_id, key)
+
+
 def rendered_sensor():
     """The factory's sensor with the values its templates would render to."""
-    sensor = factory.scoring_sensor("wait_for_scoring", "submit_scoring")
-    sensor.batch_id, sensor.project_id, sensor.region = "churn-scoring-20261129", PROJECT, REGION
+    sensor = factory_tasks()["sensor"]
+    sensor.batch_id, sensor.project_id, sensor.region = scoring_id(1), PROJECT, REGION
     return sensor
 
 
@@ -249,7 +296,7 @@ def test_batch_sensor_succeeds_on_succeeded(gcp_backend):
         hook.get_batch.return_value = Batch(state=Batch.State.SUCCEEDED)
         assert rendered_sensor().poke(context()) is True
     hook.get_batch.assert_called_once_with(
-        batch_id="churn-scoring-20261129", region=REGION, project_id=PROJECT
+        batch_id=scoring_id(1), region=REGION, project_id=PROJECT
     )
 
 
@@ -273,12 +320,12 @@ def test_batch_sensor_fails_on_a_failed_batch(gcp_backend, state, message):
 def test_batch_sensor_settings(gcp_backend):
     from airflow.providers.google.cloud.sensors.dataproc import DataprocBatchSensor
 
-    sensor = factory.scoring_sensor("wait_for_scoring", "submit_scoring")
+    sensor = factory_tasks()["sensor"]
     assert type(sensor) is DataprocBatchSensor
     assert sensor.mode == "reschedule"
     assert sensor.poke_interval == 60
     assert sensor.timeout == 6 * 3600
-    assert sensor.batch_id == "{{ ti.xcom_pull(task_ids='submit_scoring')['batch_id'] }}"
+    assert from_xcom(sensor.batch_id, "submit_scoring", "batch_id")
     assert sensor.project_id == "{{ var.value.get('churn_project', 'my-proj') }}"
     assert sensor.region == "{{ var.value.get('churn_region', 'us-central1') }}"
 
@@ -286,8 +333,12 @@ def test_batch_sensor_settings(gcp_backend):
 # --- ChurnRunPipelineJobOperator ------------------------------------------------------------------
 
 
+def job_id(attempt: int) -> str:
+    return f"churn-training-20261129-{RUN_KEY}-{attempt}"
+
+
 def values(attempt: int = 1) -> dict:
-    return parameter_values(gcp_env(), "20261129", DAY, attempt=attempt)
+    return parameter_values(gcp_env(), "20261129", DAY, f"{RUN_KEY}-{attempt}")
 
 
 def pipeline_arguments(deferrable: bool = False, **overrides) -> dict:
@@ -299,10 +350,12 @@ def pipeline_arguments(deferrable: bool = False, **overrides) -> dict:
         "template_path": str(TEMPLATE),
         "pipeline_root": "gs://model-b/pipeline-root",
         "parameter_values": values(),
+        "run_key": RUN_KEY,
         "enable_caching": False,
         "labels": {"app": "customer-churn"},
         "deferrable": deferrable,
         "poll_interval": 60,
+        "retries": 3,
         **overrides,
     }
 
@@ -329,25 +382,41 @@ def vertex_job(job_id: str, state: PipelineState) -> PipelineJob:
     )
 
 
+def vertex_jobs(states: dict[str, PipelineState]):
+    """A get_pipeline_job side effect answering per job id (a missing id is NotFound)."""
+
+    def get_pipeline_job(*, project_id, region, pipeline_job_id, **_):
+        assert (project_id, region) == (PROJECT, REGION)
+        if pipeline_job_id not in states:
+            raise NotFound(f"job {pipeline_job_id}")
+        return vertex_job(pipeline_job_id, states[pipeline_job_id])
+
+    return get_pipeline_job
+
+
 @pytest.fixture
 def pipeline_hook():
     with mock.patch(PIPELINE_HOOK) as hook_class:
         yield hook_class.return_value
 
 
+def pushed(ctx) -> dict:
+    return {c.kwargs["key"]: c.kwargs["value"] for c in ctx["ti"].xcom_push.call_args_list}
+
+
 def test_pipeline_job_first_attempt(pipeline_hook):
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
-        "churn-training-20261129", "PIPELINE_STATE_SUCCEEDED"
+        job_id(1), "PIPELINE_STATE_SUCCEEDED"
     )
     ctx = context(1)
     result = pipeline_operator().execute(ctx)
 
     assert result["state"] == "PIPELINE_STATE_SUCCEEDED"
     pipeline_hook.submit_pipeline_job.assert_called_once()
+    pipeline_hook.get_pipeline_job.assert_not_called()  # no earlier try to look for
     kwargs = pipeline_hook.submit_pipeline_job.call_args.kwargs
-    assert kwargs["job_id"] == "churn-training-20261129"
-    assert kwargs["parameter_values"] == values()
-    assert kwargs["parameter_values"] == parameter_values(gcp_env(), "20261129", DAY)
+    assert kwargs["job_id"] == job_id(1)
+    assert kwargs["parameter_values"] == values(1)
     assert kwargs["project_id"] == PROJECT
     assert kwargs["region"] == REGION
     assert kwargs["display_name"] == "customer-churn-training-20261129"
@@ -355,56 +424,118 @@ def test_pipeline_job_first_attempt(pipeline_hook):
     assert kwargs["pipeline_root"] == "gs://model-b/pipeline-root"
     assert kwargs["enable_caching"] is False
     assert kwargs["labels"] == {"app": "customer-churn"}
-    ctx["ti"].xcom_push.assert_any_call(key="pipeline_job_id", value="churn-training-20261129")
+    assert pushed(ctx)["pipeline_job_id"] == job_id(1)
+    assert pushed(ctx)[RUN_VALUES_KEY] == values(1)
     pipeline_hook.submit_pipeline_job.return_value.wait.assert_called_once()
 
 
 def test_pipeline_job_cancelled_fails_the_task(pipeline_hook):
     """The provider counts a CANCELLED job as success when not deferred; we do not."""
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
-        "churn-training-20261129", "PIPELINE_STATE_CANCELLED"
+        job_id(1), "PIPELINE_STATE_CANCELLED"
     )
-    with pytest.raises(
-        AirflowException, match="churn-training-20261129 ended PIPELINE_STATE_CANCELLED"
-    ):
+    with pytest.raises(AirflowException, match=f"{job_id(1)} ended PIPELINE_STATE_CANCELLED"):
         pipeline_operator().execute(context(1))
 
 
-def test_pipeline_job_retry_gets_new_ids(pipeline_hook):
-    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
-        "churn-training-20261129-r2", "PIPELINE_STATE_SUCCEEDED"
+@pytest.mark.parametrize(
+    "earlier",
+    [PipelineState.PIPELINE_STATE_FAILED, PipelineState.PIPELINE_STATE_CANCELLED, None],
+    ids=["failed", "cancelled", "not-found"],
+)
+def test_a_retry_after_a_failed_job_submits_a_new_one(pipeline_hook, earlier):
+    pipeline_hook.get_pipeline_job.side_effect = vertex_jobs(
+        {job_id(1): earlier} if earlier else {}
     )
-    result = pipeline_operator().execute(context(2))
-    assert result["state"] == "PIPELINE_STATE_SUCCEEDED"
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        job_id(2), "PIPELINE_STATE_SUCCEEDED"
+    )
+    ctx = context(2)
+    assert pipeline_operator().execute(ctx)["state"] == "PIPELINE_STATE_SUCCEEDED"
     kwargs = pipeline_hook.submit_pipeline_job.call_args.kwargs
-    assert kwargs["job_id"] == "churn-training-20261129-r2"
+    assert kwargs["job_id"] == job_id(2)
     sent = kwargs["parameter_values"]
-    assert sent == values(attempt=2)
-    ids = {k: v for k, v in sent.items() if k.endswith("_batch_id")}
-    assert ids == {
-        "preprocessing_batch_id": "churn-preprocessing-20261129-r2",
-        "training_batch_id": "churn-training-20261129-r2",
-        "tuning_batch_id": "churn-tuning-20261129-r2",
-    }
-    assert {k: v for k, v in sent.items() if k not in ids} == {
-        k: v for k, v in values().items() if k not in ids
+    assert sent == values(2)
+    changed = {k: v for k, v in sent.items() if v != values(1)[k]}
+    assert changed == {
+        "preprocessing_batch_id": f"churn-preprocessing-20261129-{RUN_KEY}-2",
+        "training_batch_id": f"churn-training-20261129-{RUN_KEY}-2",
+        "tuning_batch_id": f"churn-tuning-20261129-{RUN_KEY}-2",
+        "attempt": f"{RUN_KEY}-2",
     }
     assert sent["pipeline_id"] == "20261129"  # the lineage key does not change
+    assert pushed(ctx)[RUN_VALUES_KEY] == values(2)
+
+
+def test_a_retry_after_a_polling_error_re_attaches_to_the_running_job(pipeline_hook):
+    """Try 1 deferred, the trigger's poll failed: try 2 waits on the same job, no second one."""
+    pipeline_hook.get_pipeline_job.side_effect = vertex_jobs(
+        {job_id(1): PipelineState.PIPELINE_STATE_RUNNING}
+    )
+    ctx = context(2)
+    with pytest.raises(TaskDeferred) as deferred:
+        pipeline_operator(deferrable=True).execute(ctx)
+    pipeline_hook.submit_pipeline_job.assert_not_called()
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, CancellingPipelineJobTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    assert trigger.serialize() == (
+        "churn_airflow.vertex_operators.CancellingPipelineJobTrigger",
+        {
+            "conn_id": "google_cloud_default",
+            "project_id": PROJECT,
+            "location": REGION,
+            "job_id": job_id(1),
+            "poll_interval": 60,
+            "impersonation_chain": None,
+        },
+    )
+    # downstream tasks read the attempt that ran: try 1's values, not try 2's
+    assert pushed(ctx) == {"pipeline_job_id": job_id(1), RUN_VALUES_KEY: values(1)}
+
+
+def test_a_retry_after_a_job_that_succeeded_does_not_run_it_again(pipeline_hook):
+    job = vertex_job(job_id(1), PipelineState.PIPELINE_STATE_SUCCEEDED)
+    pipeline_hook.get_pipeline_job.side_effect = vertex_jobs({job_id(1): job.state})
+    result = pipeline_operator().execute(context(2))
+    pipeline_hook.submit_pipeline_job.assert_not_called()
+    assert result == PipelineJob.to_dict(job)
+
+
+def test_a_cleared_task_retrains_even_after_a_success(pipeline_hook):
+    pipeline_hook.get_pipeline_job.side_effect = vertex_jobs(
+        {job_id(1): PipelineState.PIPELINE_STATE_SUCCEEDED}
+    )
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        job_id(2), "PIPELINE_STATE_SUCCEEDED"
+    )
+    pipeline_operator().execute(cleared(2))
+    pipeline_hook.get_pipeline_job.assert_not_called()
+    assert pipeline_hook.submit_pipeline_job.call_args.kwargs["job_id"] == job_id(2)
+
+
+def test_another_run_of_the_same_pipeline_id_gets_its_own_job(pipeline_hook):
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        "churn-training-20261129-zzzzz-1", "PIPELINE_STATE_SUCCEEDED"
+    )
+    pipeline_operator(run_key="zzzzz").execute(context(1))
+    kwargs = pipeline_hook.submit_pipeline_job.call_args.kwargs
+    assert kwargs["job_id"] == "churn-training-20261129-zzzzz-1"
+    assert kwargs["parameter_values"]["attempt"] == "zzzzz-1"
 
 
 def test_pipeline_job_that_exists_and_succeeded_is_not_resubmitted(pipeline_hook):
     pipeline_hook.submit_pipeline_job.side_effect = AlreadyExists("job exists")
-    job = vertex_job("churn-training-20261129", PipelineState.PIPELINE_STATE_SUCCEEDED)
+    job = vertex_job(job_id(1), PipelineState.PIPELINE_STATE_SUCCEEDED)
     pipeline_hook.get_pipeline_job.return_value = job
     ctx = context(1)
     result = pipeline_operator().execute(ctx)
-    ctx["ti"].xcom_push.assert_any_call(key="pipeline_job_id", value="churn-training-20261129")
+    assert pushed(ctx)["pipeline_job_id"] == job_id(1)
     pipeline_hook.submit_pipeline_job.assert_called_once()
     pipeline_hook.get_pipeline_job.assert_called_once_with(
-        project_id=PROJECT, region=REGION, pipeline_job_id="churn-training-20261129"
+        project_id=PROJECT, region=REGION, pipeline_job_id=job_id(1)
     )
     assert result == PipelineJob.to_dict(job)
-    assert result["name"].endswith("/pipelineJobs/churn-training-20261129")
 
 
 @pytest.mark.parametrize(
@@ -412,56 +543,31 @@ def test_pipeline_job_that_exists_and_succeeded_is_not_resubmitted(pipeline_hook
 )
 def test_pipeline_job_that_exists_and_ended_badly_fails(pipeline_hook, state):
     pipeline_hook.submit_pipeline_job.side_effect = AlreadyExists("job exists")
-    pipeline_hook.get_pipeline_job.return_value = vertex_job("churn-training-20261129", state)
+    pipeline_hook.get_pipeline_job.return_value = vertex_job(job_id(1), state)
     with pytest.raises(AirflowException, match=f"already ended {state.name}"):
         pipeline_operator().execute(context(1))
 
 
-def test_pipeline_job_that_exists_and_runs_is_awaited_by_deferring(pipeline_hook):
-    from airflow.providers.google.cloud.triggers.vertex_ai import RunPipelineJobTrigger
-
+def test_pipeline_job_that_exists_and_runs_without_deferring_is_polled(pipeline_hook, monkeypatch):
     pipeline_hook.submit_pipeline_job.side_effect = AlreadyExists("job exists")
-    pipeline_hook.get_pipeline_job.return_value = vertex_job(
-        "churn-training-20261129-r2", PipelineState.PIPELINE_STATE_RUNNING
-    )
-    with pytest.raises(TaskDeferred) as deferred:
-        pipeline_operator(deferrable=True).execute(context(2))
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, RunPipelineJobTrigger)
-    assert deferred.value.method_name == "execute_complete"
-    assert trigger.serialize() == (
-        "airflow.providers.google.cloud.triggers.vertex_ai.RunPipelineJobTrigger",
-        {
-            "conn_id": "google_cloud_default",
-            "project_id": PROJECT,
-            "location": REGION,
-            "job_id": "churn-training-20261129-r2",
-            "poll_interval": 60,
-            "impersonation_chain": None,
-        },
-    )
-    pipeline_hook.get_pipeline_job.assert_called_once_with(
-        project_id=PROJECT, region=REGION, pipeline_job_id="churn-training-20261129-r2"
-    )
+    running, done = PipelineState.PIPELINE_STATE_RUNNING, PipelineState.PIPELINE_STATE_SUCCEEDED
+    states = iter([running, running, done])
+    pipeline_hook.get_pipeline_job.side_effect = lambda **_: vertex_job(job_id(1), next(states))
+    monkeypatch.setattr("churn_airflow.vertex_operators.time.sleep", lambda s: None)
+    result = pipeline_operator().execute(context(1))
+    assert result["state"] == PipelineState.PIPELINE_STATE_SUCCEEDED
+    assert pipeline_hook.get_pipeline_job.call_count == 3
 
 
-def test_pipeline_job_that_exists_and_runs_without_deferring_fails_to_retry(pipeline_hook):
-    pipeline_hook.submit_pipeline_job.side_effect = AlreadyExists("job exists")
-    pipeline_hook.get_pipeline_job.return_value = vertex_job(
-        "churn-training-20261129", PipelineState.PIPELINE_STATE_RUNNING
-    )
-    with pytest.raises(AirflowException, match="still running"):
-        pipeline_operator().execute(context(1))
-
-
-def test_pipeline_job_deferrable_submit_defers_on_the_new_job(pipeline_hook):
+def test_pipeline_job_deferrable_submit_defers_on_the_cancelling_trigger(pipeline_hook):
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
-        "churn-training-20261129", "PIPELINE_STATE_PENDING"
+        job_id(1), "PIPELINE_STATE_PENDING"
     )
     with pytest.raises(TaskDeferred) as deferred:
         pipeline_operator(deferrable=True).execute(context(1))
-    assert deferred.value.trigger.job_id == "churn-training-20261129"
-    assert deferred.value.trigger.location == REGION
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, CancellingPipelineJobTrigger)
+    assert (trigger.job_id, trigger.location) == (job_id(1), REGION)
     pipeline_hook.submit_pipeline_job.return_value.wait.assert_not_called()
 
 
@@ -475,9 +581,49 @@ def test_pipeline_job_execute_complete_fails_on_error_event():
     ) == {"a": 1}
 
 
+def test_killing_the_task_cancels_the_job_it_re_attached_to(pipeline_hook):
+    pipeline_hook.get_pipeline_job.side_effect = vertex_jobs(
+        {job_id(1): PipelineState.PIPELINE_STATE_RUNNING}
+    )
+    client = pipeline_hook.get_pipeline_service_client.return_value
+    client.pipeline_job_path.side_effect = lambda p, loc, job: f"projects/{p}/locations/{loc}/{job}"
+    op = pipeline_operator(deferrable=True)
+    op.on_kill()  # nothing attached yet: nothing to cancel
+    client.cancel_pipeline_job.assert_not_called()
+    with pytest.raises(TaskDeferred):
+        op.execute(context(2))
+    op.on_kill()
+    pipeline_hook.get_pipeline_service_client.assert_called_with(region=REGION)
+    client.cancel_pipeline_job.assert_called_once_with(
+        name=f"projects/{PROJECT}/locations/{REGION}/{job_id(1)}"
+    )
+
+
+def test_the_trigger_cancels_its_job_when_the_deferred_task_is_killed():
+    import asyncio
+
+    trigger = CancellingPipelineJobTrigger(
+        conn_id="google_cloud_default",
+        project_id=PROJECT,
+        location=REGION,
+        job_id=job_id(1),
+        poll_interval=60,
+    )
+    client = mock.MagicMock()
+    client.pipeline_job_path.side_effect = lambda p, loc, job: f"projects/{p}/locations/{loc}/{job}"
+    client.cancel_pipeline_job = mock.AsyncMock()
+    with mock.patch(ASYNC_PIPELINE_HOOK) as hook_class:
+        hook_class.return_value.get_pipeline_service_client = mock.AsyncMock(return_value=client)
+        asyncio.run(trigger.on_kill())
+    hook_class.return_value.get_pipeline_service_client.assert_awaited_once_with(region=REGION)
+    client.cancel_pipeline_job.assert_awaited_once_with(
+        request={"name": f"projects/{PROJECT}/locations/{REGION}/{job_id(1)}"}
+    )
+
+
 def test_pipeline_operator_templates_its_ids():
     fields = set(ChurnRunPipelineJobOperator.template_fields)
-    assert {"job_id", "display_name", "parameter_values", "project_id", "region"} <= fields
+    assert {"display_name", "parameter_values", "project_id", "region", "run_key"} <= fields
     assert {"template_path", "pipeline_root", "service_account"} <= fields
 
 
@@ -486,9 +632,9 @@ def test_submitted_values_load_against_the_committed_template(pipeline_hook, att
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform
 
-    job_id = "churn-training-20261129" + ("" if attempt == 1 else f"-r{attempt}")
+    pipeline_hook.get_pipeline_job.side_effect = NotFound("no earlier job")
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
-        job_id, "PIPELINE_STATE_SUCCEEDED"
+        job_id(attempt), "PIPELINE_STATE_SUCCEEDED"
     )
     pipeline_operator().execute(context(attempt))
     sent = pipeline_hook.submit_pipeline_job.call_args.kwargs
@@ -505,7 +651,7 @@ def test_submitted_values_load_against_the_committed_template(pipeline_hook, att
         project=PROJECT,
         location=REGION,
     )
-    assert job.job_id == job_id
+    assert job.job_id == job_id(attempt)
     assert job.to_dict()["runtimeConfig"]["parameterValues"] == sent["parameter_values"]
 
     declared = yaml.safe_load(TEMPLATE.read_text())["root"]["inputDefinitions"]["parameters"]
@@ -518,8 +664,9 @@ def test_submitted_values_load_against_the_committed_template(pipeline_hook, att
 
 
 def test_lazy_operator_sends_exactly_what_the_real_one_sends(pipeline_hook, caplog):
+    pipeline_hook.get_pipeline_job.side_effect = NotFound("no earlier job")
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
-        "churn-training-20261129-r2", "PIPELINE_STATE_SUCCEEDED"
+        job_id(2), "PIPELINE_STATE_SUCCEEDED"
     )
     ctx = context(2)
     lazy = LazyPipelineJobOperator(**pipeline_arguments())
@@ -529,32 +676,34 @@ def test_lazy_operator_sends_exactly_what_the_real_one_sends(pipeline_hook, capl
     pipeline_hook.reset_mock()
     pipeline_operator().execute(context(2))
     assert sent == pipeline_hook.submit_pipeline_job.call_args.kwargs
-    assert sent["job_id"] == "churn-training-20261129-r2"
-    ctx["ti"].xcom_push.assert_any_call(key="pipeline_job_id", value="churn-training-20261129-r2")
+    assert sent["job_id"] == job_id(2)
+    assert pushed(ctx)["pipeline_job_id"] == job_id(2)
     assert "outside of the Task Runner" not in caplog.text
 
 
 def test_lazy_operator_kill_cancels_the_job_it_started(pipeline_hook):
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
-        "churn-training-20261129", "PIPELINE_STATE_SUCCEEDED"
+        job_id(1), "PIPELINE_STATE_SUCCEEDED"
     )
+    client = pipeline_hook.get_pipeline_service_client.return_value
     lazy = LazyPipelineJobOperator(**pipeline_arguments())
     lazy.on_kill()  # nothing started yet: nothing to cancel
-    pipeline_hook.cancel_pipeline_job.assert_not_called()
+    client.cancel_pipeline_job.assert_not_called()
     lazy.execute(context(1))
     lazy.on_kill()
-    pipeline_hook.cancel_pipeline_job.assert_called_once_with()
+    client.cancel_pipeline_job.assert_called_once()
+    client.pipeline_job_path.assert_called_once_with(PROJECT, REGION, job_id(1))
 
 
 def test_lazy_operator_defers_and_completes_through_the_real_one(pipeline_hook):
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
-        "churn-training-20261129", "PIPELINE_STATE_PENDING"
+        job_id(1), "PIPELINE_STATE_PENDING"
     )
     lazy = LazyPipelineJobOperator(**pipeline_arguments(deferrable=True))
     with pytest.raises(TaskDeferred) as deferred:
         lazy.execute(context(1))
     assert deferred.value.method_name == "execute_complete"
-    assert deferred.value.trigger.job_id == "churn-training-20261129"
+    assert deferred.value.trigger.job_id == job_id(1)
     with pytest.raises(AirflowException, match="CANCELLED"):
         lazy.execute_complete(context(), {"status": "error", "message": "ended CANCELLED"})
     done = {"status": "success", "message": "", "job": {"state": "PIPELINE_STATE_SUCCEEDED"}}
@@ -564,18 +713,18 @@ def test_lazy_operator_defers_and_completes_through_the_real_one(pipeline_hook):
 def test_lazy_operator_templates_what_the_real_one_templates():
     lazy = set(LazyPipelineJobOperator.template_fields)
     assert lazy <= set(ChurnRunPipelineJobOperator.template_fields)
-    assert {"display_name", "parameter_values", "project_id", "region", "template_path"} <= lazy
+    assert {"display_name", "parameter_values", "project_id", "region", "run_key"} <= lazy
 
 
 def test_pipeline_job_link_points_at_the_console(monkeypatch):
     from airflow.sdk.execution_time import xcom
 
     lazy = LazyPipelineJobOperator(**pipeline_arguments())
-    stored = {"pipeline_job_id": "churn-training-20261129-r2"}
+    stored = {"pipeline_job_id": job_id(2)}
     monkeypatch.setattr(xcom.XCom, "get_value", lambda ti_key, key: stored.get(key))
     assert PipelineJobLink().get_link(lazy, ti_key=None) == (
         "https://console.cloud.google.com/vertex-ai/locations/us-central1/pipelines/runs/"
-        "churn-training-20261129-r2?project=my-proj"
+        f"{job_id(2)}?project=my-proj"
     )
     stored.clear()
     assert PipelineJobLink().get_link(lazy, ti_key=None) == ""
@@ -588,28 +737,22 @@ def test_factory_gcp_backend(gcp_backend):
     from airflow.providers.google.cloud.sensors.dataproc import DataprocBatchSensor
     from airflow.providers.google.cloud.sensors.gcs import GCSObjectsWithPrefixExistenceSensor
 
-    with DAG("customer_churn_factory_test", schedule=None, start_date=START):
-        wait = factory.input_sensor("wait_for_training_data", "train")
-        training = factory.training_pipeline("run_training_pipeline", "plan_run")
-        submit = factory.scoring_batch("submit_scoring", "resolve_champion")
-        sensor = factory.scoring_sensor("wait_for_scoring", "submit_scoring")
+    tasks = factory_tasks()
+    wait, training, submit, sensor = (tasks[k] for k in ("wait", "training", "submit", "sensor"))
 
     assert type(wait) is GCSObjectsWithPrefixExistenceSensor
     assert wait.deferrable is True
     assert wait.bucket == "{{ var.value.get('churn_data_bucket', 'data-b') }}"
-    assert wait.prefix == "landing/train/dt={{ ds }}/"
+    assert from_xcom(wait.prefix, "plan_run", "input_prefix")  # never {{ ds }}
     assert (wait.poke_interval, wait.timeout) == (300, 12 * 3600)
 
     assert type(training) is LazyPipelineJobOperator
     assert training.deferrable is True
     assert training.poll_interval == 60
     assert training.enable_caching is False
-    assert training.parameter_values == (
-        "{{ ti.xcom_pull(task_ids='plan_run')['parameter_values'] }}"
-    )
-    assert training.display_name == (
-        "customer-churn-training-{{ ti.xcom_pull(task_ids='plan_run')['pipeline_id'] }}"
-    )
+    assert from_xcom(training.parameter_values, "plan_run", "parameter_values")
+    assert from_xcom(training.display_name, "plan_run", "display_name")
+    assert from_xcom(training.run_key, "plan_run", "run_key")
     assert training.template_path == (
         "gs://{{ var.value.get('churn_code_bucket', 'code-b') }}"
         "/pipeline/customer_churn_training.yaml"
@@ -621,12 +764,15 @@ def test_factory_gcp_backend(gcp_backend):
 
     assert type(submit) is ChurnDataprocCreateBatchOperator
     assert submit.asynchronous is True
+    assert submit.multiple_outputs is True  # the sensor reads its batch_id XCom
     assert submit.step == "scoring"
-    assert submit.batch == "{{ ti.xcom_pull(task_ids='resolve_champion')['batch'] }}"
-    assert submit.pipeline_id == "{{ ti.xcom_pull(task_ids='resolve_champion')['pipeline_id'] }}"
+    assert from_xcom(submit.batch, "plan_run", "batch")
+    assert from_xcom(submit.pipeline_id, "plan_run", "pipeline_id")
+    assert from_xcom(submit.run_key, "plan_run", "run_key")
 
     assert type(sensor) is DataprocBatchSensor
     assert sensor.mode == "reschedule"
+    assert set(sensor.upstream_task_ids) == {"submit_scoring"}
 
     for cloud_task in (training, submit):
         assert cloud_task.retries >= 3
@@ -643,25 +789,24 @@ def test_factory_local_backend(monkeypatch, tmp_path):
     )
 
     monkeypatch.setenv("CHURN_ROOT", str(tmp_path))
-    wait = factory.input_sensor("wait_for_scoring_input", "score")
-    training = factory.training_pipeline("run_training_pipeline", "plan_run")
-    submit = factory.scoring_batch("submit_scoring", "resolve_champion")
-    sensor = factory.scoring_sensor("wait_for_scoring", "submit_scoring")
+    tasks = factory_tasks()
+    wait, training, submit, sensor = (tasks[k] for k in ("wait", "training", "submit", "sensor"))
 
     assert type(wait) is LocalPathSensor
     assert wait.mode == "reschedule"
-    assert wait.path == f"{tmp_path.resolve()}/landing/score/dt={{{{ ds }}}}/"
+    assert wait.root == str(tmp_path.resolve())
+    assert from_xcom(wait.prefix, "plan_run", "input_prefix")
     assert type(training) is LocalPipelineOperator
-    assert training.parameter_values == (
-        "{{ ti.xcom_pull(task_ids='plan_run')['parameter_values'] }}"
-    )
+    assert from_xcom(training.parameter_values, "plan_run", "parameter_values")
+    assert from_xcom(training.run_key, "plan_run", "run_key")
     assert type(submit) is LocalBatchOperator
-    assert submit.step == "scoring"
+    assert submit.step == "scoring" and submit.multiple_outputs is True
     assert type(sensor) is LocalBatchSensor
     assert (sensor.mode, sensor.poke_interval) == ("reschedule", 10)
+    assert from_xcom(sensor.batch_id, "submit_scoring", "batch_id")
 
 
 def test_factory_rejects_an_unknown_backend(monkeypatch):
     monkeypatch.setenv("CHURN_BACKEND", "aws")
     with pytest.raises(ValueError, match="CHURN_BACKEND='aws'"):
-        factory.scoring_sensor("wait_for_scoring", "submit_scoring")
+        factory.input_sensor("wait_for_scoring_input", "landing/score/dt=2026-11-29/")

@@ -11,8 +11,13 @@ from churn_airflow import promotion, registry
 from churn_ml import layout
 
 
-def write_metrics(root: Path, operation: str, pid: str, au_pr: float | None) -> None:
-    path = Path(layout.metrics_file(str(root), operation, pid))
+A = "abcde-1"
+
+
+def write_metrics(
+    root: Path, operation: str, pid: str, au_pr: float | None, attempt: str = A
+) -> None:
+    path = Path(layout.metrics_file(str(root), operation, pid, attempt))
     path.parent.mkdir(parents=True, exist_ok=True)
     if au_pr is None:
         doc = {"status": "skipped", "reason": "training AUPR 0.4000 is below the threshold"}
@@ -21,7 +26,7 @@ def write_metrics(root: Path, operation: str, pid: str, au_pr: float | None) -> 
             "pipeline_id": pid,
             "pipeline_execution_dt": "2026-11-29",
             "operation": operation,
-            "model_uri": layout.model_uri(str(root), operation, pid),
+            "model_uri": layout.model_uri(str(root), operation, pid, attempt),
             "metrics": {"au_pr": au_pr, "au_roc": 0.8},
             "feature_importances": [],
         }
@@ -31,26 +36,30 @@ def write_metrics(root: Path, operation: str, pid: str, au_pr: float | None) -> 
 def test_run_candidates_reads_both_operations(tmp_path):
     write_metrics(tmp_path, layout.TRAINING, "20261129", 0.7)
     write_metrics(tmp_path, layout.TUNING, "20261129", 0.72)
-    candidates = promotion.run_candidates(str(tmp_path), "20261129")
+    candidates = promotion.run_candidates(str(tmp_path), "20261129", A)
     assert [(c.version, c.au_pr) for c in candidates] == [
-        ("20261129-training", 0.7),
-        ("20261129-hyperparameter-tuning", 0.72),
+        ("20261129-training-abcde-1", 0.7),
+        ("20261129-hyperparameter-tuning-abcde-1", 0.72),
     ]
-    assert candidates[0].model_uri == (f"{tmp_path}/models/customer-churn-model/training/20261129")
+    assert candidates[0].model_uri == (
+        f"{tmp_path}/models/customer-churn-model/training/20261129/{A}"
+    )
 
 
 def test_run_candidates_skips_skipped_tuning(tmp_path):
     write_metrics(tmp_path, layout.TRAINING, "20261129", 0.4)
     write_metrics(tmp_path, layout.TUNING, "20261129", None)
-    assert [c.version for c in promotion.run_candidates(str(tmp_path), "20261129")] == [
-        "20261129-training"
+    assert [c.version for c in promotion.run_candidates(str(tmp_path), "20261129", A)] == [
+        "20261129-training-abcde-1"
     ]
 
 
 def test_run_candidates_without_metrics_fails(tmp_path):
     write_metrics(tmp_path, layout.TRAINING, "other", 0.7)
-    with pytest.raises(FileNotFoundError, match=r"run 20261129 left no metrics\.json"):
-        promotion.run_candidates(str(tmp_path), "20261129")
+    with pytest.raises(
+        FileNotFoundError, match=r"attempt abcde-1 of run 20261129 left no metrics\.json"
+    ):
+        promotion.run_candidates(str(tmp_path), "20261129", A)
 
 
 def test_read_json(tmp_path):
@@ -67,20 +76,32 @@ def test_promote_run_then_resolve_champion(tmp_path):
 
     write_metrics(tmp_path, layout.TRAINING, "20261129", 0.7)
     write_metrics(tmp_path, layout.TUNING, "20261129", 0.75)
-    decision = promotion.promote_run({"artifact_root": root, "pipeline_id": "20261129"}, 0.5)
+    decision = promotion.promote_run(
+        {"artifact_root": root, "pipeline_id": "20261129", "attempt": A}, 0.5
+    )
     assert decision["promoted"] is True
-    assert decision["champion"] == "20261129-hyperparameter-tuning"
+    assert decision["champion"] == "20261129-hyperparameter-tuning-abcde-1"
 
     write_metrics(tmp_path, layout.TRAINING, "20261130", 0.6)
-    decision = promotion.promote_run({"artifact_root": root, "pipeline_id": "20261130"}, 0.5)
+    decision = promotion.promote_run(
+        {"artifact_root": root, "pipeline_id": "20261130", "attempt": A}, 0.5
+    )
     assert decision["promoted"] is False
 
     champion = promotion.resolve_champion(root)
-    assert champion["version"] == "20261129-hyperparameter-tuning"
-    assert champion["model_uri"] == layout.model_uri(root, layout.TUNING, "20261129")
+    assert champion["version"] == "20261129-hyperparameter-tuning-abcde-1"
+    assert champion["model_uri"] == layout.model_uri(root, layout.TUNING, "20261129", A)
     doc = json.loads(Path(registry.registry_uri(root)).read_text())
     assert sorted(v["version"] for v in doc["versions"]) == [
-        "20261129-hyperparameter-tuning",
-        "20261129-training",
-        "20261130-training",
+        "20261129-hyperparameter-tuning-abcde-1",
+        "20261129-training-abcde-1",
+        "20261130-training-abcde-1",
     ]
+
+
+def test_an_attempt_reads_only_its_own_metrics(tmp_path):
+    """Two attempts of one day: each registers its own models, never the other's."""
+    write_metrics(tmp_path, layout.TRAINING, "20261129", 0.7)
+    write_metrics(tmp_path, layout.TRAINING, "20261129", 0.6, attempt="abcde-2")
+    (again,) = promotion.run_candidates(str(tmp_path), "20261129", "abcde-2")
+    assert (again.version, again.au_pr) == ("20261129-training-abcde-2", 0.6)

@@ -34,11 +34,14 @@ LATER = "2026-11-30T03:00:00+00:00"
 THRESHOLD = 0.5
 
 
-def candidate(pid: str, au_pr: float, operation: str = TRAINING) -> Candidate:
+def candidate(
+    pid: str, au_pr: float, operation: str = TRAINING, attempt: str = "abcde-1"
+) -> Candidate:
     return Candidate(
         pipeline_id=pid,
         operation=operation,
-        model_uri=f"/root/models/customer-churn-model/{operation}/{pid}",
+        attempt=attempt,
+        model_uri=f"/root/models/customer-churn-model/{operation}/{pid}/{attempt}",
         metrics={"au_pr": au_pr, "au_roc": 0.8},
     )
 
@@ -59,26 +62,27 @@ def test_first_model_above_threshold_becomes_champion():
     doc, decision = promote(empty(), [candidate("20261129", 0.7)], THRESHOLD, NOW)
     assert decision == {
         "promoted": True,
-        "version": "20261129-training",
-        "champion": "20261129-training",
+        "version": "20261129-training-abcde-1",
+        "champion": "20261129-training-abcde-1",
         "reason": "test AUPR 0.7000 passes 0.5 and beats no champion",
         "at": NOW,
     }
-    assert doc["champion"] == "20261129-training"
+    assert doc["champion"] == "20261129-training-abcde-1"
     assert doc["model"] == "customer-churn-model"
     assert doc["versions"] == [
         {
-            "version": "20261129-training",
+            "version": "20261129-training-abcde-1",
             "pipeline_id": "20261129",
             "operation": "training",
-            "model_uri": "/root/models/customer-churn-model/training/20261129",
+            "attempt": "abcde-1",
+            "model_uri": "/root/models/customer-churn-model/training/20261129/abcde-1",
             "metrics": {"au_pr": 0.7, "au_roc": 0.8},
             "registered_at": NOW,
             "status": CHAMPION,
         }
     ]
     assert doc["history"] == [decision]
-    assert champion(doc)["version"] == "20261129-training"
+    assert champion(doc)["version"] == "20261129-training-abcde-1"
 
 
 def test_exactly_the_threshold_is_enough():
@@ -92,7 +96,7 @@ def test_below_threshold_is_registered_but_not_promoted():
     assert decision["champion"] is None
     assert decision["reason"] == "best test AUPR 0.4200 is below the threshold 0.5"
     assert doc["champion"] is None
-    assert statuses(doc) == {"20261129-training": BELOW_THRESHOLD}
+    assert statuses(doc) == {"20261129-training-abcde-1": BELOW_THRESHOLD}
     assert doc["history"] == []  # only promotions are history
     with pytest.raises(LookupError):
         champion(doc)
@@ -101,30 +105,42 @@ def test_below_threshold_is_registered_but_not_promoted():
 def test_a_worse_run_does_not_demote_the_champion():
     doc, decision = promote(first_run(0.7), [candidate("20261130", 0.6)], THRESHOLD, LATER)
     assert decision["promoted"] is False
-    assert decision["version"] == "20261130-training"
-    assert decision["champion"] == "20261129-training"
-    assert "champion 20261129-training" in decision["reason"]
+    assert decision["version"] == "20261130-training-abcde-1"
+    assert decision["champion"] == "20261129-training-abcde-1"
+    assert "champion 20261129-training-abcde-1" in decision["reason"]
     assert decision["reason"] == (
-        "best test AUPR 0.6000 does not beat champion 20261129-training (0.7000)"
+        "best test AUPR 0.6000 does not beat champion 20261129-training-abcde-1 (0.7000)"
     )
-    assert doc["champion"] == "20261129-training"
-    assert statuses(doc) == {"20261129-training": CHAMPION, "20261130-training": CANDIDATE}
+    assert doc["champion"] == "20261129-training-abcde-1"
+    assert statuses(doc) == {
+        "20261129-training-abcde-1": CHAMPION,
+        "20261130-training-abcde-1": CANDIDATE,
+    }
     assert len(doc["history"]) == 1
 
 
 def test_an_equal_run_does_not_demote_the_champion():
     doc, decision = promote(first_run(0.7), [candidate("20261130", 0.7)], THRESHOLD, LATER)
     assert decision["promoted"] is False
-    assert doc["champion"] == "20261129-training"
+    assert doc["champion"] == "20261129-training-abcde-1"
 
 
 def test_a_better_run_takes_over_and_the_old_champion_retires():
     doc, decision = promote(first_run(0.7), [candidate("20261130", 0.75)], THRESHOLD, LATER)
     assert decision["promoted"] is True
-    assert decision["reason"] == "test AUPR 0.7500 passes 0.5 and beats 20261129-training (0.7000)"
-    assert doc["champion"] == "20261130-training"
-    assert statuses(doc) == {"20261129-training": RETIRED, "20261130-training": CHAMPION}
-    assert [h["version"] for h in doc["history"]] == ["20261129-training", "20261130-training"]
+    assert (
+        decision["reason"]
+        == "test AUPR 0.7500 passes 0.5 and beats 20261129-training-abcde-1 (0.7000)"
+    )
+    assert doc["champion"] == "20261130-training-abcde-1"
+    assert statuses(doc) == {
+        "20261129-training-abcde-1": RETIRED,
+        "20261130-training-abcde-1": CHAMPION,
+    }
+    assert [h["version"] for h in doc["history"]] == [
+        "20261129-training-abcde-1",
+        "20261130-training-abcde-1",
+    ]
 
 
 def test_promote_does_not_change_the_document_it_is_given():
@@ -134,50 +150,54 @@ def test_promote_does_not_change_the_document_it_is_given():
     assert before == snapshot
 
 
-def test_rerunning_a_pipeline_id_replaces_its_versions():
-    doc, _ = promote(
-        empty(), [candidate("20261129", 0.6), candidate("20261129", 0.55, TUNING)], THRESHOLD, NOW
+def test_rerunning_a_day_adds_versions_and_leaves_the_champion_alone():
+    """A new attempt of the champion's day registers new versions beside it: its files and
+    entry stay as they were, and it is the baseline the new attempt must beat."""
+    doc = first_run(0.8)
+    before = registry.find(doc, "20261129-training-abcde-1")
+    doc, decision = promote(doc, [candidate("20261129", 0.6, attempt="abcde-2")], THRESHOLD, LATER)
+    assert decision["promoted"] is False
+    assert decision["reason"] == (
+        "best test AUPR 0.6000 does not beat champion 20261129-training-abcde-1 (0.8000)"
     )
-    doc, _ = promote(doc, [candidate("20261130", 0.65)], THRESHOLD, NOW)
-    doc, decision = promote(
-        doc, [candidate("20261129", 0.8), candidate("20261129", 0.7, TUNING)], THRESHOLD, LATER
-    )
-    versions = [v["version"] for v in doc["versions"]]
-    assert sorted(versions) == [
-        "20261129-hyperparameter-tuning",
-        "20261129-training",
-        "20261130-training",
-    ]
-    assert len(versions) == len(set(versions))
-    rerun = registry.find(doc, "20261129-training")
-    assert rerun["metrics"]["au_pr"] == 0.8
-    assert rerun["registered_at"] == LATER
-    assert decision["promoted"] is True
+    assert doc["champion"] == "20261129-training-abcde-1"
+    assert registry.find(doc, "20261129-training-abcde-1") == before
     assert statuses(doc) == {
-        "20261130-training": RETIRED,
-        "20261129-training": CHAMPION,
-        "20261129-hyperparameter-tuning": CANDIDATE,
+        "20261129-training-abcde-1": CHAMPION,
+        "20261129-training-abcde-2": CANDIDATE,
     }
 
 
-def test_rerunning_the_champion_run_is_judged_against_nothing_else():
-    """The champion's own earlier versions are replaced, not a baseline to beat."""
-    doc, decision = promote(first_run(0.8), [candidate("20261129", 0.6)], THRESHOLD, LATER)
+def test_a_better_attempt_of_the_same_day_takes_over():
+    doc, decision = promote(
+        first_run(0.7), [candidate("20261129", 0.75, attempt="abcde-2")], THRESHOLD, LATER
+    )
     assert decision["promoted"] is True
-    assert decision["reason"].endswith("beats no champion")
-    assert registry.find(doc, "20261129-training")["metrics"]["au_pr"] == 0.6
-    assert len(doc["versions"]) == 1
+    assert statuses(doc) == {
+        "20261129-training-abcde-1": RETIRED,
+        "20261129-training-abcde-2": CHAMPION,
+    }
+
+
+def test_registering_the_same_attempt_again_replaces_its_entries():
+    """promote_champion cleared and run again: the same versions, no duplicates."""
+    doc = first_run(0.7)
+    again, decision = promote(doc, [candidate("20261129", 0.7)], THRESHOLD, LATER)
+    assert [v["version"] for v in again["versions"]] == ["20261129-training-abcde-1"]
+    assert again["champion"] == "20261129-training-abcde-1"
+    assert registry.find(again, "20261129-training-abcde-1")["registered_at"] == LATER
+    assert decision["promoted"] is True
 
 
 def test_best_of_run_picks_tuning_when_it_is_better():
     doc, decision = promote(
         empty(), [candidate("20261129", 0.70), candidate("20261129", 0.74, TUNING)], THRESHOLD, NOW
     )
-    assert decision["version"] == "20261129-hyperparameter-tuning"
-    assert doc["champion"] == "20261129-hyperparameter-tuning"
+    assert decision["version"] == "20261129-hyperparameter-tuning-abcde-1"
+    assert doc["champion"] == "20261129-hyperparameter-tuning-abcde-1"
     assert statuses(doc) == {
-        "20261129-training": CANDIDATE,
-        "20261129-hyperparameter-tuning": CHAMPION,
+        "20261129-training-abcde-1": CANDIDATE,
+        "20261129-hyperparameter-tuning-abcde-1": CHAMPION,
     }
 
 
@@ -185,7 +205,7 @@ def test_best_of_run_prefers_training_on_a_tie():
     _, decision = promote(
         empty(), [candidate("20261129", 0.7, TUNING), candidate("20261129", 0.7)], THRESHOLD, NOW
     )
-    assert decision["version"] == "20261129-training"
+    assert decision["version"] == "20261129-training-abcde-1"
 
 
 def test_candidates_of_a_run_below_threshold_are_marked_one_by_one():
@@ -194,8 +214,8 @@ def test_candidates_of_a_run_below_threshold_are_marked_one_by_one():
     )
     assert decision["promoted"] is True
     assert statuses(doc) == {
-        "20261129-training": BELOW_THRESHOLD,
-        "20261129-hyperparameter-tuning": CHAMPION,
+        "20261129-training-abcde-1": BELOW_THRESHOLD,
+        "20261129-hyperparameter-tuning-abcde-1": CHAMPION,
     }
 
 
@@ -213,10 +233,11 @@ def test_candidate_from_metrics_document():
             "model_uri": "gs://m/models/x",
             "metrics": {"au_pr": "0.61"},
             "feature_importances": [],
-        }
+        },
+        "abcde-1",
     )
     assert (c.version, c.model_uri, c.au_pr) == (
-        "20261129-hyperparameter-tuning",
+        "20261129-hyperparameter-tuning-abcde-1",
         "gs://m/models/x",
         0.61,
     )
@@ -227,31 +248,39 @@ def test_candidate_from_metrics_document():
 
 def test_set_champion_rolls_back():
     doc, _ = promote(first_run(0.7), [candidate("20261130", 0.75)], THRESHOLD, LATER)
-    rolled = set_champion(doc, "20261129-training", "2026-12-01T00:00:00+00:00")
-    assert rolled["champion"] == "20261129-training"
-    assert statuses(rolled) == {"20261129-training": CHAMPION, "20261130-training": RETIRED}
+    rolled = set_champion(doc, "20261129-training-abcde-1", "2026-12-01T00:00:00+00:00")
+    assert rolled["champion"] == "20261129-training-abcde-1"
+    assert statuses(rolled) == {
+        "20261129-training-abcde-1": CHAMPION,
+        "20261130-training-abcde-1": RETIRED,
+    }
     assert rolled["history"][-1] == {
         "promoted": True,
-        "version": "20261129-training",
-        "champion": "20261129-training",
+        "version": "20261129-training-abcde-1",
+        "champion": "20261129-training-abcde-1",
         "reason": "manual",
         "at": "2026-12-01T00:00:00+00:00",
     }
     assert len(rolled["history"]) == 3
-    assert champion(rolled)["model_uri"] == "/root/models/customer-churn-model/training/20261129"
-    assert doc["champion"] == "20261130-training"  # the input is left alone
+    assert champion(rolled)["model_uri"] == (
+        "/root/models/customer-churn-model/training/20261129/abcde-1"
+    )
+    assert doc["champion"] == "20261130-training-abcde-1"  # the input is left alone
 
 
 def test_set_champion_can_promote_a_below_threshold_version():
     doc, _ = promote(empty(), [candidate("20261129", 0.3)], THRESHOLD, NOW)
-    assert set_champion(doc, "20261129-training", NOW)["champion"] == "20261129-training"
+    assert (
+        set_champion(doc, "20261129-training-abcde-1", NOW)["champion"]
+        == "20261129-training-abcde-1"
+    )
 
 
 def test_set_champion_unknown_version():
     with pytest.raises(ValueError, match="not registered") as err:
-        set_champion(first_run(), "20990101-training", NOW)
-    assert "'20990101-training'" in str(err.value)
-    assert "['20261129-training']" in str(err.value)
+        set_champion(first_run(), "20990101-training-abcde-1", NOW)
+    assert "'20990101-training-abcde-1'" in str(err.value)
+    assert "['20261129-training-abcde-1']" in str(err.value)
 
 
 def test_champion_of_an_empty_registry_explains_what_to_do():
@@ -290,11 +319,11 @@ def test_local_update_replaces_the_file_atomically(tmp_path):
     decision = store.update(promote_change("20261129", 0.7))
     assert decision["promoted"] is True
     first_inode = path.stat().st_ino
-    assert json.loads(path.read_text())["champion"] == "20261129-training"
+    assert json.loads(path.read_text())["champion"] == "20261129-training-abcde-1"
 
     store.update(promote_change("20261130", 0.8))
     assert path.stat().st_ino != first_inode  # a new file renamed over the old one
-    assert store.read()["champion"] == "20261130-training"
+    assert store.read()["champion"] == "20261130-training-abcde-1"
     assert sorted(p.name for p in path.parent.iterdir()) == [
         "customer-churn-model.json",
         "customer-churn-model.json.lock",
@@ -338,8 +367,10 @@ def slow_promote_change(pid: str, au_pr: float):
 
 
 def assert_all_registered(doc: dict, pids: list[str], best: str):
-    assert sorted(v["version"] for v in doc["versions"]) == sorted(f"{p}-training" for p in pids)
-    assert doc["champion"] == f"{best}-training"
+    assert sorted(v["version"] for v in doc["versions"]) == sorted(
+        f"{p}-training-abcde-1" for p in pids
+    )
+    assert doc["champion"] == f"{best}-training-abcde-1"
     assert [v["version"] for v in doc["versions"] if v["status"] == CHAMPION] == [doc["champion"]]
 
 
@@ -372,7 +403,7 @@ time.sleep(max(0.0, start - time.time()))  # start together
 
 def change(doc):
     time.sleep(0.05)
-    c = registry.Candidate(pid, "training", "/m/" + pid, {"au_pr": au_pr})
+    c = registry.Candidate(pid, "training", "abcde-1", "/m/" + pid, {"au_pr": au_pr})
     return registry.promote(doc, [c], 0.5, "now")
 
 print(registry.LocalStore(path).update(change)["version"])
@@ -397,7 +428,9 @@ def test_local_concurrent_updates_from_processes_all_survive(tmp_path, subproces
     ]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outputs
-    assert sorted(out.strip() for out, _ in outputs) == sorted(f"{p}-training" for p in pids)
+    assert sorted(out.strip() for out, _ in outputs) == sorted(
+        f"{p}-training-abcde-1" for p in pids
+    )
     assert_all_registered(LocalStore(path).read(), pids, best="run-p3")
 
 
@@ -476,10 +509,10 @@ def test_gcs_store_reads_and_writes_one_object():
     bucket = client.buckets["model-b"]
     assert list(bucket.objects) == [OBJECT]
     assert bucket.uploads == [{"content_type": "application/json", "if_generation_match": 0}]
-    assert json.loads(bucket.objects[OBJECT][0])["champion"] == "20261129-training"
+    assert json.loads(bucket.objects[OBJECT][0])["champion"] == "20261129-training-abcde-1"
     store.update(promote_change("20261130", 0.8))
     assert bucket.uploads[-1]["if_generation_match"] == 1
-    assert store.read()["champion"] == "20261130-training"
+    assert store.read()["champion"] == "20261130-training-abcde-1"
 
 
 def test_gcs_store_retries_a_lost_race_and_keeps_both_updates():
@@ -503,14 +536,14 @@ def test_gcs_store_retries_a_lost_race_and_keeps_both_updates():
     assert [u["if_generation_match"] for u in bucket.uploads] == [0, 1, 2]
     doc = store.read()
     assert sorted(v["version"] for v in doc["versions"]) == [
-        "20261129-training",
-        "20261130-training",
-        "other-run-training",
+        "20261129-training-abcde-1",
+        "20261130-training-abcde-1",
+        "other-run-training-abcde-1",
     ]
     # the retry re-decided against the document the other writer left
     assert decision["promoted"] is False
-    assert "champion other-run-training" in decision["reason"]
-    assert doc["champion"] == "other-run-training"
+    assert "champion other-run-training-abcde-1" in decision["reason"]
+    assert doc["champion"] == "other-run-training-abcde-1"
 
 
 def test_gcs_store_gives_up_after_its_attempts():
@@ -549,14 +582,17 @@ def test_cli_show_and_rollback(tmp_path, subprocess_env):
     store = registry.store(str(tmp_path))
     store.update(promote_change("20261129", 0.7))
     store.update(promote_change("20261130", 0.8))
-    assert store.read()["champion"] == "20261130-training"
+    assert store.read()["champion"] == "20261130-training-abcde-1"
 
-    rolled = cli(tmp_path, subprocess_env, "promote", "20261129-training")
+    rolled = cli(tmp_path, subprocess_env, "promote", "20261129-training-abcde-1")
     assert rolled.returncode == 0, rolled.stderr
     printed = json.loads(rolled.stdout)
-    assert printed["champion"] == "20261129-training"
+    assert printed["champion"] == "20261129-training-abcde-1"
     assert printed == store.read()
-    assert statuses(printed) == {"20261129-training": CHAMPION, "20261130-training": RETIRED}
+    assert statuses(printed) == {
+        "20261129-training-abcde-1": CHAMPION,
+        "20261130-training-abcde-1": RETIRED,
+    }
     assert printed["history"][-1]["reason"] == "manual"
 
 
@@ -580,21 +616,3 @@ def test_cli_needs_a_root(tmp_path, subprocess_env):
     assert result.returncode == 2
     assert "--root" in result.stderr
     assert os.path.exists(tmp_path)
-
-
-def test_rerun_that_spoils_the_champion_falls_back_to_the_previous_one():
-    doc, _ = promote(first_run(0.7), [candidate("20261130", 0.8)], THRESHOLD, LATER)
-    assert doc["champion"] == "20261130-training"
-    doc, decision = promote(doc, [candidate("20261130", 0.3)], THRESHOLD, LATER)
-    assert not decision["promoted"]
-    assert "falls back to 20261129-training" in decision["reason"]
-    assert doc["champion"] == "20261129-training"
-    assert statuses(doc) == {"20261129-training": CHAMPION, "20261130-training": BELOW_THRESHOLD}
-
-
-def test_rerun_that_spoils_the_only_champion_leaves_none():
-    doc, decision = promote(first_run(0.7), [candidate("20261129", 0.3)], THRESHOLD, LATER)
-    assert doc["champion"] is None
-    assert decision["champion"] is None
-    with pytest.raises(LookupError):
-        champion(doc)

@@ -1,4 +1,4 @@
-"""The lineage key of a run and the batch ids derived from it."""
+"""A DAG run's identity, and a task's attempts: which tries are new work, which are retries."""
 
 from __future__ import annotations
 
@@ -7,112 +7,134 @@ from types import SimpleNamespace
 
 import pytest
 
-from churn_airflow.run_ids import PIPELINE_ID, batch_attempts, pipeline_id, run_date
-from pipeline.params import BATCH_ID, JOB_ID, STEPS, job_id
+from churn_airflow.run_ids import (
+    RunIdentity,
+    attempts,
+    first_reusable,
+    identify,
+    identify_context,
+    tries_since_clear,
+)
 
 UTC = dt.UTC
-NIGHT = dt.datetime(2026, 11, 29, 2, 30, 0, tzinfo=UTC)
+MIDNIGHT = dt.datetime(2026, 11, 29, tzinfo=UTC)
 AFTERNOON = dt.datetime(2026, 11, 29, 14, 5, 9, tzinfo=UTC)
+RUN = "scheduled__2026-11-29T00:00:00+00:00"
 
 
 @pytest.mark.parametrize("run_type", ["scheduled", "backfill"])
-def test_scheduled_and_backfill_runs_use_the_day(run_type):
-    assert pipeline_id(NIGHT, run_type) == "20261129"
-    assert pipeline_id(AFTERNOON, run_type) == "20261129"
+def test_scheduled_and_backfill_runs_use_the_day_of_the_logical_date(run_type):
+    run = identify(RUN, run_type, MIDNIGHT, MIDNIGHT)
+    assert (run.day, run.pipeline_id) == (dt.date(2026, 11, 29), "20261129")
 
 
 def test_a_date_keeps_its_leading_zeros():
-    assert pipeline_id(dt.datetime(2027, 1, 5, tzinfo=UTC), "scheduled") == "20270105"
+    day = dt.datetime(2027, 1, 5, tzinfo=UTC)
+    assert identify(RUN, "scheduled", day, day).pipeline_id == "20270105"
 
 
-def test_manual_runs_add_the_time_of_day():
-    assert pipeline_id(AFTERNOON, "manual") == "20261129-manual-140509"
-    assert pipeline_id(NIGHT, "manual") == "20261129-manual-023000"
+def test_a_manual_run_with_a_logical_date_adds_its_time():
+    run = identify("manual__x", "manual", MIDNIGHT, AFTERNOON)
+    assert run.pipeline_id == "20261129-manual-000000"
 
 
-def test_the_id_depends_only_on_its_inputs():
-    assert pipeline_id(AFTERNOON, "manual") == pipeline_id(AFTERNOON, "manual")
+def test_a_manual_run_without_a_logical_date_uses_its_trigger_time():
+    """`airflow dags trigger` without --logical-date: Airflow 3 gives only run_after."""
+    run = identify("manual__x", "manual", None, AFTERNOON)
+    assert (run.day, run.pipeline_id) == (dt.date(2026, 11, 29), "20261129-manual-140509")
 
 
-@pytest.mark.parametrize("override", ["rerun-1", "0abc", "20261129-fix", "a" * 39, "x"], ids=str)
-def test_a_valid_override_wins(override):
-    assert pipeline_id(AFTERNOON, "manual", override) == override
-    assert pipeline_id(NIGHT, "scheduled", override) == override
+def test_an_asset_triggered_run_takes_the_day_of_its_event():
+    """The re-score after a promotion replaces the current day's predictions."""
+    run = identify("asset_triggered__x", "asset_triggered", None, AFTERNOON)
+    assert (run.day, run.pipeline_id) == (dt.date(2026, 11, 29), "20261129")
 
 
-def test_an_empty_override_falls_back_to_the_date():
-    assert pipeline_id(NIGHT, "scheduled", "") == "20261129"
-    assert pipeline_id(NIGHT, "scheduled", None) == "20261129"
+def test_the_day_param_chooses_the_input_day():
+    run = identify("manual__x", "manual", None, AFTERNOON, day="2026-11-03")
+    assert (run.day, run.pipeline_id) == (dt.date(2026, 11, 3), "20261103-manual-140509")
+
+
+@pytest.mark.parametrize("day", ["2026-02-30", "yesterday", "2026/11/03", "20261103"])
+def test_a_day_that_is_not_a_date_is_refused_in_one_sentence(day):
+    with pytest.raises(ValueError, match=rf"day {day!r} is not a date: use YYYY-MM-DD"):
+        identify("manual__x", "manual", None, AFTERNOON, day=day)
+
+
+@pytest.mark.parametrize("override", ["rerun-1", "0abc", "20261129-fix", "a" * 32, "x"], ids=str)
+def test_a_valid_pipeline_id_param_wins(override):
+    assert identify("manual__x", "manual", None, AFTERNOON, override).pipeline_id == override
+    assert identify(RUN, "scheduled", MIDNIGHT, MIDNIGHT, override).pipeline_id == override
 
 
 @pytest.mark.parametrize(
     "override",
-    ["Rerun", "re_run", "-rerun", "re run", "rerun/1", "a" * 40, "rérun"],
-    ids=["upper", "underscore", "leading-dash", "space", "slash", "too-long", "accent"],
+    ["Rerun", "re_run", "-rerun", "abc-", "re run", "rerun/1", "a" * 33, "rérun"],
+    ids=["upper", "underscore", "leading-dash", "trailing-dash", "space", "slash", "long", "é"],
 )
-def test_an_invalid_override_is_rejected(override):
-    with pytest.raises(ValueError, match=r"must be 1-39 of \[a-z0-9-\]") as err:
-        pipeline_id(NIGHT, "manual", override)
+def test_an_invalid_pipeline_id_param_is_refused(override):
+    with pytest.raises(ValueError, match=r"must be 1-32 characters of \[a-z0-9-\]") as err:
+        identify("manual__x", "manual", None, AFTERNOON, override)
     assert repr(override) in str(err.value)
 
 
-def test_every_accepted_id_makes_valid_batch_and_job_ids():
-    """The longest override still fits a Dataproc batch id on a 9th attempt of any step."""
-    for pid in ("20261129", "20261129-manual-140509", "0" + "a" * 38, "z"):
-        assert PIPELINE_ID.match(pid)
-        for step in (*STEPS, "scoring"):
-            for attempt in (1, 2, 9):
-                earlier, current = batch_attempts(step, pid, attempt)
-                assert all(BATCH_ID.match(b) for b in [*earlier, current]), (step, pid, attempt)
-        assert JOB_ID.match(job_id(pid, 9))
+def test_the_run_key_is_deterministic_and_differs_between_runs():
+    first = identify("scheduled__2026-11-29", "scheduled", MIDNIGHT, MIDNIGHT)
+    again = identify("scheduled__2026-11-29", "scheduled", MIDNIGHT, MIDNIGHT)
+    rescore = identify("asset_triggered__2026-11-29T14:05", "asset_triggered", None, AFTERNOON)
+    assert first == again
+    assert first.pipeline_id == rescore.pipeline_id  # the same partition is replaced ...
+    assert first.run_key != rescore.run_key  # ... by new work under new cloud ids
+    assert len(first.run_key) == 5 and first.run_key.isalnum()
 
 
-# --- run_date ------------------------------------------------------------------------------
+def test_identify_context_reads_the_dag_run_and_params():
+    dag_run = SimpleNamespace(run_id="manual__x", run_type="manual", run_after=AFTERNOON)
+    run = identify_context({"dag_run": dag_run}, {"pipeline_id": None, "day": None})
+    assert run == identify("manual__x", "manual", None, AFTERNOON)
+    assert run.as_dict() == {
+        "day": "2026-11-29",
+        "pipeline_id": "20261129-manual-140509",
+        "run_key": run.run_key,
+    }
+    assert isinstance(run, RunIdentity)
 
 
-def test_run_date_is_the_logical_date():
-    context = {"logical_date": NIGHT, "dag_run": SimpleNamespace(run_after=AFTERNOON)}
-    assert run_date(context) == NIGHT
+# --- tries: a retry or a clear ------------------------------------------------------------------
 
 
-def test_run_date_falls_back_to_run_after():
-    """Airflow 3 manual and asset-triggered runs have no logical date."""
-    context = {"logical_date": None, "dag_run": SimpleNamespace(run_after=AFTERNOON)}
-    assert run_date(context) == AFTERNOON
-    assert run_date({"dag_run": SimpleNamespace(run_after=AFTERNOON)}) == AFTERNOON
+def test_the_first_try_is_new_work():
+    """A new task instance: max_tries = retries, try 1."""
+    assert list(tries_since_clear(1, 3, 3)) == [1]
 
 
-def test_manual_run_without_logical_date_gets_a_manual_id():
-    context = {"logical_date": None, "dag_run": SimpleNamespace(run_after=AFTERNOON)}
-    assert pipeline_id(run_date(context), "manual") == "20261129-manual-140509"
+def test_automatic_retries_see_the_tries_before_them():
+    assert list(tries_since_clear(2, 3, 3)) == [1, 2]
+    assert list(tries_since_clear(4, 3, 3)) == [1, 2, 3, 4]
 
 
-# --- batch_attempts ------------------------------------------------------------------------
+def test_the_first_try_after_a_clear_is_new_work():
+    """A clear after try 2 sets max_tries = 2 + retries; try 3 starts afresh."""
+    assert list(tries_since_clear(3, 2 + 3, 3)) == [3]
+    assert list(tries_since_clear(4, 2 + 3, 3)) == [3, 4]  # a retry of the cleared try
 
 
-def test_first_attempt_has_no_earlier_ids():
-    assert batch_attempts("scoring", "20261129", 1) == ([], "churn-scoring-20261129")
+def test_attempts_list_earlier_tries_newest_first():
+    ti = SimpleNamespace(try_number=3, max_tries=1)
+    assert attempts("k7f2q", ti, retries=1) == (["k7f2q-2", "k7f2q-1"], "k7f2q-3")
+    cleared = SimpleNamespace(try_number=3, max_tries=2 + 1)
+    assert attempts("k7f2q", cleared, retries=1) == ([], "k7f2q-3")
 
 
-def test_second_attempt_lists_the_first():
-    assert batch_attempts("scoring", "20261129", 2) == (
-        ["churn-scoring-20261129"],
-        "churn-scoring-20261129-r2",
-    )
+def test_first_reusable_takes_the_newest_reusable_attempt():
+    found = {"k-2": None, "k-1": "SUCCEEDED"}
+    looked = []
 
+    def lookup(attempt):
+        looked.append(attempt)
+        return found[attempt]
 
-def test_third_attempt_lists_both_earlier_ids_in_order():
-    earlier, current = batch_attempts("preprocessing", "20261129-manual-140509", 3)
-    assert earlier == [
-        "churn-preprocessing-20261129-manual-140509",
-        "churn-preprocessing-20261129-manual-140509-r2",
-    ]
-    assert current == "churn-preprocessing-20261129-manual-140509-r3"
-    assert all(BATCH_ID.match(b) for b in [*earlier, current])
-
-
-def test_an_id_too_long_for_dataproc_is_refused():
-    _, longest = batch_attempts("preprocessing", "a" * 39, 10)
-    assert len(longest) == 63  # the Dataproc maximum
-    with pytest.raises(ValueError, match="not a valid Dataproc batch id"):
-        batch_attempts("preprocessing", "a" * 39, 100)
+    assert first_reusable(["k-2", "k-1"], lookup) == ("k-1", "SUCCEEDED")
+    assert looked == ["k-2", "k-1"]
+    assert first_reusable([], lookup) is None
+    assert first_reusable(["k-2"], lookup) is None
