@@ -32,7 +32,8 @@ DISPLAY_NAMES = {
     "Register managed dataset",
     "Evaluate trained model",
     "Evaluate tuned model",
-    "Record skipped tuning",
+    "Record tuning skipped below the threshold",
+    "Record tuning switched off",
 }
 
 
@@ -90,6 +91,7 @@ def test_pipeline_parameters_names_and_types(spec):
         "preprocessing_batch_id": "STRING",
         "training_batch_id": "STRING",
         "tuning_batch_id": "STRING",
+        "attempt": "STRING",
         "project": "STRING",
         "region": "STRING",
         "container_image": "STRING",
@@ -98,6 +100,7 @@ def test_pipeline_parameters_names_and_types(spec):
         "subnetwork_uri": "STRING",
         "spark_history_server": "STRING",
         "spark_properties": "STRUCT",
+        "tuning": "BOOLEAN",
         "aupr_threshold": "NUMBER_DOUBLE",
         "max_drop_fraction": "NUMBER_DOUBLE",
         "max_depth_grid": "STRING",
@@ -116,6 +119,7 @@ def test_pipeline_parameters_names_and_types(spec):
         "subnetwork_uri": "",
         "spark_history_server": "",
         "spark_properties": {},
+        "tuning": True,
         "aupr_threshold": 0.5,
         "max_drop_fraction": 0.05,
         "max_depth_grid": "5,10,15",
@@ -158,17 +162,26 @@ def test_every_task_has_a_display_name(spec):
         else:
             groups[key] = (owner, name)
     assert sorted(name for _, name in groups.values()) == sorted(
-        [builder.GATE_NAME, builder.SKIP_NAME]
+        [builder.TUNING_ON_NAME, builder.TUNING_OFF_NAME, builder.GATE_NAME, builder.SKIP_NAME]
     )
 
 
-def gate_tasks(spec: dict) -> tuple[dict, dict]:
-    by_name = {task["taskInfo"]["name"]: task for _, _, task in all_tasks(spec)}
-    return by_name[builder.GATE_NAME], by_name[builder.SKIP_NAME]
+def groups_by_name(spec: dict) -> dict[str, dict]:
+    return {task["taskInfo"]["name"]: task for _, _, task in all_tasks(spec)}
+
+
+def test_tuning_switch_is_its_own_branch(spec):
+    groups = groups_by_name(spec)
+    condition = "inputs.parameter_values['pipelinechannel--tuning'] == true"
+    assert groups[builder.TUNING_ON_NAME]["triggerPolicy"]["condition"] == condition
+    assert groups[builder.TUNING_OFF_NAME]["triggerPolicy"]["condition"] == f"!({condition})"
+    branches = spec["root"]["dag"]["tasks"]["condition-branches-1"]["inputs"]["parameters"]
+    assert branches["pipelinechannel--tuning"] == {"componentInputParameter": "tuning"}
 
 
 def test_gate_compares_training_aupr_with_the_threshold(spec):
-    gate, skip = gate_tasks(spec)
+    groups = groups_by_name(spec)
+    gate, skip = groups[builder.GATE_NAME], groups[builder.SKIP_NAME]
     evaluate_key = next(
         key
         for key, task in spec["root"]["dag"]["tasks"].items()
@@ -182,6 +195,12 @@ def test_gate_compares_training_aupr_with_the_threshold(spec):
     assert gate["triggerPolicy"]["condition"] == condition
     assert skip["triggerPolicy"]["condition"] == f"!({condition})"
     # The channels are the training evaluation's float output and the pipeline parameter.
+    (inner,) = [
+        task
+        for _, key, task in all_tasks(spec)
+        if key.startswith("condition-branches-") and key != "condition-branches-1"
+    ]
+    assert inner["inputs"]["parameters"][channel] == {"componentInputParameter": channel}
     branches = spec["root"]["dag"]["tasks"]["condition-branches-1"]["inputs"]["parameters"]
     assert branches[channel] == {
         "taskOutputParameter": {"outputParameterKey": "Output", "producerTask": evaluate_key}
@@ -197,13 +216,14 @@ def test_gate_compares_training_aupr_with_the_threshold(spec):
     )
 
 
-def test_tuning_and_skip_sit_in_their_branches(spec):
-    gate, skip = gate_tasks(spec)
+def test_tuning_and_skips_sit_in_their_branches(spec):
+    groups = {name: task["componentRef"]["name"] for name, task in groups_by_name(spec).items()}
     inside = {name: owner for name, (owner, _) in executor_tasks(spec).items() if owner != "root"}
     assert inside == {
-        "Tune hyperparameters": gate["componentRef"]["name"],
-        "Evaluate tuned model": gate["componentRef"]["name"],
-        "Record skipped tuning": skip["componentRef"]["name"],
+        "Tune hyperparameters": groups[builder.GATE_NAME],
+        "Evaluate tuned model": groups[builder.GATE_NAME],
+        "Record tuning skipped below the threshold": groups[builder.SKIP_NAME],
+        "Record tuning switched off": groups[builder.TUNING_OFF_NAME],
     }
 
 
@@ -231,6 +251,7 @@ def test_dataproc_inputs_are_wired_to_parameters(spec, step):
 
 def test_step_arguments(spec):
     tasks = executor_tasks(spec)
+    attempt = placeholder("attempt")
 
     def args(step):
         return tasks[step][1]["inputs"]["parameters"]["args"]["runtimeValue"]["constant"]
@@ -247,7 +268,7 @@ def test_step_arguments(spec):
         ("Train random forest", "training"),
         ("Tune hyperparameters", "hyperparameter-tuning"),
     ]:
-        run = f"customer-churn-model/{operation}/{placeholder('pipeline_id')}"
+        run = f"customer-churn-model/{operation}/{placeholder('pipeline_id')}/{attempt}"
         assert option(step, "--model-uri") == f"{placeholder('artifact_root')}/models/{run}"
         assert option(step, "--metrics-uri") == f"{placeholder('artifact_root')}/metrics/{run}"
         assert option(step, "--seed") == placeholder("seed")
@@ -265,12 +286,13 @@ def test_evaluations_read_their_runs_metrics(spec):
     for step, operation in [
         ("Evaluate trained model", "training"),
         ("Evaluate tuned model", "hyperparameter-tuning"),
-        ("Record skipped tuning", "hyperparameter-tuning"),
+        ("Record tuning skipped below the threshold", "hyperparameter-tuning"),
+        ("Record tuning switched off", "hyperparameter-tuning"),
     ]:
         uri = tasks[step][1]["inputs"]["parameters"]["metrics_uri"]["runtimeValue"]["constant"]
         assert uri == (
             f"{placeholder('artifact_root')}/metrics/customer-churn-model/{operation}/"
-            f"{placeholder('pipeline_id')}"
+            f"{placeholder('pipeline_id')}/{placeholder('attempt')}"
         )
 
 

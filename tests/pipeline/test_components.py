@@ -43,7 +43,7 @@ def test_write_file_creates_folders_and_replaces(tmp_path, scheme):
 
 def test_skip_tuning_writes_a_skipped_record(tmp_path, capsys):
     metrics_uri = tmp_path / "metrics" / "customer-churn-model" / "hyperparameter-tuning" / "x"
-    reason = c.skip_tuning(f"{metrics_uri}/", 0.41234, 0.5)
+    reason = c.skip_tuning(f"{metrics_uri}/", 0.41234, 0.5, switched_off=False)
     assert reason == "training AUPR 0.4123 is below the threshold 0.5000"
     record = json.loads((metrics_uri / "metrics.json").read_text())
     assert record == {"status": "skipped", "reason": reason, "au_pr": 0.41234, "threshold": 0.5}
@@ -52,8 +52,15 @@ def test_skip_tuning_writes_a_skipped_record(tmp_path, capsys):
 
 def test_skip_tuning_replaces_a_previous_tuning_run(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {"au_pr": 0.9}}))
-    c.skip_tuning(str(tmp_path), 0.2, 0.3)
+    c.skip_tuning(str(tmp_path), 0.2, 0.3, switched_off=False)
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "skipped"
+
+
+def test_skip_tuning_says_when_tuning_was_switched_off(tmp_path):
+    reason = c.skip_tuning(str(tmp_path), 0.64531, 0.5, switched_off=True)
+    assert reason == "tuning is switched off for this run (training AUPR 0.6453)"
+    assert "threshold" not in reason
+    assert json.loads((tmp_path / "metrics.json").read_text())["reason"] == reason
 
 
 def test_register_dataset_writes_a_json_record(tmp_path):

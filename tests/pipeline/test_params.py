@@ -9,20 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from churn_ml.grids import GRIDS
+from churn_ml.lineage import job_id
 from pipeline.compile import TEMPLATE
-from pipeline.params import (
-    BATCH_ID,
-    JOB_ID,
-    Environment,
-    Tuning,
-    batch_id,
-    for_attempt,
-    job_id,
-    parameter_values,
-)
+from pipeline.params import DEFAULT_TUNING, Environment, Tuning, for_attempt, parameter_values
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DATE = dt.date(2026, 11, 29)
+A1 = "k7f2q-1"
 GCP_SETTINGS = {
     "container_image": "europe-docker.pkg.dev/churn-prod/spark/churn-ml:1.0",
     "service_account": "churn-batches@churn-prod.iam.gserviceaccount.com",
@@ -38,7 +32,7 @@ def gcp_env() -> Environment:
 
 
 def test_parameter_values_gcp():
-    assert parameter_values(gcp_env(), "20261129", RUN_DATE) == {
+    assert parameter_values(gcp_env(), "20261129", RUN_DATE, A1) == {
         "pipeline_id": "20261129",
         "pipeline_execution_dt": "2026-11-29",
         "training_data_uri": "gs://churn-data/landing/train/dt=2026-11-29",
@@ -46,9 +40,10 @@ def test_parameter_values_gcp():
         "artifact_root": "gs://churn-models",
         "code_uri": "gs://churn-code/spark_jobs",
         "python_file_uris": ["gs://churn-code/spark_jobs/churn_ml.zip"],
-        "preprocessing_batch_id": "churn-preprocessing-20261129",
-        "training_batch_id": "churn-training-20261129",
-        "tuning_batch_id": "churn-tuning-20261129",
+        "preprocessing_batch_id": "churn-preprocessing-20261129-k7f2q-1",
+        "training_batch_id": "churn-training-20261129-k7f2q-1",
+        "tuning_batch_id": "churn-tuning-20261129-k7f2q-1",
+        "attempt": "k7f2q-1",
         "project": "churn-prod",
         "region": "europe-west1",
         "container_image": "europe-docker.pkg.dev/churn-prod/spark/churn-ml:1.0",
@@ -63,6 +58,7 @@ def test_parameter_values_gcp():
             "spark.executor.memory": "12g",
             "spark.dynamicAllocation.maxExecutors": "10",
         },
+        "tuning": True,
         "aupr_threshold": 0.5,
         "max_drop_fraction": 0.05,
         "max_depth_grid": "5,10,15",
@@ -75,6 +71,7 @@ def test_parameter_values_gcp():
 
 def test_parameter_values_local(tmp_path):
     tuning = Tuning(
+        enabled=False,
         aupr_threshold=0.7,
         max_depth_grid="3,5",
         max_bins_grid="16",
@@ -87,8 +84,8 @@ def test_parameter_values_local(tmp_path):
         Environment.local(tmp_path / "sub" / ".." / "root"),
         "20261129-manual",
         RUN_DATE,
+        "k7f2q-2",
         tuning,
-        attempt=2,
         training_data_uri="/data/raw.csv",
     )
     root = tmp_path.resolve() / "root"
@@ -100,9 +97,10 @@ def test_parameter_values_local(tmp_path):
         "artifact_root": str(root),
         "code_uri": f"{REPO}/spark_jobs",
         "python_file_uris": [f"{root}/code/churn_ml.zip"],
-        "preprocessing_batch_id": "churn-preprocessing-20261129-manual-r2",
-        "training_batch_id": "churn-training-20261129-manual-r2",
-        "tuning_batch_id": "churn-tuning-20261129-manual-r2",
+        "preprocessing_batch_id": "churn-preprocessing-20261129-manual-k7f2q-2",
+        "training_batch_id": "churn-training-20261129-manual-k7f2q-2",
+        "tuning_batch_id": "churn-tuning-20261129-manual-k7f2q-2",
+        "attempt": "k7f2q-2",
         "project": "",
         "region": "us-central1",
         "container_image": "",
@@ -117,6 +115,7 @@ def test_parameter_values_local(tmp_path):
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
         },
+        "tuning": False,
         "aupr_threshold": 0.7,
         "max_drop_fraction": 0.1,
         "max_depth_grid": "3,5",
@@ -128,91 +127,40 @@ def test_parameter_values_local(tmp_path):
 
 
 def test_parameter_values_local_default_landing_partition(tmp_path):
-    values = parameter_values(Environment.local(tmp_path), "20261129", RUN_DATE)
+    values = parameter_values(Environment.local(tmp_path), "20261129", RUN_DATE, A1)
     assert values["training_data_uri"] == f"{tmp_path.resolve()}/landing/train/dt=2026-11-29"
-    assert values["preprocessing_batch_id"] == "churn-preprocessing-20261129"
+    assert values["preprocessing_batch_id"] == "churn-preprocessing-20261129-k7f2q-1"
 
 
 def test_parameter_values_are_fresh_copies():
     env = gcp_env()
-    first = parameter_values(env, "20261129", RUN_DATE)
+    first = parameter_values(env, "20261129", RUN_DATE, A1)
     first["spark_properties"]["spark.driver.memory"] = "1g"
     first["python_file_uris"].append("gs://elsewhere/x.zip")
-    second = parameter_values(env, "20261129", RUN_DATE)
+    second = parameter_values(env, "20261129", RUN_DATE, A1)
     assert second["spark_properties"]["spark.driver.memory"] == "12g"
     assert second["python_file_uris"] == ["gs://churn-code/spark_jobs/churn_ml.zip"]
 
 
-def test_for_attempt_changes_only_the_batch_ids():
-    first = parameter_values(gcp_env(), "20261129", RUN_DATE)
-    third = for_attempt(first, 3)
-    assert third == parameter_values(gcp_env(), "20261129", RUN_DATE, attempt=3)
+def test_for_attempt_changes_only_the_attempt_and_its_batch_ids():
+    first = parameter_values(gcp_env(), "20261129", RUN_DATE, A1)
+    third = for_attempt(first, "k7f2q-3")
+    assert third == parameter_values(gcp_env(), "20261129", RUN_DATE, "k7f2q-3")
     assert {k for k in first if first[k] != third[k]} == {
         "preprocessing_batch_id",
         "training_batch_id",
         "tuning_batch_id",
+        "attempt",
     }
-    assert third["training_batch_id"] == "churn-training-20261129-r3"
-    assert first["training_batch_id"] == "churn-training-20261129"  # input left alone
+    assert third["training_batch_id"] == "churn-training-20261129-k7f2q-3"
+    assert first["training_batch_id"] == "churn-training-20261129-k7f2q-1"  # input left alone
 
 
-@pytest.mark.parametrize(
-    ("step", "pipeline_id", "attempt", "expected"),
-    [
-        ("preprocessing", "20261129", 1, "churn-preprocessing-20261129"),
-        ("training", "20261129", 2, "churn-training-20261129-r2"),
-        ("tuning", "20261129-manual-1", 11, "churn-tuning-20261129-manual-1-r11"),
-    ],
-)
-def test_batch_id(step, pipeline_id, attempt, expected):
-    value = batch_id(step, pipeline_id, attempt)
-    assert value == expected
-    assert BATCH_ID.fullmatch(value)
-    assert 4 <= len(value) <= 63
-
-
-@pytest.mark.parametrize(
-    "pipeline_id",
-    ["2026_11_29", "20261129X", "", "20261129-", "2026 1129", "x" * 50, "20261129.1"],
-)
-def test_batch_id_rejects_invalid_pipeline_ids(pipeline_id):
-    with pytest.raises(ValueError, match="not a valid Dataproc batch id"):
-        batch_id("preprocessing", pipeline_id)
-
-
-def test_batch_id_length_limit():
-    longest = "9" * (63 - len("churn-preprocessing-"))
-    assert batch_id("preprocessing", longest) == f"churn-preprocessing-{longest}"
-    with pytest.raises(ValueError):
-        batch_id("preprocessing", longest + "9")
-    with pytest.raises(ValueError):
-        batch_id("preprocessing", longest, attempt=2)
-
-
-@pytest.mark.parametrize(
-    ("pipeline_id", "attempt", "expected"),
-    [
-        ("20261129", 1, "churn-training-20261129"),
-        ("20261129", 3, "churn-training-20261129-r3"),
-        ("20261129-backfill", 1, "churn-training-20261129-backfill"),
-    ],
-)
-def test_job_id(pipeline_id, attempt, expected):
-    assert job_id(pipeline_id, attempt) == expected
-    assert JOB_ID.fullmatch(expected)
-
-
-@pytest.mark.parametrize("pipeline_id", ["Bad_ID", "20261129A", "2026/11/29", "x" * 114])
-def test_job_id_rejects_invalid_pipeline_ids(pipeline_id):
-    with pytest.raises(ValueError, match="not a valid Vertex job id"):
-        job_id(pipeline_id)
-
-
-def test_job_id_length_limit():
-    longest = "9" * (128 - len("churn-training-"))
-    assert len(job_id(longest)) == 128
-    with pytest.raises(ValueError):
-        job_id(longest + "9")
+def test_the_default_tuning_is_the_default_grid():
+    assert (DEFAULT_TUNING.max_depth_grid, DEFAULT_TUNING.num_trees_grid) == ("5,10,15", "25,30,35")
+    small = Tuning.of_grid("small", folds=3)
+    assert small.max_depth_grid == ",".join(map(str, GRIDS["small"]["max_depth"]))
+    assert (small.folds, small.enabled) == (3, True)
 
 
 # --- offline Vertex AI check: the values against the committed template ---------------------
@@ -236,7 +184,7 @@ def pipeline_job(aiplatform, values: dict):
     return aiplatform.PipelineJob(
         display_name="t",
         template_path=str(TEMPLATE),
-        job_id=job_id("20261129"),
+        job_id=job_id("20261129", A1),
         pipeline_root="gs://bucket/root",
         parameter_values=values,
         enable_caching=False,
@@ -258,7 +206,7 @@ def plain(value):
 def test_values_match_the_template_parameters(template):
     declared = template["root"]["inputDefinitions"]["parameters"]
     required = {name for name, spec in declared.items() if not spec.get("isOptional")}
-    values = parameter_values(gcp_env(), "20261129", RUN_DATE)
+    values = parameter_values(gcp_env(), "20261129", RUN_DATE, A1)
     # PipelineJob rejects unknown names but never reports a missing one: check both sides here.
     assert required <= set(values), f"required parameters not set: {required - set(values)}"
     assert set(values) <= set(declared), f"unknown parameters: {set(values) - set(declared)}"
@@ -274,14 +222,15 @@ def test_values_match_the_template_parameters(template):
         "preprocessing_batch_id",
         "training_batch_id",
         "tuning_batch_id",
+        "attempt",
     }
 
 
 def test_pipeline_job_accepts_the_values_offline(aiplatform, template):
-    values = parameter_values(gcp_env(), "20261129", RUN_DATE)
+    values = parameter_values(gcp_env(), "20261129", RUN_DATE, A1)
     job = pipeline_job(aiplatform, values)
     resource = job._gca_resource
-    assert job.job_id == "churn-training-20261129"
+    assert job.job_id == "churn-training-20261129-k7f2q-1"
     assert resource.runtime_config.gcs_output_directory == "gs://bucket/root"
     sent = plain(dict(resource.runtime_config.parameter_values))
     assert sent == values
@@ -291,7 +240,7 @@ def test_pipeline_job_accepts_the_values_offline(aiplatform, template):
 
 
 def test_pipeline_job_rejects_a_misspelt_parameter(aiplatform):
-    values = parameter_values(gcp_env(), "20261129", RUN_DATE)
+    values = parameter_values(gcp_env(), "20261129", RUN_DATE, A1)
     values["aupr_treshold"] = values.pop("aupr_threshold")
     with pytest.raises(ValueError, match="aupr_treshold"):
         pipeline_job(aiplatform, values)

@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -62,34 +63,30 @@ def isolated_env():
         yield mp
 
 
-def metrics_path(root: Path, operation: str, pipeline_id: str = PIPELINE_ID) -> Path:
-    return Path(layout.metrics_file(str(root), operation, pipeline_id))
+def metrics_path(root: Path, operation: str, attempt: str, pipeline_id: str = PIPELINE_ID) -> Path:
+    return Path(layout.metrics_file(str(root), operation, pipeline_id, attempt))
+
+
+def run_and_read(root: Path, tuning: Tuning, training_csv: Path) -> dict:
+    summary = run_local.run(root, PIPELINE_ID, RUN_DATE, tuning, str(training_csv))
+    read = {op: metrics_path(root, op, summary["attempt"]) for op in layout.OPERATIONS}
+    return {
+        "summary": summary,
+        "training": json.loads(read[layout.TRAINING].read_text()),
+        "tuning": json.loads(read[layout.TUNING].read_text()),
+    }
 
 
 @pytest.fixture(scope="module")
 def tuned_run(root, reference_csv, isolated_env) -> dict:
-    """Threshold 0.0: tuning always runs. Snapshots what the re-run later replaces."""
-    summary = run_local.run(
-        root, PIPELINE_ID, RUN_DATE, small_grid(0.0), training_data_uri=str(reference_csv)
-    )
-    return {
-        "summary": summary,
-        "training": json.loads(metrics_path(root, layout.TRAINING).read_text()),
-        "tuning": json.loads(metrics_path(root, layout.TUNING).read_text()),
-    }
+    """Threshold 0.0: tuning always runs."""
+    return run_and_read(root, small_grid(0.0), reference_csv)
 
 
 @pytest.fixture(scope="module")
 def skipped_run(root, reference_csv, tuned_run) -> dict:
-    """Threshold 1.01 on the same root and pipeline_id: a re-run that skips tuning."""
-    summary = run_local.run(
-        root, PIPELINE_ID, RUN_DATE, small_grid(1.01), training_data_uri=str(reference_csv)
-    )
-    return {
-        "summary": summary,
-        "training": json.loads(metrics_path(root, layout.TRAINING).read_text()),
-        "tuning": json.loads(metrics_path(root, layout.TUNING).read_text()),
-    }
+    """Threshold 0.99 on the same root and pipeline_id: a re-run that skips tuning."""
+    return run_and_read(root, small_grid(0.99), reference_csv)
 
 
 def test_tuned_run(root, tuned_run):
@@ -111,9 +108,11 @@ def test_tuned_run(root, tuned_run):
     assert tuning["folds"] == 2
     assert len(tuning["cv_results"]) == 4
     # Both reports with their plots, next to each run's metrics.json.
+    attempt = summary["attempt"]
     assert summary["reports"] == [
-        f"{root}/metrics/customer-churn-model/training/{PIPELINE_ID}/report.html",
-        f"{root}/metrics/customer-churn-model/hyperparameter-tuning/{PIPELINE_ID}/report.html",
+        f"{root}/metrics/customer-churn-model/training/{PIPELINE_ID}/{attempt}/report.html",
+        f"{root}/metrics/customer-churn-model/hyperparameter-tuning/{PIPELINE_ID}/{attempt}"
+        "/report.html",
     ]
     for report in summary["reports"]:
         page = Path(report).read_text()
@@ -150,15 +149,21 @@ def test_rerun_below_threshold_skips_tuning(root, tuned_run, skipped_run):
     )
     assert summary["tuning_ran"] is False
     au_pr = training["metrics"]["au_pr"]
-    # Same data, same seed: the re-run retrains to the same model quality.
+    # Same data, same seed: the re-run retrains to the same model quality ...
     assert au_pr == pytest.approx(tuned_run["training"]["metrics"]["au_pr"], abs=1e-9)
-    reason = f"training AUPR {au_pr:.4f} is below the threshold 1.0100"
-    assert tuning == {"status": "skipped", "reason": reason, "au_pr": au_pr, "threshold": 1.01}
+    reason = f"training AUPR {au_pr:.4f} is below the threshold 0.9900"
+    assert tuning == {"status": "skipped", "reason": reason, "au_pr": au_pr, "threshold": 0.99}
     assert summary["tuning"] == reason
     assert summary["tuning_params"] is None
+    # ... as a new attempt: the first attempt's models and metrics are untouched.
+    assert summary["attempt"] != tuned_run["summary"]["attempt"]
     assert summary["reports"] == [
-        f"{root}/metrics/customer-churn-model/training/{PIPELINE_ID}/report.html"
+        f"{root}/metrics/customer-churn-model/training/{PIPELINE_ID}/{summary['attempt']}"
+        "/report.html"
     ]
+    first = tuned_run["summary"]["attempt"]
+    assert json.loads(metrics_path(root, layout.TUNING, first).read_text()) == tuned_run["tuning"]
+    assert training["model_uri"] != tuned_run["training"]["model_uri"]
     assert sorted(summary["step_seconds"]) == ["spark-submit", "spark-submit-2"]
 
 
@@ -179,7 +184,10 @@ def test_failing_step_fails_the_pipeline(root, reference_csv, isolated_env, tmp_
     output = capfd.readouterr()
     text = output.out + output.err
     assert "missing columns ['Contract']" in text
-    assert f"Spark batch churn-preprocessing-{pipeline_id} failed with exit code 3" in text
-    assert not metrics_path(root, layout.TRAINING, pipeline_id).exists()
-    assert not metrics_path(root, layout.TUNING, pipeline_id).exists()
+    assert re.search(
+        rf"Spark batch churn-preprocessing-{pipeline_id}-[a-z2-7]{{5}}-1 failed with exit code 3",
+        text,
+    )
+    runs = root / "metrics" / "customer-churn-model"
+    assert not list(runs.glob(f"*/{pipeline_id}/*/metrics.json"))
     assert not (root / "datasets" / f"customer-churn-{pipeline_id}.json").exists()

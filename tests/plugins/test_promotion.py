@@ -10,7 +10,6 @@ import pytest
 from churn_airflow import promotion, registry
 from churn_ml import layout
 
-
 A = "abcde-1"
 
 
