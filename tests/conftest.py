@@ -245,6 +245,15 @@ class JobRuns:
 
 
 @pytest.fixture(scope="session")
+def source(generated_train_csv, generated_score_csv) -> Source:
+    """The reference data when ``../shared/data`` has it, else generated data: the end-to-end
+    tests run either way."""
+    if REFERENCE_TRAIN.is_file() and REFERENCE_SCORE.is_file():
+        return Source("reference", REFERENCE_TRAIN, REFERENCE_SCORE)
+    return Source("generated", generated_train_csv, generated_score_csv)
+
+
+@pytest.fixture(scope="session")
 def reference_runs(spark, reference_train_csv, reference_score_csv, tmp_path_factory) -> JobRuns:
     source = Source("reference", reference_train_csv, reference_score_csv)
     return JobRuns(spark, source, tmp_path_factory.mktemp("reference_runs"), "20261129")

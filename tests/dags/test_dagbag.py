@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 
 import pytest
 from airflow.models.dagbag import DagBag
@@ -40,8 +41,8 @@ def test_training_graph_and_schedule(bag):
     dag = bag.get_dag(TRAINING)
     assert dag.timetable.expression == "0 0 * * *"
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
-        "wait_for_training_data": ["plan_run"],
-        "plan_run": ["promote_champion", "run_training_pipeline"],
+        "plan_run": ["run_training_pipeline", "wait_for_training_data"],
+        "wait_for_training_data": ["run_training_pipeline"],
         "run_training_pipeline": ["promote_champion"],
         "promote_champion": [],
     }
@@ -68,6 +69,12 @@ def test_scoring_graph_and_schedule(bag):
     assert dag.timetable.timetable.expression == "0 0 * * *"
     assert "churn://registry/customer-churn-model/champion" in repr(dag.timetable.asset_condition)
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
+        "plan_scoring": [
+            "resolve_champion",
+            "submit_scoring",
+            "validate_predictions",
+            "wait_for_scoring_input",
+        ],
         "wait_for_scoring_input": ["resolve_champion"],
         "resolve_champion": ["submit_scoring", "validate_predictions"],
         "submit_scoring": ["wait_for_scoring"],
@@ -87,7 +94,18 @@ def test_training_params_are_typed_and_bounded(bag):
     }
     assert params.get_param("aupr_threshold").description.startswith("Tune and promote")
     assert params.get_param("grid").schema["enum"] == ["small", "default", "large"]
-    bad = {"aupr_threshold": 1.5}, {"folds": 1}, {"grid": "huge"}, {"pipeline_id": "Bad_Id"}
+    assert params.get_param("folds").schema == {"type": "integer", "minimum": 2, "maximum": 10}
+    bad = (
+        {"aupr_threshold": 1.5},
+        {"folds": 1},
+        {"folds": 11},
+        {"grid": "huge"},
+        {"pipeline_id": "Bad_Id"},
+        {"pipeline_id": "abc-"},
+        {"pipeline_id": "a" * 33},
+        {"day": "2026-02-30"},
+        {"day": "yesterday"},
+    )
     for conf in bad:
         trial = copy.deepcopy(params)
         with pytest.raises(ParamValidationError):
@@ -137,6 +155,16 @@ def test_gcp_parse_does_not_import_the_vertex_provider(airflow_db):
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("dag_id", [TRAINING, SCORING])
+def test_no_task_templates_the_logical_date(bag, dag_id):
+    """Runs triggered without --logical-date and asset-triggered runs have no ds or ts."""
+    for task in bag.get_dag(dag_id).tasks:
+        for field in task.template_fields:
+            text = repr(getattr(task, field, ""))
+            for name in ("ds", "ts", "logical_date", "ds_nodash", "execution_date"):
+                assert not re.search(rf"{{{{[^}}]*\b{name}\b", text), (task.task_id, field)
 
 
 def test_start_date_is_in_the_past(bag):
