@@ -178,7 +178,7 @@ def plan_of(api, dag_id: str, run_id: str, task_id: str) -> dict:
     import airflow_client.client as client
 
     entry = client.XComApi(api).get_xcom_entry(dag_id, task_id, run_id, "return_value")
-    return entry.value
+    return entry.actual_instance.value
 
 
 def task_states(api, dag_id: str, run_id: str) -> dict[str, str]:
@@ -191,7 +191,8 @@ def task_states(api, dag_id: str, run_id: str) -> dict[str, str]:
 def trigger(server, *args: str) -> str:
     """``airflow dags trigger`` as the README gives it; returns the new run's id."""
     out = airflow("dags", "trigger", *args, "--output", "json", env=server["env"])
-    (run,) = json.loads(out[out.index("[") : out.rindex("]") + 1])
+    (line,) = [line for line in out.splitlines() if line.startswith('[{"')]
+    (run,) = json.loads(line)
     return run["dag_run_id"]
 
 
