@@ -91,10 +91,11 @@ def customer_churn_batch_scoring():
     def validate_predictions(plan: dict) -> dict:
         from churn_airflow import scoring, settings
 
-        env = settings.environment()
-        count = scoring.count_gcp if settings.backend() == "gcp" else scoring.count_local
         day = dt.date.fromisoformat(plan["day"])
-        return {**scoring.check_counts(*count(env, plan["pipeline_id"], day)), **plan}
+        counts = scoring.validate(
+            settings.environment(), plan["pipeline_id"], day, plan["model_version"]
+        )
+        return {**counts, **plan}
 
     plan = resolve_champion()
     wait >> plan >> submit >> wait_for_batch >> validate_predictions(plan)

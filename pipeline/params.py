@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_ml import layout
+from churn_ml import layout, runtime
 
 BATCH_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$")
 JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
@@ -49,10 +49,13 @@ class Environment:
     project: str = ""
     region: str = "us-central1"
     container_image: str = ""
-    runtime_version: str = "2.3"
+    runtime_version: str = runtime.DEFAULT
     service_account: str = ""
     subnetwork_uri: str = ""
     spark_history_server: str = ""
+
+    def __post_init__(self):
+        runtime.check_batch_settings(self.runtime_version, self.spark_history_server)
 
     @classmethod
     def local(cls, root: str | Path) -> Environment:

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(args) -> None:
     from airflow.models.dagbag import DagBag
 
-    from churn_airflow import promotion, registry, run_ids, scoring, settings
+    from churn_airflow import promotion, registry, run_ids, settings
     from churn_ml import layout, sample_data
 
     env = settings.environment()
@@ -82,7 +82,7 @@ def run(args) -> None:
             print(json.dumps(states, indent=2))
             raise SystemExit(f"{dag_id} failed: see the task logs above")
     doc = registry.store(env.artifact_root).read()
-    rows_in, scored, rejected = scoring.count_local(env, pipeline_id, args.date)
+    stats = promotion.read_json(layout.scoring_stats_file(env.artifact_root, pipeline_id))
     summary = {
         "pipeline_id": pipeline_id,
         "tasks": states,
@@ -95,7 +95,7 @@ def run(args) -> None:
             layout.metrics_file(env.artifact_root, layout.TUNING, pipeline_id)
         ).get("reason", "ran"),
         "champion": registry.champion(doc)["version"],
-        "scoring": {"rows_in": rows_in, "scored": scored, "rejected": rejected},
+        "scoring": {key: stats[key] for key in ("rows_in", "scored", "rejected")},
         "reports": [
             layout.metrics_uri(env.artifact_root, op, pipeline_id) + "/report.html"
             for op in layout.OPERATIONS

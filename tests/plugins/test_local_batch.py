@@ -33,7 +33,7 @@ def batch_request(script: Path, out: Path, exit_code: int) -> dict:
             "python_file_uris": [],
             "args": [str(out), exit_code],
         },
-        "runtime_config": {"version": "2.3", "properties": {"spark.ui.enabled": "false"}},
+        "runtime_config": {"version": "3.0", "properties": {"spark.ui.enabled": "false"}},
         "labels": {"app": "customer-churn", "pipeline-id": "t1"},
     }
 
