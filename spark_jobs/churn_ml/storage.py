@@ -202,7 +202,7 @@ def is_concurrent_update(error: Exception) -> bool:
     return "concurrent update" in str(error).lower()
 
 
-def retry_concurrent(run: Callable[[], object], sleep=time.sleep, attempts=TRANSACTION_ATTEMPTS):
+def retry_concurrent(run: Callable[[], object], attempts: int = TRANSACTION_ATTEMPTS):
     """Run a BigQuery job again, after a growing pause, while concurrent DML cancels it."""
     for attempt in range(1, attempts + 1):
         try:
@@ -212,7 +212,7 @@ def retry_concurrent(run: Callable[[], object], sleep=time.sleep, attempts=TRANS
                 raise
             pause = 2**attempt
             log.warning("%s; attempt %d of %d in %d s", error, attempt + 1, attempts, pause)
-            sleep(pause)
+            time.sleep(pause)
 
 
 def _commit_bigquery(staged: StagedTable, target: BigQueryTable) -> None:
