@@ -114,15 +114,26 @@ def gcloud_answers(airflow_uri, enabled=ENABLED, buckets=BUCKET_NAMES, **describ
     return answers
 
 
-def pool_request(airflow_uri: str) -> str:
-    entities = [
-        {"name": name, "slots": slots, "description": about, "include_deferred": False}
-        for name, (slots, about) in POOLS.items()
+POOL_BODY = {
+    "actions": [
+        {
+            "action": "create",
+            "entities": [
+                {
+                    "name": "churn_registry",
+                    "slots": 1,
+                    "description": POOLS["churn_registry"][1],
+                    "include_deferred": False,
+                }
+            ],
+            "action_on_existence": "overwrite",  # a second deploy resets the pool
+        }
     ]
-    body = {
-        "actions": [{"action": "create", "entities": entities, "action_on_existence": "overwrite"}]
-    }
-    return f"PATCH {airflow_uri}/api/v2/pools {json.dumps(body)}"
+}
+
+
+def pool_request(airflow_uri: str) -> str:
+    return f"PATCH {airflow_uri}/api/v2/pools {json.dumps(POOL_BODY)}"
 
 
 def expected_steps(airflow_uri: str, env_variables_set: bool = False) -> list[str]:
