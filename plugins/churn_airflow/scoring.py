@@ -51,19 +51,17 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
     }
 
 
-def check_run(stats: dict | None, tables: dict[str, int], pipeline_id: str, model_version: str):
+def check_run(stats: dict | None, tables: dict[str, int], run: dict):
     """The job's own counts agree with the rows its partition holds, and something was scored.
 
     ``stats`` is the job's run_stats.json (None if it wrote none); ``tables`` the rows of the
-    run's partition in each output table.
+    run's partition in each output table; ``run`` the pipeline_id, pipeline_execution_dt and
+    model_version this run scored with.
     """
     if stats is None:
-        raise ValueError(f"scoring run {pipeline_id} left no run stats: did the batch finish?")
-    if (stats["pipeline_id"], stats["model_version"]) != (pipeline_id, model_version):
-        raise ValueError(
-            f"the run stats are of {stats['pipeline_id']} scored with {stats['model_version']}, "
-            f"not of {pipeline_id} with {model_version}: an earlier run's, not this one's"
-        )
+        raise ValueError(f"scoring run {run['pipeline_id']} left no run stats: did it finish?")
+    if (earlier := {key: stats[key] for key in run}) != run:
+        raise ValueError(f"the run stats are of {earlier}, not of this run {run}")
     rows_in, scored, rejected = stats["rows_in"], stats["scored"], stats["rejected"]
     if scored + rejected != rows_in:
         raise ValueError(f"scoring lost rows: {rows_in} in, {scored} scored + {rejected} rejected")
@@ -82,7 +80,12 @@ def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:
     stats = read_json(layout.scoring_stats_file(env.artifact_root, pipeline_id))
     count = count_bigquery if env.dataset_uri.startswith("bq://") else count_parquet
     tables = {t: count(env, t, pipeline_id, day) for t in (BATCH_PREDICTIONS, BATCH_REJECTS)}
-    return check_run(stats, tables, pipeline_id, model_version)
+    run = {
+        "pipeline_id": pipeline_id,
+        "pipeline_execution_dt": day.isoformat(),
+        "model_version": model_version,
+    }
+    return check_run(stats, tables, run)
 
 
 def count_parquet(env, table: str, pipeline_id: str, day: dt.date) -> int:

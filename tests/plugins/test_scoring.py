@@ -172,8 +172,15 @@ STATS = {
 TABLES = {"batch_predictions": 98, "batch_rejects": 2}
 
 
-def check(stats=STATS, tables=TABLES, pipeline_id="20261129", version="20261129-training"):
-    return check_run(stats, tables, pipeline_id, version)
+RUN = {
+    "pipeline_id": "20261129",
+    "pipeline_execution_dt": "2026-11-29",
+    "model_version": "20261129-training",
+}
+
+
+def check(stats=STATS, tables=TABLES, run=RUN):
+    return check_run(stats, tables, run)
 
 
 def test_check_run_good():
@@ -200,8 +207,18 @@ def test_check_run_good():
         (
             {"model_version": "20261128-training"},
             TABLES,
-            "the run stats are of 20261129 scored with 20261128-training, not of 20261129 with "
-            "20261129-training: an earlier run's, not this one's",
+            "the run stats are of {'pipeline_id': '20261129', 'pipeline_execution_dt': "
+            "'2026-11-29', 'model_version': '20261128-training'}, not of this run "
+            "{'pipeline_id': '20261129', 'pipeline_execution_dt': '2026-11-29', "
+            "'model_version': '20261129-training'}",
+        ),
+        (
+            {"pipeline_execution_dt": "2026-11-28"},
+            TABLES,
+            "the run stats are of {'pipeline_id': '20261129', 'pipeline_execution_dt': "
+            "'2026-11-28', 'model_version': '20261129-training'}, not of this run "
+            "{'pipeline_id': '20261129', 'pipeline_execution_dt': '2026-11-29', "
+            "'model_version': '20261129-training'}",
         ),
     ],
 )
