@@ -27,7 +27,8 @@ RUNTIMES = {
         python="3.12",
         java="21",
         history_server=False,
-        # the runtime page's name; a release note spells it dataproc-rm, which is no service
+        # so named on the runtime page, in VPC-SC's list of services and in its permissions
+        # (dataprocrm.*); a release note's dataproc-rm.googleapis.com is a misprint
         apis=("dataprocrm.googleapis.com",),
     ),
 }
