@@ -103,11 +103,11 @@ def customer_churn_batch_scoring():
     def validate_predictions(plan: dict, champion: dict) -> dict:
         from churn_airflow import scoring, settings
 
-        env = settings.environment()
-        count = scoring.count_gcp if settings.backend() == "gcp" else scoring.count_local
         day = dt.date.fromisoformat(plan["day"])
-        checked = scoring.check_counts(*count(env, plan["pipeline_id"], day))
-        return {**checked, **plan, "model_version": champion["model_version"]}
+        counts = scoring.validate(
+            settings.environment(), plan["pipeline_id"], day, champion["model_version"]
+        )
+        return {**counts, **plan, "model_version": champion["model_version"]}
 
     plan = plan_scoring()
     wait = factory.input_sensor("wait_for_scoring_input", plan["input_prefix"])

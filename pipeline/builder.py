@@ -7,7 +7,7 @@ dataset record, run by ``kfp.local``. Topology, parameters and evaluation are sh
 
 from kfp import dsl
 
-from churn_ml import layout
+from churn_ml import layout, runtime
 from churn_ml.schema import TRAINING_DATA
 from pipeline import components as c
 from pipeline.params import DEFAULT_TUNING
@@ -98,7 +98,7 @@ def build(target: str):
         project: str = "",
         region: str = "us-central1",
         container_image: str = "",
-        runtime_version: str = "2.3",
+        runtime_version: str = runtime.DEFAULT,
         service_account: str = "",
         subnetwork_uri: str = "",
         spark_history_server: str = "",

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_ml import layout
+from churn_ml import layout, runtime
 from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
 from churn_ml.lineage import PIPELINE_STEPS, batch_id
 
@@ -48,10 +48,13 @@ class Environment:
     project: str = ""
     region: str = "us-central1"
     container_image: str = ""
-    runtime_version: str = "2.3"
+    runtime_version: str = runtime.DEFAULT
     service_account: str = ""
     subnetwork_uri: str = ""
     spark_history_server: str = ""
+
+    def __post_init__(self):
+        runtime.check_batch_settings(self.runtime_version, self.spark_history_server)
 
     @classmethod
     def local(cls, root: str | Path) -> Environment:

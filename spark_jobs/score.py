@@ -1,11 +1,13 @@
 """Batch scoring: the day's customers -> ``batch_predictions`` with the given model version.
 
 Rows that cannot be scored go to ``batch_rejects`` with the reason, so input = scored +
-rejected; past ``--max-reject-fraction`` the job fails before writing anything.
+rejected; past ``--max-reject-fraction`` the job fails before writing anything. Once both
+tables are committed, ``--stats-uri`` receives the run's counts as a small JSON document.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 
@@ -15,9 +17,8 @@ from pyspark.sql import functions as F
 
 from churn_ml import cleaning, cli, raw_csv, storage
 from churn_ml.compiled_model import compile_model
-from churn_ml.layout import table_uri
+from churn_ml.layout import BATCH_PREDICTIONS, BATCH_REJECTS, table_uri
 from churn_ml.model import CHURN_PROBABILITY, churn_probability
-from churn_ml.schema import BATCH_PREDICTIONS, BATCH_REJECTS
 from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.score")
@@ -36,6 +37,11 @@ def parse_args(argv: Sequence[str] | None):
         type=cli.fraction,
         default=0.05,
         help="fail when more than this fraction of rows cannot be scored (default 0.05)",
+    )
+    p.add_argument(
+        "--stats-uri",
+        help="where to write the run's counts as JSON once the tables are committed "
+        "(the scoring DAG's check reads them)",
     )
     return p.parse_args(argv)
 
@@ -82,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     def stage(table: str, df: DataFrame) -> storage.StagedTable:
         tagged = cleaning.with_lineage(df, args.pipeline_id, args.pipeline_execution_dt)
-        return storage.stage_table(tagged, table_uri(args.dataset_uri, table), partition)
+        uri = table_uri(args.dataset_uri, table)
+        return storage.stage_table(tagged, uri, partition, args.pipeline_execution_dt)
 
     # Two passes over the input, no cache: the rejects (counting every row on the way), then,
     # once the counts are within the limit, the predictions. Both commit only at the end.
@@ -114,23 +121,32 @@ def main(argv: Sequence[str] | None = None) -> dict:
         scorer = load_scorer(spark, args.model_uri)
         scored = predictions(scorer, cleaning.clean(parsed), args.model_version)
         staged.append(stage(BATCH_PREDICTIONS, scored))
-    except BaseException:
         for table in staged:
+            table.commit()
+    except BaseException:
+        for table in staged:  # what is still staged (a committed table has nothing left)
             table.discard()
         raise
-    for table in staged:
-        table.commit()
-    stats = {
-        "rows_in": rows_in,
-        "scored": rows_in - rejected,
-        "rejected": rejected,
-        "model_version": args.model_version,
-    }
+    stats = run_stats(args, rows_in, rejected)
+    if args.stats_uri:
+        storage.write_text(spark, args.stats_uri, json.dumps(stats, indent=2) + "\n")
     log.info(
         "scored %(scored)d of %(rows_in)d rows, rejected %(rejected)d, model %(model_version)s",
         stats,
     )
     return stats
+
+
+def run_stats(args, rows_in: int, rejected: int) -> dict:
+    """What the run knows of itself, for the check that compares it with the tables."""
+    return {
+        "pipeline_id": args.pipeline_id,
+        "pipeline_execution_dt": args.pipeline_execution_dt.isoformat(),
+        "model_version": args.model_version,
+        "rows_in": rows_in,
+        "scored": rows_in - rejected,
+        "rejected": rejected,
+    }
 
 
 if __name__ == "__main__":

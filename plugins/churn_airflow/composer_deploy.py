@@ -1,11 +1,14 @@
 """Deploy the churn DAGs and all they need to a Cloud Composer 3 environment (Airflow 3).
 
 ``python -m churn_airflow.composer_deploy --environment ENV --location REGION --project P
---data-bucket B --model-bucket B --code-bucket B [--region R] [--service-account SA] ...
-[--dry-run]`` runs gcloud with the caller's credentials: it sets ``CHURN_BACKEND=gcp``, the
-``churn_*`` Variables, the registry pool and ``google_cloud_default``, uploads the Spark jobs
-and the pipeline template to the code bucket, then the DAG-side code and the DAGs to the
-environment's bucket. ``--dry-run`` prints every step and runs none. See docs/gcp.md.
+--data-bucket B --model-bucket B --code-bucket B --service-account SA [--region R] ...
+[--dry-run]`` works with the caller's gcloud credentials. A preflight first reads the
+environment, the project's APIs and the buckets, and stops before any change if something is
+missing. Then it sets every setting as a ``CHURN_*`` environment variable in one environment
+update, creates the registry pool through the environment's Airflow REST API, uploads the
+Spark jobs and the pipeline template to the code bucket, and the DAG-side code and the DAGs
+to the environment's bucket. ``--dry-run`` runs the preflight and prints every step, running
+none. The connection ``google_cloud_default`` is Composer's own. See docs/gcp.md.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ import re
 import shlex
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from churn_airflow import settings
-from churn_airflow.airflow_setup import pool_commands
+from churn_airflow.airflow_setup import POOLS
+from churn_ml import runtime
 from pipeline.params import Environment
 
 REPO = settings.REPO
-REQUIRED = ("project", "data_bucket", "model_bucket", "code_bucket")
 ENTRYPOINTS = tuple(f"spark_jobs/{job}.py" for job in ("preprocess", "train", "tune", "score"))
 PACKAGE_ZIP, ZIP = "spark_jobs/package_zip.py", "dist/churn_ml.zip"
 # churn_airflow is mirrored (a removed module goes too), without bytecode
@@ -41,18 +46,29 @@ RSYNC = (
 DAG_SIDE_MODULES = {
     "pipeline": ("pipeline/__init__.py", "pipeline/params.py"),
     "churn_ml": tuple(
-        f"spark_jobs/churn_ml/{name}.py" for name in ("__init__", "grids", "layout", "lineage")
+        f"spark_jobs/churn_ml/{name}.py"
+        for name in ("__init__", "bigquery_sql", "grids", "layout", "lineage", "runtime")
     ),
 }
-CONNECTION = "google_cloud_default"
-BUCKET_PLACEHOLDER = "gs://COMPOSER_BUCKET"  # the environment's bucket, in a dry run
+# What the DAGs and the jobs call, whatever the runtime (which may add its own).
+APIS = (
+    "aiplatform.googleapis.com",
+    "bigquery.googleapis.com",
+    "bigquerystorage.googleapis.com",  # the Spark connector reads through it
+    "composer.googleapis.com",
+    "compute.googleapis.com",  # Dataproc's networking
+    "dataproc.googleapis.com",
+    "storage.googleapis.com",
+)
+AIRFLOW_3_IMAGE = re.compile(r"composer-3-airflow-3(\.|$)")
+POOLS_API = "/api/v2/pools"
 
 ENVIRONMENT_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,62}[a-z0-9])?")
 REGION = re.compile(r"[a-z]+(?:-[a-z]+)+[0-9]+")
 PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
 SERVICE_ACCOUNT = re.compile(r"[^@\s]+@[a-z0-9.-]+\.gserviceaccount\.com")
-RUNTIME_VERSION = re.compile(r"[0-9]+\.[0-9]+")
+LIST_ITEM = re.compile(r"[^,\s]+")  # one value of gcloud's KEY=VALUE,... list
 
 
 class DeployError(Exception):
@@ -60,10 +76,48 @@ class DeployError(Exception):
 
 
 @dataclass(frozen=True)
+class ApiRequest:
+    """One call of the environment's Airflow REST API."""
+
+    method: str
+    url: str
+    body: dict
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} {json.dumps(self.body)}"
+
+
+@dataclass(frozen=True)
 class Action:
     description: str
-    argv: tuple[str, ...]
-    may_fail: bool = False  # a failure here is expected and harmless
+    argv: tuple[str, ...] = ()
+    request: ApiRequest | None = None
+
+    def __str__(self) -> str:
+        return str(self.request) if self.request else shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class ComposerEnvironment:
+    """What ``gcloud composer environments describe`` tells the deploy."""
+
+    bucket: str  # gs://...
+    airflow_uri: str
+    image_version: str
+    triggerers: int
+    env_variables: dict[str, str]
+
+    @classmethod
+    def from_description(cls, description: dict) -> ComposerEnvironment:
+        config = description["config"]
+        software = config.get("softwareConfig", {})
+        return cls(
+            bucket=config["dagGcsPrefix"].removesuffix("/dags"),
+            airflow_uri=config["airflowUri"].rstrip("/"),
+            image_version=software.get("imageVersion", ""),
+            triggerers=int(config.get("workloadsConfig", {}).get("triggerer", {}).get("count", 0)),
+            env_variables=software.get("envVariables", {}),
+        )
 
 
 def _matching(pattern: re.Pattern, what: str):
@@ -81,6 +135,13 @@ def _bucket(value: str) -> str:
     return _matching(BUCKET, "a bucket name (3-63 of [a-z0-9._-])")(value)
 
 
+def _runtime_version(value: str) -> str:
+    try:
+        return runtime.runtime(value).version
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 CHECKS = {
     "project": _matching(PROJECT, "a project id (6-30 of [a-z0-9-], starting with a letter)"),
     "region": _matching(REGION, "a region such as us-central1"),
@@ -88,14 +149,15 @@ CHECKS = {
     "model_bucket": _bucket,
     "code_bucket": _bucket,
     "service_account": _matching(SERVICE_ACCOUNT, "a service account email"),
-    "runtime_version": _matching(RUNTIME_VERSION, "a Dataproc runtime version such as 2.3"),
+    "runtime_version": _runtime_version,
 }
+ANY_VALUE = _matching(LIST_ITEM, "a value without commas or spaces")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m churn_airflow.composer_deploy",
-        description="Deploy the churn DAGs to a Cloud Composer environment (docs/gcp.md).",
+        description="Deploy the churn DAGs to a Cloud Composer 3 environment (docs/gcp.md).",
     )
     parser.add_argument(
         "--environment",
@@ -107,17 +169,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--location", required=True, type=CHECKS["region"], help="the environment's region"
     )
     for name in settings.GCP_SETTINGS:
+        default = settings.DEFAULTS.get(name)
         parser.add_argument(
             f"--{name.replace('_', '-')}",
             dest=name,
-            required=name in REQUIRED,
-            type=CHECKS.get(name, str),
-            help=f"Airflow Variable churn_{name}"
-            + (" (default: --location)" if name == "region" else ""),
+            required=name in settings.REQUIRED,
+            type=CHECKS.get(name, ANY_VALUE),
+            help=f"set as CHURN_{name.upper()}"
+            + (" (default: --location)" if name == "region" else "")
+            + (f" (default: {default})" if default and name != "region" else ""),
         )
-    parser.add_argument("--dry-run", action="store_true", help="print every step, run none")
+    parser.add_argument("--dry-run", action="store_true", help="preflight, print every step")
     args = parser.parse_args(argv)
     args.region = args.region or args.location
+    try:
+        runtime.check_batch_settings(
+            args.runtime_version or runtime.DEFAULT, args.spark_history_server or ""
+        )
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -136,17 +206,86 @@ def _where(args) -> tuple[str, ...]:
     return (args.environment, "--location", args.location, "--project", args.project)
 
 
+def _gcloud_json(argv: tuple[str, ...]):
+    """The JSON a read-only gcloud command prints; DeployError naming it if it fails."""
+    try:
+        done = subprocess.run(argv, check=True, capture_output=True, text=True)
+        return json.loads(done.stdout)
+    except (OSError, ValueError, subprocess.CalledProcessError) as error:
+        raise DeployError(f"{shlex.join(argv)}: {_reason(error)}") from error
+
+
 def describe_argv(args) -> tuple[str, ...]:
     return ("gcloud", "composer", "environments", "describe", *_where(args), "--format=json")
 
 
-def plan(args, bucket: str, backend_set: bool, template: Path) -> list[Action]:
-    """Every step, in order: settings first, then code, the DAGs last (they need the rest)."""
+def describe(args) -> ComposerEnvironment:
+    argv = describe_argv(args)
+    try:
+        return ComposerEnvironment.from_description(_gcloud_json(argv))
+    except KeyError as error:
+        problem = f"{shlex.join(argv)}: no {error} in its answer"
+    except DeployError as error:
+        problem = str(error)
+    raise DeployError(f"could not read the environment: {problem}")
 
-    def airflow(description: str, command: list[str], may_fail: bool = False) -> Action:
-        group, verb, *rest = command
-        run = ("gcloud", "composer", "environments", "run", *_where(args), group, verb)
-        return Action(description, (*run, "--", *rest), may_fail)
+
+def required_apis(args) -> list[str]:
+    chosen = runtime.runtime(args.runtime_version or runtime.DEFAULT)
+    image = ("artifactregistry.googleapis.com",) if args.container_image else ()
+    return sorted({*APIS, *chosen.apis, *image})
+
+
+def preflight(args, environment: ComposerEnvironment) -> None:
+    """Stops the deploy before any change, naming everything that is missing."""
+    problems = []
+    if not AIRFLOW_3_IMAGE.match(environment.image_version):
+        problems.append(
+            f"{args.environment} runs {environment.image_version or 'an unknown image'}, "
+            "not Cloud Composer 3 with Airflow 3 (composer-3-airflow-3.*)"
+        )
+    if environment.triggerers < 1:
+        problems.append(
+            f"{args.environment} has no triggerer, which the deferrable tasks need: "
+            f"gcloud composer environments update {shlex.join(_where(args))} --triggerer-count 1"
+        )
+    listed = ("gcloud", "services", "list", "--enabled", "--project", args.project, "--format=json")
+    enabled = {service["config"]["name"] for service in _gcloud_json(listed)}
+    if missing := [api for api in required_apis(args) if api not in enabled]:
+        problems.append(
+            f"APIs not enabled in {args.project}: {', '.join(missing)} "
+            f"(gcloud services enable {' '.join(missing)} --project {args.project})"
+        )
+    for name in ("data_bucket", "model_bucket", "code_bucket"):
+        bucket = f"gs://{getattr(args, name)}"
+        try:
+            _gcloud_json(("gcloud", "storage", "buckets", "describe", bucket, "--format=json"))
+        except DeployError as error:
+            problems.append(f"the {name.replace('_', ' ')} {bucket} cannot be read: {error}")
+    if problems:
+        raise DeployError("preflight failed, nothing was changed: " + "; ".join(problems))
+
+
+def env_variables(args) -> dict[str, str]:
+    """Every setting given, as the environment variables the DAGs read (settings.py)."""
+    given = {f"CHURN_{n.upper()}": v for n in settings.GCP_SETTINGS if (v := getattr(args, n))}
+    return {"CHURN_BACKEND": "gcp", **given}
+
+
+def pool_request(environment: ComposerEnvironment) -> ApiRequest:
+    """Create or overwrite the DAGs' pools in one bulk call of the Airflow 3 REST API."""
+    pools = [
+        {"name": name, "slots": slots, "description": about, "include_deferred": False}
+        for name, (slots, about) in POOLS.items()
+    ]
+    body = {
+        "actions": [{"action": "create", "entities": pools, "action_on_existence": "overwrite"}]
+    }
+    return ApiRequest("PATCH", environment.airflow_uri + POOLS_API, body)
+
+
+def plan(args, environment: ComposerEnvironment, template: Path) -> list[Action]:
+    """Every step, in order: settings first, then code, the DAGs last (they need the rest)."""
 
     def upload(description: str, sources, destination: str) -> Action:
         return Action(description, ("gcloud", "storage", "cp", *sources, destination))
@@ -155,30 +294,22 @@ def plan(args, bucket: str, backend_set: bool, template: Path) -> list[Action]:
         args.project, args.region, args.data_bucket, args.model_bucket, args.code_bucket
     )
     (zip_uri,) = env.python_file_uris
-    plugins = f"{bucket}/plugins"
+    plugins = f"{environment.bucket}/plugins"
     dags = sorted(str(p.relative_to(REPO)) for p in (REPO / "dags").glob("*.py"))
-    add = ["connections", "add", CONNECTION, "--conn-type", "google_cloud_platform"]
+    wanted = env_variables(args)
     actions = []
-    if not backend_set:
+    if any(environment.env_variables.get(k) != v for k, v in wanted.items()):
+        variables = ",".join(f"{k}={v}" for k, v in wanted.items())
         update = ("gcloud", "composer", "environments", "update", *_where(args))
         actions.append(
             Action(
-                "set CHURN_BACKEND=gcp (only when unset; restarts Airflow, takes minutes)",
-                (*update, "--update-env-variables=CHURN_BACKEND=gcp"),
+                "set the settings as environment variables (restarts Airflow, takes minutes)",
+                (*update, f"--update-env-variables={variables}"),
             )
         )
+    pools = ", ".join(POOLS)
     actions += [
-        airflow(f"set Variable churn_{name}", ["variables", "set", f"churn_{name}", value])
-        for name in settings.GCP_SETTINGS
-        if (value := getattr(args, name))
-    ]
-    actions += [airflow(f"create pool {command[2]}", command) for command in pool_commands()]
-    actions += [
-        airflow(f"delete {CONNECTION}, if any", ["connections", "delete", CONNECTION], True),
-        airflow(
-            f"add {CONNECTION} for project {args.project}",
-            [*add, "--conn-extra", json.dumps({"project": args.project})],
-        ),
+        Action(f"create pool {pools} (Airflow REST API)", request=pool_request(environment)),
         Action("build the Spark job package", (sys.executable, PACKAGE_ZIP, "--output", ZIP)),
         upload("upload the Spark job package", [ZIP], zip_uri),
         upload("upload the Spark entrypoints", ENTRYPOINTS, f"{env.code_uri}/"),
@@ -200,7 +331,7 @@ def plan(args, bucket: str, backend_set: bool, template: Path) -> list[Action]:
             upload(f"upload {package} into the plugins folder", files, f"{plugins}/{package}/")
             for package, files in DAG_SIDE_MODULES.items()
         ),
-        upload("upload the DAGs", dags, f"{bucket}/dags/"),
+        upload("upload the DAGs", dags, f"{environment.bucket}/dags/"),
     ]
     return actions
 
@@ -209,22 +340,37 @@ def _reason(error: Exception) -> str:
     if isinstance(error, subprocess.CalledProcessError):
         last = (error.stderr or "").strip().splitlines()[-1:]
         return f"exit status {error.returncode}" + "".join(f": {line}" for line in last)
+    if isinstance(error, urllib.error.HTTPError):
+        reason = f"HTTP {error.code}: {error.read().decode(errors='replace')[:300]}"
+        if error.code in (401, 403):
+            reason += (
+                " (your account needs an Airflow role that may edit pools in the environment:"
+                " Op, Composer's default for a new user, or Admin)"
+            )
+        return reason
     return str(error)
 
 
-def describe(args) -> tuple[str, bool]:
-    """The environment's bucket (``gs://...``) and whether CHURN_BACKEND=gcp is set there."""
-    argv = describe_argv(args)
-    try:
-        done = subprocess.run(argv, check=True, capture_output=True, text=True)
-        config = json.loads(done.stdout)["config"]
-        dags = config["dagGcsPrefix"]  # gs://<bucket>/dags
-    except (OSError, ValueError, KeyError, subprocess.CalledProcessError) as error:
-        raise DeployError(
-            f"could not read the environment: {shlex.join(argv)}: {_reason(error)}"
-        ) from error
-    variables = config.get("softwareConfig", {}).get("envVariables", {})
-    return dags.removesuffix("/dags"), variables.get("CHURN_BACKEND") == "gcp"
+def access_token() -> str:
+    """The caller's gcloud access token: Composer's Airflow API accepts it as a Bearer token."""
+    argv = ("gcloud", "auth", "print-access-token")
+    done = subprocess.run(argv, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def send(request: ApiRequest) -> None:
+    """One Airflow REST API call; a refused call or a bulk entity error raises."""
+    http = urllib.request.Request(
+        request.url,
+        data=json.dumps(request.body).encode(),
+        method=request.method,
+        headers={"Authorization": f"Bearer {access_token()}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(http, timeout=90) as response:
+        answer = json.load(response)
+    errors = [e for result in answer.values() if result for e in result.get("errors", [])]
+    if errors:
+        raise ValueError(f"the Airflow API refused part of it: {errors}")
 
 
 def run(actions: list[Action]) -> None:
@@ -233,10 +379,13 @@ def run(actions: list[Action]) -> None:
         step = f"step {number}/{len(actions)}"
         print(f"{step}: {action.description}", flush=True)
         try:
-            subprocess.run(action.argv, cwd=REPO, check=not action.may_fail)
-        except (OSError, subprocess.CalledProcessError) as error:
+            if action.request:
+                send(action.request)
+            else:
+                subprocess.run(action.argv, cwd=REPO, check=True)
+        except (OSError, ValueError, subprocess.CalledProcessError) as error:
             raise DeployError(
-                f"{step} ({action.description}) failed: {shlex.join(action.argv)}: {_reason(error)}"
+                f"{step} ({action.description}) failed: {action}: {_reason(error)}"
             ) from error
 
 
@@ -245,16 +394,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         template = fresh_template()
         print(f"{template.relative_to(REPO)} matches a fresh compile")
+        environment = describe(args)
+        preflight(args, environment)
+        print(f"preflight passed: {args.environment} runs {environment.image_version}")
+        actions = plan(args, environment, template)
         if args.dry_run:
-            print(f"dry run, nothing is run; {BUCKET_PLACEHOLDER} is the environment's bucket,")
-            print(f"read at deploy time with: {shlex.join(describe_argv(args))}")
-            for number, action in enumerate(plan(args, BUCKET_PLACEHOLDER, False, template), 1):
-                print(f"{number:2}. {action.description}\n    {shlex.join(action.argv)}")
+            print("dry run, nothing is changed; the steps would be:")
+            for number, action in enumerate(actions, 1):
+                print(f"{number:2}. {action.description}\n    {action}")
             return
-        bucket, backend_set = describe(args)
-        if backend_set:
-            print(f"CHURN_BACKEND=gcp is already set on {args.environment}")
-        run(plan(args, bucket, backend_set, template))
+        run(actions)
     except DeployError as error:
         sys.exit(f"deploy failed: {error}")
     print(f"deployed to {args.environment}")

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(args) -> None:
     from airflow.models.dagbag import DagBag
 
-    from churn_airflow import promotion, registry, run_ids, scoring, settings
+    from churn_airflow import promotion, registry, run_ids, settings
     from churn_ml import layout, sample_data
 
     env = settings.environment()
@@ -86,7 +86,7 @@ def run(args) -> None:
     doc = registry.store(env.artifact_root).read()
     models = [v for v in doc["versions"] if v["pipeline_id"] == run.pipeline_id]
     attempt = models[-1]["attempt"]
-    rows_in, scored, rejected = scoring.count_local(env, run.pipeline_id, args.date)
+    stats = promotion.read_json(layout.scoring_stats_file(env.artifact_root, run.pipeline_id))
     reports = [
         Path(layout.metrics_uri(env.artifact_root, op, run.pipeline_id, attempt), "report.html")
         for op in layout.OPERATIONS
@@ -102,7 +102,7 @@ def run(args) -> None:
             layout.metrics_file(env.artifact_root, layout.TUNING, run.pipeline_id, attempt)
         ).get("reason", "ran"),
         "champion": registry.champion(doc)["version"],
-        "scoring": {"rows_in": rows_in, "scored": scored, "rejected": rejected},
+        "scoring": {key: stats[key] for key in ("rows_in", "scored", "rejected")},
         "reports": [str(r) for r in reports if r.exists()],
         "registry": registry.registry_uri(env.artifact_root),
     }

@@ -192,27 +192,36 @@ class GcsStore:
         self.attempts = attempts
 
     def _get(self) -> tuple[dict, int]:
+        """The document and its generation, read from that very generation (0: none yet)."""
         blob = self.bucket.get_blob(self.name)
         if blob is None:
             return empty(), 0
-        return json.loads(blob.download_as_text()), blob.generation
+        generation = blob.generation  # before the download, which may reset it
+        return json.loads(blob.download_as_text(if_generation_match=generation)), generation
 
     def read(self) -> dict:
-        return self._get()[0]
+        return self._until_unchanged(lambda: self._get()[0])
 
     def update(self, change: Callable[[dict], tuple[dict, Any]]) -> Any:
+        def read_change_write():
+            current, generation = self._get()
+            doc, result = change(current)
+            self.bucket.blob(self.name).upload_from_string(
+                json.dumps(doc, indent=2),
+                content_type="application/json",
+                if_generation_match=generation,
+            )
+            return result
+
+        return self._until_unchanged(read_change_write)
+
+    def _until_unchanged(self, step: Callable[[], Any]) -> Any:
+        """``step`` again while another writer changes the object under it (412)."""
         from google.api_core.exceptions import PreconditionFailed
 
         for _ in range(self.attempts):
-            current, generation = self._get()
-            doc, result = change(current)
             with contextlib.suppress(PreconditionFailed):
-                self.bucket.blob(self.name).upload_from_string(
-                    json.dumps(doc, indent=2),
-                    content_type="application/json",
-                    if_generation_match=generation,
-                )
-                return result
+                return step()
         raise RuntimeError(f"registry gs://{self.bucket.name}/{self.name} kept changing; retry")
 
 

@@ -1,10 +1,11 @@
-"""The scoring batch request and its output check (pure, apart from ``count_*``)."""
+"""The scoring batch request and its output check (pure, apart from reading and counting)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from churn_ml import layout
+from churn_ml import bigquery_sql, layout
+from churn_ml.layout import BATCH_PREDICTIONS, BATCH_REJECTS
 
 
 def scoring_args(env, pipeline_id: str, day: dt.date, model_uri: str, model_version: str) -> list:
@@ -15,11 +16,15 @@ def scoring_args(env, pipeline_id: str, day: dt.date, model_uri: str, model_vers
         "--model-uri", model_uri,
         "--model-version", model_version,
         "--dataset-uri", env.dataset_uri,
+        "--stats-uri", layout.scoring_stats_file(env.artifact_root, pipeline_id),
     ]  # fmt: skip
 
 
 def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
-    """The Dataproc Serverless Batch of one scoring run (a dict that parses as ``Batch``)."""
+    """The Dataproc Serverless Batch of one scoring run (a dict that parses as ``Batch``).
+
+    No history server: ``Environment`` refuses one on the runtimes the jobs run on.
+    """
     runtime = {"version": env.runtime_version, "properties": dict(env.spark_properties)}
     if env.container_image:
         runtime["container_image"] = env.container_image
@@ -31,7 +36,10 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
         )
         if value
     }
-    batch = {
+    # Runtime 3.0 runs a batch with its submitter's credentials unless told otherwise: the
+    # scoring batch is submitted by Composer's account but must run as the runtime account.
+    execution["authentication_config"] = {"user_workload_authentication_type": "SERVICE_ACCOUNT"}
+    return {
         "pyspark_batch": {
             "main_python_file_uri": f"{env.code_uri}/score.py",
             "python_file_uris": list(env.python_file_uris),
@@ -41,57 +49,67 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
         "environment_config": {"execution_config": execution},
         "labels": {"app": "customer-churn", "pipeline-id": pipeline_id},
     }
-    if env.spark_history_server:
-        batch["environment_config"]["peripherals_config"] = {
-            "spark_history_server_config": {"dataproc_cluster": env.spark_history_server}
-        }
-    return batch
 
 
-def check_counts(rows_in: int, scored: int, rejected: int) -> dict:
-    """Scored + rejected must equal the input, and something must have been scored."""
+def check_run(stats: dict | None, tables: dict[str, int], run: dict):
+    """The job's own counts agree with the rows its partition holds, and something was scored.
+
+    ``stats`` is the job's run_stats.json (None if it wrote none); ``tables`` the rows of the
+    run's partition in each output table; ``run`` the pipeline_id, pipeline_execution_dt and
+    model_version this run scored with.
+    """
+    if stats is None:
+        raise ValueError(f"scoring run {run['pipeline_id']} left no run stats: did it finish?")
+    if (earlier := {key: stats[key] for key in run}) != run:
+        raise ValueError(f"the run stats are of {earlier}, not of this run {run}")
+    rows_in, scored, rejected = stats["rows_in"], stats["scored"], stats["rejected"]
     if scored + rejected != rows_in:
         raise ValueError(f"scoring lost rows: {rows_in} in, {scored} scored + {rejected} rejected")
+    found = {BATCH_PREDICTIONS: scored, BATCH_REJECTS: rejected}
+    if tables != found:
+        raise ValueError(f"the job counted {found} rows but the tables hold {tables}")
     if scored == 0:
         raise ValueError(f"no predictions were written for {rows_in} input rows")
     return {"rows_in": rows_in, "scored": scored, "rejected": rejected}
 
 
-def count_local(env, pipeline_id: str, day: dt.date) -> tuple[int, int, int]:
-    """Input CSV rows and the rows of the run's predictions and rejects partitions."""
+def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:
+    """Check a finished scoring run from its stats and its tables; input files are not read."""
+    from churn_airflow.promotion import read_json
+
+    stats = read_json(layout.scoring_stats_file(env.artifact_root, pipeline_id))
+    count = count_bigquery if env.dataset_uri.startswith("bq://") else count_parquet
+    tables = {t: count(env, t, pipeline_id, day) for t in (BATCH_PREDICTIONS, BATCH_REJECTS)}
+    run = {
+        "pipeline_id": pipeline_id,
+        "pipeline_execution_dt": day.isoformat(),
+        "model_version": model_version,
+    }
+    return check_run(stats, tables, run)
+
+
+def count_parquet(env, table: str, pipeline_id: str, day: dt.date) -> int:
+    """Rows of the run's partition, from the Parquet footers (locally one folder per run)."""
     from pathlib import Path
 
     import pyarrow.parquet as pq
 
-    inputs = Path(f"{env.scoring_data_root}/{layout.day_partition(day)}")
-    rows_in = sum(sum(1 for _ in f.open()) - 1 for f in sorted(inputs.glob("*.csv")))
-
-    def table_rows(table: str) -> int:
-        folder = Path(layout.table_uri(env.dataset_uri, table)) / f"pipeline_id={pipeline_id}"
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in folder.glob("*.parquet"))
-
-    return rows_in, table_rows("batch_predictions"), table_rows("batch_rejects")
+    folder = Path(layout.table_uri(env.dataset_uri, table)) / f"pipeline_id={pipeline_id}"
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in folder.glob("*.parquet"))
 
 
-def count_gcp(env, pipeline_id: str, day: dt.date) -> tuple[int, int, int]:
-    """The same counts on GCS and BigQuery."""
+def count_bigquery(env, table: str, pipeline_id: str, day: dt.date) -> int:
+    """Rows of the run's partition: a COUNT pruned to the run's day."""
     from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-    bucket, _, prefix = f"{env.scoring_data_root}/{layout.day_partition(day)}/".removeprefix(
-        "gs://"
-    ).partition("/")
-    gcs = GCSHook()
-    rows_in = sum(
-        len(gcs.download(bucket, name).splitlines()) - 1
-        for name in gcs.list(bucket, prefix=prefix)
-        if name.endswith(".csv")
+    target = bigquery_sql.bigquery_table(layout.table_uri(env.dataset_uri, table))
+    keys = {"pipeline_id": pipeline_id}
+    job = (
+        BigQueryHook(use_legacy_sql=False)
+        .get_client(project_id=target.project)
+        .query(
+            bigquery_sql.count_rows_sql(target, list(keys)),
+            job_config=bigquery_sql.query_config(bigquery_sql.run_parameters(keys, day)),
+        )
     )
-    dataset = env.dataset_uri.removeprefix("bq://")
-    bigquery = BigQueryHook(use_legacy_sql=False)
-
-    def table_rows(table: str) -> int:
-        sql = f"SELECT COUNT(*) FROM `{dataset}.{table}` WHERE pipeline_id = '{pipeline_id}'"
-        return int(bigquery.get_records(sql)[0][0])
-
-    return rows_in, table_rows("batch_predictions"), table_rows("batch_rejects")
+    return next(iter(job.result()))[0]

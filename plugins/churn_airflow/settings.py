@@ -1,14 +1,17 @@
-"""Deployment settings: the backend from ``CHURN_BACKEND``, the rest from Airflow Variables.
+"""Deployment settings: the backend from ``CHURN_BACKEND``, the rest from the environment.
 
-Each GCP setting is the Variable ``churn_<name>``, falling back to the env var
-``CHURN_<NAME>``. Operators get them as templates (rendered at run time); TaskFlow code calls
-``environment()`` at run time. Nothing here reads a Variable at parse time.
+Each GCP setting is the Airflow Variable ``churn_<name>`` when one exists, else the env var
+``CHURN_<NAME>`` (what the Composer deploy sets), else its default. Operators get them as
+templates (rendered at run time); TaskFlow code calls ``environment()`` at run time. Nothing
+here reads a Variable at parse time.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from churn_ml import runtime
 
 BACKENDS = ("local", "gcp")
 GCP_SETTINGS = (
@@ -23,7 +26,8 @@ GCP_SETTINGS = (
     "container_image",
     "runtime_version",
 )
-DEFAULTS = {"region": "us-central1", "runtime_version": "2.3"}
+REQUIRED = ("project", "data_bucket", "model_bucket", "code_bucket", "service_account")
+DEFAULTS = {"region": "us-central1", "runtime_version": runtime.DEFAULT}
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_OBJECT = "pipeline/customer_churn_training.yaml"
 REGISTRY_POOL = "churn_registry"  # one slot: tasks that write the model registry
@@ -65,12 +69,16 @@ def value(name: str) -> str:
 
 
 def environment():
-    """The pipeline Environment of this deployment (call at run time only)."""
+    """The pipeline Environment of this deployment (call at run time only).
+
+    Bad settings (a missing one, an unknown runtime, a history server the runtime cannot
+    attach) raise a one-sentence ValueError here, before anything is submitted.
+    """
     from pipeline.params import Environment
 
     if backend() == "local":
         return Environment.local(local_root())
-    missing = [n for n in ("project", "data_bucket", "model_bucket", "code_bucket") if not value(n)]
+    missing = [n for n in REQUIRED if not value(n)]
     if missing:
         raise ValueError(
             "the gcp backend needs the Airflow Variables "

@@ -8,8 +8,20 @@ MODEL_NAME = "customer-churn-model"
 TRAINING = "training"
 TUNING = "hyperparameter-tuning"
 OPERATIONS = (TRAINING, TUNING)
+SCORING = "batch-scoring"
 DATASET = "customer_churn_ds"
 TRAIN_INPUT, SCORE_INPUT = "train", "score"
+# Table names, as in the lab's BigQuery dataset customer_churn_ds.
+TRAINING_DATA = "training_data"
+TEST_PREDICTIONS = "test_predictions"
+MODEL_METRICS = "model_metrics"
+FEATURE_IMPORTANCE = "model_feature_importance_scores"
+BATCH_PREDICTIONS = "batch_predictions"
+BATCH_REJECTS = "batch_rejects"
+
+
+def _folder(root: str, kind: str, step: str, pipeline_id: str) -> str:
+    return f"{root.rstrip('/')}/{kind}/{MODEL_NAME}/{step}/{pipeline_id}"
 
 
 def day_partition(day: dt.date) -> str:
@@ -28,7 +40,7 @@ def _under(root: str, kind: str, operation: str, pipeline_id: str, attempt: str)
     """Every attempt has folders of its own: a registered model's files never change."""
     if operation not in OPERATIONS:
         raise ValueError(f"unknown operation {operation!r}; expected one of {OPERATIONS}")
-    return f"{root.rstrip('/')}/{kind}/{MODEL_NAME}/{operation}/{pipeline_id}/{attempt}"
+    return f"{_folder(root, kind, operation, pipeline_id)}/{attempt}"
 
 
 def model_uri(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
@@ -41,6 +53,11 @@ def metrics_uri(root: str, operation: str, pipeline_id: str, attempt: str) -> st
 
 def metrics_file(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
     return metrics_uri(root, operation, pipeline_id, attempt) + "/metrics.json"
+
+
+def scoring_stats_file(root: str, pipeline_id: str) -> str:
+    """The counts of a scoring run, which its check compares with the tables."""
+    return _folder(root, "metrics", SCORING, pipeline_id) + "/run_stats.json"
 
 
 def table_uri(dataset_uri: str, table: str) -> str:

@@ -19,7 +19,13 @@ from pyspark.sql import functions as F
 from churn_ml import cli, storage
 from churn_ml.cleaning import with_lineage
 from churn_ml.evaluation import evaluate
-from churn_ml.layout import table_uri
+from churn_ml.layout import (
+    FEATURE_IMPORTANCE,
+    MODEL_METRICS,
+    TEST_PREDICTIONS,
+    TRAINING_DATA,
+    table_uri,
+)
 from churn_ml.model import (
     CHURN_PROBABILITY,
     DEFAULT_SEED,
@@ -30,7 +36,6 @@ from churn_ml.model import (
     split,
     with_label,
 )
-from churn_ml.schema import FEATURE_IMPORTANCE, MODEL_METRICS, TEST_PREDICTIONS, TRAINING_DATA
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +134,10 @@ def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: d
         }
         for name, df in tables.items():
             storage.write_table(
-                _tagged(df, target), table_uri(target.dataset_uri, name), target.partition
+                _tagged(df, target),
+                table_uri(target.dataset_uri, name),
+                target.partition,
+                target.execution_dt,
             )
     finally:
         predictions.unpersist()

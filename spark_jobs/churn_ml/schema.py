@@ -4,6 +4,8 @@ from collections.abc import Sequence
 
 from pyspark.sql.types import StringType, StructField, StructType
 
+from churn_ml.layout import TRAINING_DATA  # noqa: F401 (preprocess and the builder import it here)
+
 # Raw CSV header -> snake_case name used everywhere downstream.
 RAW_TO_CLEAN = {
     "customerID": "customer_id",
@@ -62,14 +64,6 @@ TENURE_BINS = ((12, "0-12"), (24, "12-24"), (48, "24-48"), (60, "48-60"))
 TENURE_TOP_BIN = "60+"
 
 LINEAGE_COLUMNS = ("pipeline_id", "pipeline_execution_dt")
-
-# Table names, as in the lab's BigQuery dataset customer_churn_ds.
-TRAINING_DATA = "training_data"
-TEST_PREDICTIONS = "test_predictions"
-MODEL_METRICS = "model_metrics"
-FEATURE_IMPORTANCE = "model_feature_importance_scores"
-BATCH_PREDICTIONS = "batch_predictions"
-BATCH_REJECTS = "batch_rejects"
 
 
 def raw_schema(columns: Sequence[str]) -> StructType:

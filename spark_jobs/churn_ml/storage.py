@@ -9,17 +9,22 @@ readers never see half a run and a re-run replaces its own partition instead of 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
-import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
+from churn_ml import bigquery_sql as sql
+from churn_ml.bigquery_sql import BigQueryTable, bigquery_table
+
 log = logging.getLogger(__name__)
 
-_BQ_TABLE = re.compile(r"^bq://([a-z][a-z0-9-]{4,28}[a-z0-9])\.(\w{1,1024})\.([\w-]{1,1024})$")
 _SCHEMES = ("gs://", "file://", "hdfs://")
+TRANSACTION_ATTEMPTS = 5
 
 
 def normalize(uri: str) -> str:
@@ -37,27 +42,6 @@ def normalize(uri: str) -> str:
 
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-@dataclass(frozen=True)
-class BigQueryTable:
-    project: str
-    dataset: str
-    table: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.project}.{self.dataset}.{self.table}"
-
-
-def bigquery_table(uri: str) -> BigQueryTable | None:
-    """Parse ``bq://project.dataset.table``; None for a filesystem URI."""
-    if not uri.startswith("bq://"):
-        return None
-    match = _BQ_TABLE.fullmatch(uri)  # not match(): "$" also matches before a final "\n"
-    if not match:
-        raise ValueError(f"bad BigQuery URI {uri!r}: expected bq://project.dataset.table")
-    return BigQueryTable(*match.groups())
 
 
 def partition_path(partition: dict[str, str]) -> str:
@@ -141,24 +125,32 @@ def read_table(spark: SparkSession, uri: str, partition: dict[str, str] | None =
     return spark.read.option("basePath", base).parquet(join(base, partition_path(partition)))
 
 
-def write_table(df: DataFrame, uri: str, partition: dict[str, str]) -> None:
+def write_table(
+    df: DataFrame, uri: str, partition: dict[str, str], execution_dt: dt.date | None = None
+) -> None:
     """Replace the rows of one run (``partition``) in the table, atomically for readers."""
-    stage_table(df, uri, partition).commit()
+    stage_table(df, uri, partition, execution_dt).commit()
 
 
 @dataclass(frozen=True)
 class StagedTable:
-    """One run's rows written where readers do not look yet: commit or discard them."""
+    """One run's rows written where readers do not look yet: commit or discard them.
+
+    On BigQuery the run's day (``execution_dt``) prunes the DELETE to one partition; without
+    it, commit reads the one day of the staged rows.
+    """
 
     spark: SparkSession
     uri: str
     partition: dict[str, str]
     staged: str  # a filesystem folder, or the BigQuery staging table's name
+    columns: tuple[str, ...] = ()
+    execution_dt: dt.date | None = None
 
     def commit(self) -> None:
         bq = bigquery_table(self.uri)
         if bq:
-            _commit_bigquery(bq, self.partition)
+            _commit_bigquery(self, bq)
             return
         final = join(normalize(self.uri), partition_path(self.partition))
         commit(self.spark, self.staged, final)
@@ -167,69 +159,82 @@ class StagedTable:
     def discard(self) -> None:
         bq = bigquery_table(self.uri)
         if bq:
-            from google.cloud import bigquery
-
-            bigquery.Client(project=bq.project).delete_table(self.staged, not_found_ok=True)
+            _bigquery_client(bq.project).delete_table(self.staged, not_found_ok=True)
         else:
             delete(self.spark, self.staged)
 
 
-def stage_table(df: DataFrame, uri: str, partition: dict[str, str]) -> StagedTable:
-    """Write one run's rows beside the table: Parquet under ``_staging`` or a BigQuery table.
-
-    A write that fails leaves nothing staged.
+def stage_table(
+    df: DataFrame, uri: str, partition: dict[str, str], execution_dt: dt.date | None = None
+) -> StagedTable:
+    """Write one run's rows beside the table: Parquet under ``_staging`` or a BigQuery table
+    that expires by itself. A write that fails leaves nothing staged.
     """
     bq = bigquery_table(uri)
     if bq:
-        table = StagedTable(df.sparkSession, uri, partition, _bigquery_staging(bq, partition).name)
+        staging = sql.staging_table(bq, partition)
+        table = StagedTable(
+            df.sparkSession, uri, partition, staging.name, tuple(df.columns), execution_dt
+        )
         writer = df.write.format("bigquery").option("writeMethod", "direct").mode("overwrite")
     else:
         staged = staging_uri(join(normalize(uri), partition_path(partition)))
-        table = StagedTable(df.sparkSession, uri, partition, staged)
+        table = StagedTable(df.sparkSession, uri, partition, staged, execution_dt=execution_dt)
         writer = df.drop(*partition).write.mode("overwrite").format("parquet")
     try:
         writer.save(table.staged)
+        if bq:
+            _bigquery_client(bq.project).query(sql.expire_sql(staging)).result()
     except BaseException:
         table.discard()
         raise
     return table
 
 
-def replace_rows_sql(target: BigQueryTable, staging: BigQueryTable, keys: list[str]) -> str:
-    """One BigQuery transaction that swaps a run's rows for the staged ones."""
-    where = " AND ".join(f"{k} = @{k}" for k in keys)
-    return (
-        "BEGIN TRANSACTION;\n"
-        f"DELETE FROM `{target.name}` WHERE {where};\n"
-        f"INSERT INTO `{target.name}` SELECT * FROM `{staging.name}`;\n"
-        "COMMIT TRANSACTION;"
-    )
-
-
-def _bigquery_staging(target: BigQueryTable, partition: dict[str, str]) -> BigQueryTable:
-    suffix = re.sub(r"\W", "_", "_".join(partition.values()))
-    return BigQueryTable(target.project, target.dataset, f"_staging_{target.table}_{suffix}")
-
-
-def _commit_bigquery(target: BigQueryTable, partition: dict[str, str]) -> None:
+def _bigquery_client(project: str):
     from google.cloud import bigquery  # on the Dataproc image; never needed locally
 
-    staging = _bigquery_staging(target, partition)
-    client = bigquery.Client(project=target.project)
-    if not _bq_table_exists(client, target):
-        client.query(f"CREATE TABLE `{target.name}` LIKE `{staging.name}`").result()
-    params = [bigquery.ScalarQueryParameter(k, "STRING", v) for k, v in partition.items()]
-    sql = replace_rows_sql(target, staging, list(partition))
-    client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params)).result()
-    client.delete_table(staging.name, not_found_ok=True)
-    log.info("wrote %s for %s", target.name, partition)
+    return bigquery.Client(project=project)
 
 
-def _bq_table_exists(client, table: BigQueryTable) -> bool:
-    from google.api_core.exceptions import NotFound
+def is_concurrent_update(error: Exception) -> bool:
+    """BigQuery cancelled the job because other DML changed the same table meanwhile."""
+    return "concurrent update" in str(error).lower()
 
+
+def retry_concurrent(run: Callable[[], object], attempts: int = TRANSACTION_ATTEMPTS):
+    """Run a BigQuery job again, after a growing pause, while concurrent DML cancels it."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run()
+        except Exception as error:
+            if attempt == attempts or not is_concurrent_update(error):
+                raise
+            pause = 2**attempt
+            log.warning("%s; attempt %d of %d in %d s", error, attempt + 1, attempts, pause)
+            time.sleep(pause)
+
+
+def _commit_bigquery(staged: StagedTable, target: BigQueryTable) -> None:
+    """Create the table if needed, swap the run's rows in one transaction, drop the staging."""
+    client = _bigquery_client(target.project)
+    staging = sql.staging_table(target, staged.partition)
+    keys = list(staged.partition)
     try:
-        client.get_table(table.name)
-    except NotFound:
-        return False
-    return True
+        day = staged.execution_dt or _staged_day(client, staging)
+        client.query(sql.create_table_sql(target, staging, keys)).result()
+        replace = sql.replace_rows_sql(target, staging, keys, staged.columns)
+        config = sql.query_config(sql.run_parameters(staged.partition, day))
+        retry_concurrent(lambda: client.query(replace, job_config=config).result())
+    finally:
+        client.delete_table(staging.name, not_found_ok=True)
+    log.info("wrote %s for %s on %s", target.name, staged.partition, day)
+
+
+def _staged_day(client, staging: BigQueryTable) -> dt.date:
+    days = [row[0] for row in client.query(sql.staged_days_sql(staging)).result()]
+    if len(days) != 1:
+        raise ValueError(
+            f"the staged rows of {staging.name} carry {len(days)} execution dates, not one"
+        )
+    return days[0]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from churn_ml import runtime
 from pipeline import builder
 from pipeline.compile import TEMPLATE, fresh_spec
 
@@ -114,7 +115,7 @@ def test_pipeline_parameters_names_and_types(spec):
         "project": "",
         "region": "us-central1",
         "container_image": "",
-        "runtime_version": "2.3",
+        "runtime_version": runtime.DEFAULT,
         "service_account": "",
         "subnetwork_uri": "",
         "spark_history_server": "",

@@ -21,7 +21,6 @@ GCP_SETTINGS = {
     "container_image": "europe-docker.pkg.dev/churn-prod/spark/churn-ml:1.0",
     "service_account": "churn-batches@churn-prod.iam.gserviceaccount.com",
     "subnetwork_uri": "projects/churn-prod/regions/europe-west1/subnetworks/dataproc",
-    "spark_history_server": "projects/churn-prod/regions/europe-west1/clusters/phs",
 }
 
 
@@ -47,10 +46,10 @@ def test_parameter_values_gcp():
         "project": "churn-prod",
         "region": "europe-west1",
         "container_image": "europe-docker.pkg.dev/churn-prod/spark/churn-ml:1.0",
-        "runtime_version": "2.3",
+        "runtime_version": "3.0",
         "service_account": "churn-batches@churn-prod.iam.gserviceaccount.com",
         "subnetwork_uri": "projects/churn-prod/regions/europe-west1/subnetworks/dataproc",
-        "spark_history_server": "projects/churn-prod/regions/europe-west1/clusters/phs",
+        "spark_history_server": "",
         "spark_properties": {
             "spark.driver.cores": "4",
             "spark.driver.memory": "12g",
@@ -104,7 +103,7 @@ def test_parameter_values_local(tmp_path):
         "project": "",
         "region": "us-central1",
         "container_image": "",
-        "runtime_version": "2.3",
+        "runtime_version": "3.0",
         "service_account": "",
         "subnetwork_uri": "",
         "spark_history_server": "",

@@ -1,7 +1,9 @@
-"""The Composer deploy: its exact steps (dry run), how a real run goes and stops, its input checks.
+"""The Composer deploy: its preflight, its exact steps, how a real run goes and stops, its checks.
 
-Nothing here talks to Google Cloud: a dry run runs no command, and real runs get a fake
-``subprocess.run`` that answers like gcloud.
+Nothing here talks to Google Cloud. gcloud is a stand-in that answers like gcloud (in-process
+for ``subprocess.run``, or a script on PATH for the command typed as written), and the
+environment's Airflow REST API is a local HTTP server that validates each request with
+Airflow's own request models and answers with its response models.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -36,7 +40,7 @@ GIVEN = {  # no --region (it defaults to --location), no history server, no imag
     **BUCKETS,
     "service_account": "churn-runtime@acme-churn.iam.gserviceaccount.com",
     "subnetwork_uri": "projects/acme-churn/regions/europe-west4/subnetworks/dataproc",
-    "runtime_version": "2.3",
+    "runtime_version": "3.0",
 }
 ARGS = [
     "--environment",
@@ -46,103 +50,277 @@ ARGS = [
     *(word for name, value in GIVEN.items() for word in (f"--{name.replace('_', '-')}", value)),
 ]
 ENV_BUCKET = "gs://europe-west4-churn-prod-1a2b3c4d-bucket"
-DESCRIBE = ["gcloud", "composer", "environments", "describe"]
+IMAGE = "composer-3-airflow-3.1.0-build.2"
+TOKEN = "ya29.deployer-token"
+ENABLED = [
+    "aiplatform.googleapis.com",
+    "bigquery.googleapis.com",
+    "bigquerystorage.googleapis.com",
+    "composer.googleapis.com",
+    "compute.googleapis.com",
+    "dataproc.googleapis.com",
+    "dataprocrm.googleapis.com",
+    "storage.googleapis.com",
+]
+WHERE = [ENV_NAME, "--location", LOCATION, "--project", PROJECT]
+DESCRIBE = ["gcloud", "composer", "environments", "describe", *WHERE, "--format=json"]
+SERVICES = ["gcloud", "services", "list", "--enabled", "--project", PROJECT, "--format=json"]
+BUCKET_CHECKS = [
+    ["gcloud", "storage", "buckets", "describe", f"gs://{b}", "--format=json"]
+    for b in BUCKETS.values()
+]
+READS = [DESCRIBE, SERVICES, *BUCKET_CHECKS]
+BUCKET_NAMES = tuple(BUCKETS.values())
+ENV_VARIABLES = {
+    "CHURN_BACKEND": "gcp",
+    "CHURN_PROJECT": PROJECT,
+    "CHURN_REGION": LOCATION,
+    "CHURN_DATA_BUCKET": BUCKETS["data_bucket"],
+    "CHURN_MODEL_BUCKET": BUCKETS["model_bucket"],
+    "CHURN_CODE_BUCKET": BUCKETS["code_bucket"],
+    "CHURN_SERVICE_ACCOUNT": GIVEN["service_account"],
+    "CHURN_SUBNETWORK_URI": GIVEN["subnetwork_uri"],
+    "CHURN_RUNTIME_VERSION": "3.0",
+}
 
 
 def gcp_env() -> Environment:
     return Environment.gcp(PROJECT, LOCATION, *BUCKETS.values())
 
 
-def expected_steps(bucket: str, backend_set: bool = False) -> list[list[str]]:
-    """Every command of a deploy with ARGS, in order; URIs come from the code that reads them."""
-    where = [ENV_NAME, "--location", LOCATION, "--project", PROJECT]
-    run = ["gcloud", "composer", "environments", "run", *where]
+def description(airflow_uri: str, image=IMAGE, triggerers=1, env_variables=None) -> dict:
+    """What ``gcloud composer environments describe --format=json`` prints, in part."""
+    return {
+        "name": f"projects/{PROJECT}/locations/{LOCATION}/environments/{ENV_NAME}",
+        "config": {
+            "dagGcsPrefix": f"{ENV_BUCKET}/dags",
+            "airflowUri": airflow_uri,
+            "softwareConfig": {"imageVersion": image, "envVariables": env_variables or {}},
+            "workloadsConfig": {"triggerer": {"count": triggerers, "cpu": 0.5, "memoryGb": 1}},
+        },
+    }
+
+
+def gcloud_answers(airflow_uri, enabled=ENABLED, buckets=BUCKET_NAMES, **described):
+    """argv -> (exit status, stdout, stderr) of every read-only command the deploy runs."""
+    answers = {
+        tuple(DESCRIBE): (0, json.dumps(description(airflow_uri, **described)), ""),
+        tuple(SERVICES): (0, json.dumps([{"config": {"name": n}} for n in enabled]), ""),
+        ("gcloud", "auth", "print-access-token"): (0, TOKEN + "\n", ""),
+    }
+    for argv, name in zip(BUCKET_CHECKS, BUCKETS.values(), strict=True):
+        missing = (1, "", f"ERROR: gs://{name} not found: 404.")
+        answers[tuple(argv)] = (0, json.dumps({"name": name}), "") if name in buckets else missing
+    return answers
+
+
+POOL_BODY = {
+    "actions": [
+        {
+            "action": "create",
+            "entities": [
+                {
+                    "name": "churn_registry",
+                    "slots": 1,
+                    "description": POOLS["churn_registry"][1],
+                    "include_deferred": False,
+                }
+            ],
+            "action_on_existence": "overwrite",  # a second deploy resets the pool
+        }
+    ]
+}
+
+
+def pool_request(airflow_uri: str) -> str:
+    return f"PATCH {airflow_uri}/api/v2/pools {json.dumps(POOL_BODY)}"
+
+
+def expected_steps(airflow_uri: str, env_variables_set: bool = False) -> list[str]:
+    """Every step of a deploy with ARGS, in order, as printed; URIs come from the code."""
     env = gcp_env()
     template_uri = settings.template_path().replace(
         settings.template("code_bucket"), BUCKETS["code_bucket"]
     )
-    variables = {**GIVEN, "region": LOCATION}
-    update = ["gcloud", "composer", "environments", "update", *where]
-    steps = [] if backend_set else [[*update, "--update-env-variables=CHURN_BACKEND=gcp"]]
-    steps += [
-        [*run, "variables", "set", "--", f"churn_{name}", variables[name]]
-        for name in settings.GCP_SETTINGS
-        if name in variables
-    ]
-    return [
-        *steps,
-        [*run, "pools", "set", "--", settings.REGISTRY_POOL, "1", POOLS[settings.REGISTRY_POOL][1]],
-        [*run, "connections", "delete", "--", "google_cloud_default"],
-        [*run, "connections", "add", "--", "google_cloud_default", "--conn-type",
-         "google_cloud_platform", "--conn-extra", json.dumps({"project": PROJECT})],
+    update = ["gcloud", "composer", "environments", "update", *WHERE]
+    variables = ",".join(f"{k}={v}" for k, v in ENV_VARIABLES.items())
+    steps = [] if env_variables_set else [[*update, f"--update-env-variables={variables}"]]
+    commands = [
         [sys.executable, "spark_jobs/package_zip.py", "--output", "dist/churn_ml.zip"],
         ["gcloud", "storage", "cp", "dist/churn_ml.zip", *env.python_file_uris],
         ["gcloud", "storage", "cp", "spark_jobs/preprocess.py", "spark_jobs/train.py",
          "spark_jobs/tune.py", "spark_jobs/score.py", f"{env.code_uri}/"],
         ["gcloud", "storage", "cp", str(TEMPLATE.relative_to(REPO)), template_uri],
-        ["gcloud", "storage", "cp", "plugins/.airflowignore", f"{bucket}/plugins/"],
+        ["gcloud", "storage", "cp", "plugins/.airflowignore", f"{ENV_BUCKET}/plugins/"],
         ["gcloud", "storage", "rsync", "--recursive", "--delete-unmatched-destination-objects",
-         "--exclude=.*__pycache__.*", "plugins/churn_airflow", f"{bucket}/plugins/churn_airflow"],
+         "--exclude=.*__pycache__.*", "plugins/churn_airflow",
+         f"{ENV_BUCKET}/plugins/churn_airflow"],
         ["gcloud", "storage", "cp", "pipeline/__init__.py", "pipeline/params.py",
-         f"{bucket}/plugins/pipeline/"],
+         f"{ENV_BUCKET}/plugins/pipeline/"],
         ["gcloud", "storage", "cp", "spark_jobs/churn_ml/__init__.py",
-         "spark_jobs/churn_ml/grids.py", "spark_jobs/churn_ml/layout.py",
-         "spark_jobs/churn_ml/lineage.py", f"{bucket}/plugins/churn_ml/"],
+         "spark_jobs/churn_ml/bigquery_sql.py", "spark_jobs/churn_ml/grids.py",
+         "spark_jobs/churn_ml/layout.py", "spark_jobs/churn_ml/lineage.py",
+         "spark_jobs/churn_ml/runtime.py", f"{ENV_BUCKET}/plugins/churn_ml/"],
         ["gcloud", "storage", "cp", "dags/customer_churn_batch_scoring.py",
-         "dags/customer_churn_training.py", f"{bucket}/dags/"],
+         "dags/customer_churn_training.py", f"{ENV_BUCKET}/dags/"],
     ]  # fmt: skip
+    return [
+        *(shlex.join(s) for s in steps),
+        pool_request(airflow_uri),
+        *(shlex.join(c) for c in commands),
+    ]
 
 
-def listed_steps(out: str) -> list[tuple[str, list[str]]]:
-    """(description, argv) of each numbered step a dry run printed."""
+def listed_steps(out: str) -> list[tuple[str, str]]:
+    """(description, command or request) of each numbered step a dry run printed."""
     lines = out.splitlines()
     steps = []
     for line, command in itertools.pairwise(lines):
         if match := re.fullmatch(r" ?(\d+)\. (.+)", line):
             assert int(match[1]) == len(steps) + 1, line
             assert command.startswith("    "), command
-            steps.append((match[2], shlex.split(command)))
+            steps.append((match[2], command.strip()))
     return steps
 
 
+class AirflowApi:
+    """The environment's Airflow REST API: checks each request as Airflow 3.3 would."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.status = 200
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PATCH(self):
+                from airflow.api_fastapi.core_api.datamodels.common import (
+                    BulkActionResponse,
+                    BulkBody,
+                    BulkResponse,
+                )
+                from airflow.api_fastapi.core_api.datamodels.pools import PoolBody
+
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                api.requests.append(
+                    {"path": self.path, "auth": self.headers["Authorization"], "body": body}
+                )
+                parsed = BulkBody[PoolBody].model_validate(body)  # raises on a bad request
+                names = [p.pool for a in parsed.actions for p in a.entities]
+                answer = BulkResponse(create=BulkActionResponse(success=names)).model_dump()
+                if api.status != 200:
+                    answer = {"detail": "Forbidden"}
+                data = json.dumps(answer).encode()
+                self.send_response(api.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
 @pytest.fixture
-def no_commands(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a command ran: {args}")
+def airflow_api():
+    api = AirflowApi()
+    thread = threading.Thread(target=api.server.serve_forever, daemon=True)
+    thread.start()
+    yield api
+    api.server.shutdown()
+    api.server.server_close()
 
-    monkeypatch.setattr(subprocess, "run", refuse)
-    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+class FakeGcloud:
+    """Records each command; answers the read-only ones; fails the commands in ``failing``."""
+
+    def __init__(self, answers: dict, failing=()):
+        self.answers = answers
+        self.calls: list[tuple[list[str], Path | None]] = []
+        self.failing = [list(argv) for argv in failing]
+
+    def __call__(self, argv, check=False, cwd=None, capture_output=False, text=False):
+        argv = list(argv)
+        self.calls.append((argv, cwd))
+        code, out, err = self.answers.get(tuple(argv), (int(argv in self.failing), "", ""))
+        if check and code:
+            raise subprocess.CalledProcessError(code, argv, out, err)
+        return subprocess.CompletedProcess(argv, code, out, err)
+
+    def commands(self) -> list[list[str]]:
+        return [argv for argv, _ in self.calls]
+
+    def changes(self) -> list[list[str]]:
+        """The commands that were not reads."""
+        return [argv for argv in self.commands() if tuple(argv) not in self.answers]
 
 
-def dry_run(capsys) -> list[tuple[str, list[str]]]:
+@pytest.fixture
+def gcloud(monkeypatch, airflow_api):
+    def install(failing=(), **answers) -> FakeGcloud:
+        fake = FakeGcloud(gcloud_answers(airflow_api.uri, **answers), failing)
+        monkeypatch.setattr(subprocess, "run", fake)
+        return fake
+
+    return install
+
+
+def dry_run(capsys) -> list[tuple[str, str]]:
     composer_deploy.main([*ARGS, "--dry-run"])
     out = capsys.readouterr().out
     assert "customer_churn_training.yaml matches a fresh compile" in out
-    assert shlex.join([*DESCRIBE, ENV_NAME, "--location", LOCATION, "--project", PROJECT,
-                       "--format=json"]) in out  # fmt: skip
+    assert f"preflight passed: {ENV_NAME} runs {IMAGE}" in out
     return listed_steps(out)
 
 
-def test_dry_run_prints_every_step_and_runs_none(capsys, no_commands):
+# --- dry run ------------------------------------------------------------------------------------
+
+
+def test_dry_run_runs_the_preflight_only_and_prints_every_step(capsys, gcloud, airflow_api):
+    fake = gcloud()
     steps = dry_run(capsys)
-    assert [argv for _, argv in steps] == expected_steps(composer_deploy.BUCKET_PLACEHOLDER)
+    assert [shown for _, shown in steps] == expected_steps(airflow_api.uri)
+    assert fake.commands() == READS  # read-only: nothing else ran
+    assert airflow_api.requests == []
     descriptions = [description for description, _ in steps]
     assert all(descriptions) and len(set(descriptions)) == len(descriptions)
 
 
-def test_dry_run_as_a_command(subprocess_env, tmp_path):
+FAKE_GCLOUD = """#!{python}
+import json, sys
+answers = json.load(open({answers!r}))
+code, out, err = answers.get(json.dumps(sys.argv[1:]), [1, "", "not a read: " + str(sys.argv)])
+sys.stdout.write(out); sys.stderr.write(err); sys.exit(code)
+"""
+
+
+def test_dry_run_as_a_command(subprocess_env, tmp_path, airflow_api):
+    """The command the docs give, typed as written, with a gcloud on PATH that answers reads."""
+    bin_dir, work = tmp_path / "bin", tmp_path / "work"
+    bin_dir.mkdir()
+    work.mkdir()
+    answers = {
+        json.dumps(list(argv[1:])): list(a) for argv, a in gcloud_answers(airflow_api.uri).items()
+    }
+    (tmp_path / "answers.json").write_text(json.dumps(answers))
+    script = bin_dir / "gcloud"
+    script.write_text(
+        FAKE_GCLOUD.format(python=sys.executable, answers=str(tmp_path / "answers.json"))
+    )
+    script.chmod(0o755)
     done = subprocess.run(
         [sys.executable, "-m", "churn_airflow.composer_deploy", *ARGS, "--dry-run"],
-        cwd=tmp_path,  # any folder: paths in the steps are relative to the repo
-        env=subprocess_env,
+        cwd=work,  # any folder: paths in the steps are relative to the repo
+        env={**subprocess_env, "PATH": f"{bin_dir}{os.pathsep}{subprocess_env['PATH']}"},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    steps = [argv for _, argv in listed_steps(done.stdout)]
-    assert steps == expected_steps(composer_deploy.BUCKET_PLACEHOLDER)
-    assert not list(tmp_path.iterdir())
+    assert [shown for _, shown in listed_steps(done.stdout)] == expected_steps(airflow_api.uri)
+    assert not list(work.iterdir())
 
 
 def find_constants(node, key: str):
@@ -158,9 +336,11 @@ def find_constants(node, key: str):
             yield from find_constants(child, key)
 
 
-def test_uploads_land_where_the_batches_and_the_dag_read_them(capsys):
+def test_uploads_land_where_the_batches_and_the_dag_read_them(capsys, gcloud):
+    gcloud()
     uploaded = set()
-    for _, argv in dry_run(capsys):
+    for _, shown in dry_run(capsys):
+        argv = shown.split(" ") if shown.startswith("PATCH") else shlex.split(shown)
         if argv[:3] == ["gcloud", "storage", "cp"]:
             *sources, target = argv[3:]
             folder = target.endswith("/")
@@ -183,77 +363,136 @@ def test_uploads_land_where_the_batches_and_the_dag_read_them(capsys):
         assert (REPO / "spark_jobs" / Path(uri).name).is_file()
 
 
-class FakeGcloud:
-    """Records each command; answers ``describe`` like gcloud; fails the commands in ``failing``."""
-
-    def __init__(self, failing=(), backend: str | None = None):
-        self.calls: list[tuple[list[str], Path | None]] = []
-        self.failing = [list(argv) for argv in failing]
-        self.backend = backend
-
-    def __call__(self, argv, check=False, cwd=None, capture_output=False, text=False):
-        argv = list(argv)
-        self.calls.append((argv, cwd))
-        if argv[:4] == DESCRIBE:
-            software = {"envVariables": {"CHURN_BACKEND": self.backend}} if self.backend else {}
-            config = {"dagGcsPrefix": f"{ENV_BUCKET}/dags", "softwareConfig": software}
-            return subprocess.CompletedProcess(argv, 0, json.dumps({"config": config}), "")
-        code = int(argv in self.failing)
-        if check and code:
-            raise subprocess.CalledProcessError(code, argv)
-        return subprocess.CompletedProcess(argv, code)
-
-    def commands(self) -> list[list[str]]:
-        return [argv for argv, _ in self.calls]
+# --- real runs ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def gcloud(monkeypatch):
-    def install(**kwargs) -> FakeGcloud:
-        fake = FakeGcloud(**kwargs)
-        monkeypatch.setattr(subprocess, "run", fake)
-        return fake
-
-    return install
-
-
-@pytest.mark.parametrize("backend", [None, "local", "gcp"])
-def test_real_run_looks_up_the_bucket_then_runs_every_step(capsys, gcloud, backend):
-    fake = gcloud(backend=backend)
+def test_real_run_reads_checks_then_runs_every_step(capsys, gcloud, airflow_api):
+    fake = gcloud()
     composer_deploy.main(ARGS)
-    steps = expected_steps(ENV_BUCKET, backend_set=backend == "gcp")
-    assert fake.commands()[0][:4] == DESCRIBE
-    assert fake.commands()[1:] == steps
-    assert {cwd for _, cwd in fake.calls[1:]} == {REPO}
+    steps = expected_steps(airflow_api.uri)
+    commands = [s for s in steps if not s.startswith("PATCH")]
+    assert fake.commands()[: len(READS)] == READS
+    assert [shlex.join(argv) for argv in fake.changes()] == commands
+    assert {cwd for argv, cwd in fake.calls if tuple(argv) not in fake.answers} == {REPO}
+    # the pool, through the Airflow REST API, with the deployer's own token, after the settings
+    (call,) = airflow_api.requests
+    assert call["path"] == "/api/v2/pools"
+    assert call["auth"] == f"Bearer {TOKEN}"
+    assert f"PATCH {airflow_api.uri}{call['path']} {json.dumps(call['body'])}" == steps[1]
     out = capsys.readouterr().out
-    assert ("CHURN_BACKEND=gcp is already set" in out) == (backend == "gcp")
-    assert f"step 1/{len(steps)}: " in out
+    assert f"step 2/{len(steps)}: create pool churn_registry (Airflow REST API)" in out
     assert f"step {len(steps)}/{len(steps)}: upload the DAGs" in out
     assert out.rstrip().endswith(f"deployed to {ENV_NAME}")
 
 
-@pytest.mark.parametrize("failing", ["variables", "pools", "churn_ml.zip", "dags/"])
-def test_a_failing_step_stops_the_deploy_and_names_itself(capsys, gcloud, failing):
-    steps = expected_steps(ENV_BUCKET)
-    k = next(i for i, argv in enumerate(steps, 1) if any(failing in word for word in argv))
-    fake = gcloud(failing=[steps[k - 1]])
+def test_settings_already_in_place_are_not_set_again(capsys, gcloud, airflow_api):
+    fake = gcloud(env_variables={**ENV_VARIABLES, "OTHER": "kept"})
+    composer_deploy.main(ARGS)
+    steps = expected_steps(airflow_api.uri, env_variables_set=True)
+    assert [shlex.join(a) for a in fake.changes()] == [
+        s for s in steps if not s.startswith("PATCH")
+    ]
+    assert not any("update" in argv for argv in fake.commands())  # Composer refuses a no-op
+
+
+def test_one_changed_setting_updates_them_all_at_once(capsys, gcloud, airflow_api):
+    fake = gcloud(env_variables={**ENV_VARIABLES, "CHURN_CODE_BUCKET": "old-code"})
+    composer_deploy.main(ARGS)
+    (update,) = [
+        a for a in fake.changes() if a[:4] == ["gcloud", "composer", "environments", "update"]
+    ]
+    assert shlex.join(update) == expected_steps(airflow_api.uri)[0]
+
+
+@pytest.mark.parametrize("failing", ["--update-env-variables", "churn_ml.zip", "dags/"])
+def test_a_failing_step_stops_the_deploy_and_names_itself(capsys, gcloud, airflow_api, failing):
+    steps = expected_steps(airflow_api.uri)
+    k = next(i for i, shown in enumerate(steps, 1) if failing in shown)
+    fake = gcloud(failing=[shlex.split(steps[k - 1])])
     with pytest.raises(SystemExit) as stopped:
         composer_deploy.main(ARGS)
-    assert fake.commands()[1:] == steps[:k]  # nothing after step k ran
+    ran = [shlex.join(a) for a in fake.changes()]
+    assert ran == [s for s in steps[:k] if not s.startswith("PATCH")]  # nothing after step k
     description = capsys.readouterr().out.splitlines()[-1].split(": ", 1)[1]
     assert str(stopped.value) == (
-        f"deploy failed: step {k}/{len(steps)} ({description}) failed: "
-        f"{shlex.join(steps[k - 1])}: exit status 1"
+        f"deploy failed: step {k}/{len(steps)} ({description}) failed: {steps[k - 1]}: "
+        "exit status 1"
     )
 
 
-def test_a_missing_connection_does_not_stop_the_deploy(capsys, gcloud):
-    steps = expected_steps(ENV_BUCKET)
-    delete = next(argv for argv in steps if "delete" in argv)
-    fake = gcloud(failing=[delete])
-    composer_deploy.main(ARGS)
-    assert fake.commands()[1:] == steps
-    assert capsys.readouterr().out.rstrip().endswith(f"deployed to {ENV_NAME}")
+def test_a_refused_pool_request_stops_the_deploy(capsys, gcloud, airflow_api):
+    airflow_api.status = 403
+    fake = gcloud()
+    with pytest.raises(SystemExit) as stopped:
+        composer_deploy.main(ARGS)
+    message = str(stopped.value)
+    assert message.startswith("deploy failed: step 2/11 (create pool churn_registry")
+    assert "HTTP 403" in message and "an Airflow role that may edit pools" in message
+    assert not any("storage" in argv for argv in fake.changes())  # no upload after it
+
+
+# --- preflight ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dry", [True, False])
+@pytest.mark.parametrize(
+    ("answers", "named"),
+    [
+        (
+            {"image": "composer-3-airflow-2.10.5-build.12"},
+            "churn-prod runs composer-3-airflow-2.10.5-build.12, not Cloud Composer 3 with "
+            "Airflow 3 (composer-3-airflow-3.*)",
+        ),
+        (
+            {"triggerers": 0},
+            "churn-prod has no triggerer, which the deferrable tasks need: gcloud composer "
+            "environments update churn-prod --location europe-west4 --project acme-churn "
+            "--triggerer-count 1",
+        ),
+        (
+            {
+                "enabled": [
+                    a
+                    for a in ENABLED
+                    if a not in ("dataprocrm.googleapis.com", "bigquerystorage.googleapis.com")
+                ]
+            },
+            "APIs not enabled in acme-churn: bigquerystorage.googleapis.com, "
+            "dataprocrm.googleapis.com (gcloud services enable bigquerystorage.googleapis.com "
+            "dataprocrm.googleapis.com --project acme-churn)",
+        ),
+        (
+            {"buckets": ("acme-churn-data", "acme-churn-code")},
+            "the model bucket gs://acme-churn-models cannot be read: gcloud storage buckets "
+            "describe gs://acme-churn-models --format=json: exit status 1: ERROR: "
+            "gs://acme-churn-models not found: 404.",
+        ),
+    ],
+)
+def test_a_failed_preflight_changes_nothing_and_names_what_is_missing(
+    gcloud, airflow_api, answers, named, dry
+):
+    fake = gcloud(**answers)
+    with pytest.raises(SystemExit) as stopped:
+        composer_deploy.main([*ARGS, *(["--dry-run"] if dry else [])])
+    assert str(stopped.value) == f"deploy failed: preflight failed, nothing was changed: {named}"
+    assert fake.commands() == READS
+    assert airflow_api.requests == []
+
+
+def test_the_preflight_names_every_problem_at_once(gcloud):
+    gcloud(triggerers=0, enabled=[], buckets=())
+    with pytest.raises(SystemExit) as stopped:
+        composer_deploy.main(ARGS)
+    problems = str(stopped.value).split(": ", 2)[2].split("; ")
+    assert len(problems) == 5  # the triggerer, the APIs, three buckets
+
+
+def test_a_custom_image_needs_artifact_registry(gcloud):
+    gcloud()
+    image = "europe-west4-docker.pkg.dev/acme-churn/churn/spark:1"
+    with pytest.raises(SystemExit, match=r"APIs not enabled in acme-churn: artifactregistry"):
+        composer_deploy.main([*ARGS, "--container-image", image])
 
 
 @pytest.mark.parametrize(
@@ -264,7 +503,7 @@ def test_a_missing_connection_does_not_stop_the_deploy(capsys, gcloud):
             "exit status 1: ERROR: NOT_FOUND: no such environment",
         ),
         (FileNotFoundError(2, "No such file or directory: 'gcloud'"), "No such file"),
-        (subprocess.CompletedProcess(DESCRIBE, 0, "{}", ""), "'config'"),
+        (subprocess.CompletedProcess(DESCRIBE, 0, "{}", ""), "no 'config' in its answer"),
     ],
 )
 def test_an_unreadable_environment_stops_before_any_step(monkeypatch, answer, reason):
@@ -279,11 +518,23 @@ def test_an_unreadable_environment_stops_before_any_step(monkeypatch, answer, re
     monkeypatch.setattr(subprocess, "run", describe)
     with pytest.raises(SystemExit) as stopped:
         composer_deploy.main(ARGS)
-    assert len(calls) == 1
+    assert calls == [tuple(DESCRIBE)]
     assert str(stopped.value).startswith(
-        f"deploy failed: could not read the environment: {shlex.join(calls[0])}: "
+        f"deploy failed: could not read the environment: {shlex.join(DESCRIBE)}: "
     )
     assert reason in str(stopped.value)
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_commands(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a command ran: {args}")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)
 
 
 @pytest.mark.parametrize(
@@ -296,7 +547,7 @@ def test_an_unreadable_environment_stops_before_any_step(monkeypatch, answer, re
         ("--region", "eu", "is not a region"),
         ("--environment", "Churn_Prod", "is not a Composer environment name"),
         ("--service-account", "churn-runtime", "is not a service account email"),
-        ("--runtime-version", "latest", "is not a Dataproc runtime version"),
+        ("--subnetwork-uri", "a,b", "is not a value without commas or spaces"),
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(capsys, no_commands, flag, value, message):
@@ -306,12 +557,33 @@ def test_bad_input_is_refused_before_anything_runs(capsys, no_commands, flag, va
     assert f"argument {flag}: {value!r} {message}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--runtime-version", "2.3"],
+            "argument --runtime-version: Dataproc runtime 2.3 ships Spark 3.5",
+        ),
+        (["--runtime-version", "latest"], "unknown Dataproc runtime version 'latest'"),
+        (
+            ["--spark-history-server", "projects/acme-churn/regions/europe-west4/clusters/phs"],
+            "error: Dataproc runtime 3.0 does not support a Persistent History Server",
+        ),
+    ],
+)
+def test_a_runtime_the_jobs_cannot_use_is_refused(capsys, no_commands, extra, message):
+    with pytest.raises(SystemExit) as stopped:
+        composer_deploy.main([*ARGS, *extra])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_required_settings_must_be_given(capsys, no_commands):
-    without = ARGS[: ARGS.index("--code-bucket")] + ARGS[ARGS.index("--code-bucket") + 2 :]
+    without = ARGS[: ARGS.index("--service-account")] + ARGS[ARGS.index("--service-account") + 2 :]
     with pytest.raises(SystemExit) as stopped:
         composer_deploy.main(without)
     assert stopped.value.code == 2
-    assert "the following arguments are required: --code-bucket" in capsys.readouterr().err
+    assert "the following arguments are required: --service-account" in capsys.readouterr().err
 
 
 def test_a_stale_template_stops_before_anything_runs(monkeypatch, no_commands):
@@ -338,8 +610,8 @@ ours = ("churn_airflow", "pipeline", "churn_ml")
 loaded_as_plugins = sorted(m for m in sys.modules if m.split(".")[0] in ours)
 bag = DagBag(sys.argv[1])
 import churn_airflow.dataproc_operators, churn_airflow.promotion, churn_airflow.registry
-import churn_airflow.run_ids, churn_airflow.scoring, churn_airflow.vertex_operators
-import churn_ml.layout, pipeline.params
+import churn_airflow.run_ids, churn_airflow.scoring, churn_airflow.settings
+import churn_airflow.vertex_operators, churn_ml.layout, pipeline.params
 print(json.dumps({
     "plugin_errors": plugin_errors,
     "loaded_as_plugins": loaded_as_plugins,
@@ -352,18 +624,20 @@ print(json.dumps({
 
 
 @pytest.mark.slow
-def test_what_goes_to_the_environment_bucket_imports_there(capsys, tmp_path):
+def test_what_goes_to_the_environment_bucket_imports_there(capsys, gcloud, tmp_path):
     """The DAGs and every gcp-backend task import from the uploaded dags/ and plugins/ alone."""
-    placeholder = composer_deploy.BUCKET_PLACEHOLDER + "/"
-    for _, argv in dry_run(capsys):  # lay out what the steps upload, as Composer mounts it
-        if argv[:3] == ["gcloud", "storage", "rsync"] and argv[-1].startswith(placeholder):
+    gcloud()
+    prefix = ENV_BUCKET + "/"
+    for _, shown in dry_run(capsys):  # lay out what the steps upload, as Composer mounts it
+        argv = [] if shown.startswith("PATCH") else shlex.split(shown)
+        if argv[:3] == ["gcloud", "storage", "rsync"] and argv[-1].startswith(prefix):
             shutil.copytree(
                 REPO / argv[-2],
-                tmp_path / argv[-1].removeprefix(placeholder),
+                tmp_path / argv[-1].removeprefix(prefix),
                 ignore=shutil.ignore_patterns("__pycache__"),
             )
-        elif argv[:3] == ["gcloud", "storage", "cp"] and argv[-1].startswith(placeholder):
-            folder = tmp_path / argv[-1].removeprefix(placeholder)
+        elif argv[:3] == ["gcloud", "storage", "cp"] and argv[-1].startswith(prefix):
+            folder = tmp_path / argv[-1].removeprefix(prefix)
             folder.mkdir(parents=True, exist_ok=True)
             for source in argv[3:-1]:
                 shutil.copy(REPO / source, folder)
@@ -375,16 +649,17 @@ def test_what_goes_to_the_environment_bucket_imports_there(capsys, tmp_path):
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
     }
-    done = subprocess.run(
+    done = subprocess.Popen(
         [sys.executable, "-c", PROBE, str(dags)],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.splitlines()[-1])
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    found = json.loads(out.splitlines()[-1])
     assert found["plugin_errors"] == {}
     assert found["loaded_as_plugins"] == []  # the Vertex module alone costs ~10 s per process
     assert found["dag_errors"] == {}

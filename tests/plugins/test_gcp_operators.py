@@ -45,9 +45,8 @@ def gcp_env() -> Environment:
         "code-b",
         service_account="sa@x.iam.gserviceaccount.com",
         subnetwork_uri="projects/p/regions/r/subnetworks/s",
-        spark_history_server="projects/p/regions/r/clusters/h",
         container_image="gcr.io/p/img:1",
-        runtime_version="2.3",
+        runtime_version="3.0",
     )
 
 

@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from google.api_core.exceptions import PreconditionFailed
 
 from churn_airflow import registry
 from churn_airflow.registry import (
@@ -20,7 +19,6 @@ from churn_airflow.registry import (
     CHAMPION,
     RETIRED,
     Candidate,
-    GcsStore,
     LocalStore,
     champion,
     empty,
@@ -434,130 +432,7 @@ def test_local_concurrent_updates_from_processes_all_survive(tmp_path, subproces
     assert_all_registered(LocalStore(path).read(), pids, best="run-p3")
 
 
-# --- GcsStore -----------------------------------------------------------------------------------
-
-
-class FakeBlob:
-    def __init__(self, data: str, generation: int):
-        self._data, self.generation = data, generation
-
-    def download_as_text(self) -> str:
-        return self._data
-
-
-class FakeBucket:
-    """One bucket of a fake storage client with GCS generation preconditions.
-
-    ``interfere`` is called before a write is checked, for as many writes as it returns True:
-    it stands for another writer that got in between this writer's read and write.
-    """
-
-    def __init__(self, name: str):
-        self.name = name
-        self.objects: dict[str, tuple[str, int]] = {}
-        self.uploads: list[dict] = []
-        self.interfere = None
-
-    def get_blob(self, name: str):
-        if name not in self.objects:
-            return None
-        data, generation = self.objects[name]
-        return FakeBlob(data, generation)
-
-    def blob(self, name: str):
-        return FakeWriter(self, name)
-
-    def put(self, name: str, data: str) -> None:
-        generation = self.objects.get(name, ("", 0))[1]
-        self.objects[name] = (data, generation + 1)
-
-
-class FakeWriter:
-    def __init__(self, bucket: FakeBucket, name: str):
-        self.bucket, self.name = bucket, name
-
-    def upload_from_string(self, data, content_type=None, if_generation_match=None):
-        self.bucket.uploads.append(
-            {"content_type": content_type, "if_generation_match": if_generation_match}
-        )
-        if self.bucket.interfere:
-            self.bucket.interfere(self.bucket, self.name)
-        current = self.bucket.objects.get(self.name, ("", 0))[1]
-        if if_generation_match is not None and if_generation_match != current:
-            raise PreconditionFailed(f"generation {if_generation_match} does not match {current}")
-        self.bucket.put(self.name, data)
-
-
-class FakeClient:
-    def __init__(self):
-        self.buckets: dict[str, FakeBucket] = {}
-
-    def bucket(self, name: str) -> FakeBucket:
-        return self.buckets.setdefault(name, FakeBucket(name))
-
-
-URI = "gs://model-b/registry/customer-churn-model.json"
-OBJECT = "registry/customer-churn-model.json"
-
-
-def test_gcs_store_reads_and_writes_one_object():
-    client = FakeClient()
-    store = GcsStore(URI, client)
-    assert store.read() == empty()
-    decision = store.update(promote_change("20261129", 0.7))
-    assert decision["promoted"] is True
-    bucket = client.buckets["model-b"]
-    assert list(bucket.objects) == [OBJECT]
-    assert bucket.uploads == [{"content_type": "application/json", "if_generation_match": 0}]
-    assert json.loads(bucket.objects[OBJECT][0])["champion"] == "20261129-training-abcde-1"
-    store.update(promote_change("20261130", 0.8))
-    assert bucket.uploads[-1]["if_generation_match"] == 1
-    assert store.read()["champion"] == "20261130-training-abcde-1"
-
-
-def test_gcs_store_retries_a_lost_race_and_keeps_both_updates():
-    client = FakeClient()
-    store = GcsStore(URI, client)
-    store.update(promote_change("20261129", 0.7))
-    bucket = client.buckets["model-b"]
-    races = []
-
-    def other_writer(bucket, name):
-        if races:
-            return
-        races.append(name)  # once: another run promotes between our read and our write
-        doc = json.loads(bucket.objects[name][0])
-        doc, _ = promote(doc, [candidate("other-run", 0.9)], THRESHOLD, NOW)
-        bucket.put(name, json.dumps(doc))
-
-    bucket.interfere = other_writer
-    decision = store.update(promote_change("20261130", 0.8))
-    assert races == [OBJECT]
-    assert [u["if_generation_match"] for u in bucket.uploads] == [0, 1, 2]
-    doc = store.read()
-    assert sorted(v["version"] for v in doc["versions"]) == [
-        "20261129-training-abcde-1",
-        "20261130-training-abcde-1",
-        "other-run-training-abcde-1",
-    ]
-    # the retry re-decided against the document the other writer left
-    assert decision["promoted"] is False
-    assert "champion other-run-training-abcde-1" in decision["reason"]
-    assert doc["champion"] == "other-run-training-abcde-1"
-
-
-def test_gcs_store_gives_up_after_its_attempts():
-    client = FakeClient()
-    store = GcsStore(URI, client, attempts=3)
-    bucket = client.buckets["model-b"]
-    bucket.interfere = lambda b, name: b.put(name, json.dumps(empty()))
-    with pytest.raises(
-        RuntimeError,
-        match=r"registry gs://model-b/registry/customer-churn-model\.json kept changing",
-    ):
-        store.update(promote_change("20261129", 0.7))
-    assert len(bucket.uploads) == 3
-    assert json.loads(bucket.objects[OBJECT][0]) == empty()  # our change never landed
+# The GcsStore is tested against a GCS API server: tests/plugins/test_gcs_emulator.py.
 
 
 # --- CLI ----------------------------------------------------------------------------------------

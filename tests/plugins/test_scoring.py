@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from google.cloud.dataproc_v1 import Batch
+from google.cloud.dataproc_v1 import AuthenticationConfig, Batch
 
-from churn_airflow.scoring import check_counts, count_local, dataproc_batch, scoring_args
+from churn_airflow.scoring import check_run, dataproc_batch, scoring_args, validate
 from pipeline.params import REPO, Environment
+from tests.dataproc_schema import strict_batch
 
 DAY = dt.date(2026, 11, 29)
 MODEL_URI = "gs://model-b/models/customer-churn-model/training/20261129"
@@ -25,9 +27,8 @@ def full_env() -> Environment:
         "code-b",
         service_account="sa@x.iam.gserviceaccount.com",
         subnetwork_uri="projects/p/regions/r/subnetworks/s",
-        spark_history_server="projects/p/regions/r/clusters/h",
         container_image="gcr.io/p/img:1",
-        runtime_version="2.3",
+        runtime_version="3.0",
     )
 
 
@@ -46,8 +47,11 @@ EXPECTED_ARGS = [
     "--model-uri", "gs://model-b/models/customer-churn-model/training/20261129",
     "--model-version", "20261129-training",
     "--dataset-uri", "bq://my-proj.customer_churn_ds",
+    "--stats-uri",
+    "gs://model-b/metrics/customer-churn-model/batch-scoring/20261129/run_stats.json",
 ]  # fmt: skip
 
+SERVICE_ACCOUNT = {"user_workload_authentication_type": "SERVICE_ACCOUNT"}
 SPARK_PROPERTIES = {
     "spark.driver.cores": "4",
     "spark.driver.memory": "12g",
@@ -63,7 +67,7 @@ EXPECTED_BATCH = {
         "args": EXPECTED_ARGS,
     },
     "runtime_config": {
-        "version": "2.3",
+        "version": "3.0",
         "properties": SPARK_PROPERTIES,
         "container_image": "gcr.io/p/img:1",
     },
@@ -71,9 +75,7 @@ EXPECTED_BATCH = {
         "execution_config": {
             "service_account": "sa@x.iam.gserviceaccount.com",
             "subnetwork_uri": "projects/p/regions/r/subnetworks/s",
-        },
-        "peripherals_config": {
-            "spark_history_server_config": {"dataproc_cluster": "projects/p/regions/r/clusters/h"}
+            "authentication_config": {"user_workload_authentication_type": "SERVICE_ACCOUNT"},
         },
     },
     "labels": {"app": "customer-churn", "pipeline-id": "20261129"},
@@ -93,6 +95,8 @@ def test_scoring_args_of_the_local_backend(tmp_path):
         "--model-uri", "/m",
         "--model-version", "x1-training",
         "--dataset-uri", f"{tmp_path.resolve()}/warehouse/customer_churn_ds",
+        "--stats-uri",
+        f"{tmp_path.resolve()}/metrics/customer-churn-model/batch-scoring/x1/run_stats.json",
     ]  # fmt: skip
 
 
@@ -100,28 +104,21 @@ def test_dataproc_batch_with_every_setting():
     assert dataproc_batch(full_env(), "20261129", args(full_env())) == EXPECTED_BATCH
 
 
-def test_dataproc_batch_parses_as_a_batch():
+def test_dataproc_batch_parses_strictly_as_a_batch():
     payload = dataproc_batch(full_env(), "20261129", args(full_env()))
-    batch = Batch(payload)
+    batch = strict_batch(payload)
     assert batch.pyspark_batch.main_python_file_uri == "gs://code-b/spark_jobs/score.py"
     assert list(batch.pyspark_batch.args) == EXPECTED_ARGS
-    assert list(batch.pyspark_batch.python_file_uris) == ["gs://code-b/spark_jobs/churn_ml.zip"]
-    assert batch.runtime_config.version == "2.3"
-    assert batch.runtime_config.container_image == "gcr.io/p/img:1"
+    assert batch.runtime_config.version == "3.0"
     assert dict(batch.runtime_config.properties) == SPARK_PROPERTIES
     execution = batch.environment_config.execution_config
     assert execution.service_account == "sa@x.iam.gserviceaccount.com"
-    assert execution.subnetwork_uri == "projects/p/regions/r/subnetworks/s"
-    history = batch.environment_config.peripherals_config.spark_history_server_config
-    assert history.dataproc_cluster == "projects/p/regions/r/clusters/h"
-    assert dict(batch.labels) == {"app": "customer-churn", "pipeline-id": "20261129"}
-
-    again = Batch.to_dict(batch)
-    assert again["pyspark_batch"]["main_python_file_uri"] == "gs://code-b/spark_jobs/score.py"
-    assert again["pyspark_batch"]["args"] == EXPECTED_ARGS
-    assert again["runtime_config"]["properties"] == SPARK_PROPERTIES
-    assert again["labels"] == payload["labels"]
-    assert Batch(again) == batch
+    # runtime 3.0 would otherwise run it as whoever submits it: Composer's account
+    assert execution.authentication_config.user_workload_authentication_type == (
+        AuthenticationConfig.AuthenticationType.SERVICE_ACCOUNT
+    )
+    assert not batch.environment_config.peripherals_config.spark_history_server_config
+    assert Batch(payload) == batch  # what the provider operator builds from the same dict
 
 
 def test_dataproc_batch_omits_empty_settings():
@@ -133,16 +130,11 @@ def test_dataproc_batch_omits_empty_settings():
             "python_file_uris": ["gs://code-b/spark_jobs/churn_ml.zip"],
             "args": EXPECTED_ARGS,
         },
-        "runtime_config": {"version": "2.3", "properties": SPARK_PROPERTIES},
-        "environment_config": {"execution_config": {}},
+        "runtime_config": {"version": "3.0", "properties": SPARK_PROPERTIES},
+        "environment_config": {"execution_config": {"authentication_config": SERVICE_ACCOUNT}},
         "labels": {"app": "customer-churn", "pipeline-id": "20261129"},
     }
-    batch = Batch(payload)
-    assert batch.runtime_config.container_image == ""
-    assert (
-        "peripherals_config"
-        not in Batch.to_dict(batch, including_default_value_fields=False)["environment_config"]
-    )
+    assert strict_batch(payload).runtime_config.container_image == ""
 
 
 def test_dataproc_batch_properties_are_a_copy():
@@ -160,33 +152,85 @@ def test_dataproc_batch_of_the_local_backend(tmp_path):
         "python_file_uris": [f"{tmp_path.resolve()}/code/churn_ml.zip"],
         "args": ["--a"],
     }
-    assert payload["environment_config"] == {"execution_config": {}}
+    assert payload["environment_config"] == {
+        "execution_config": {"authentication_config": SERVICE_ACCOUNT}
+    }
+    strict_batch(payload)
     assert (REPO / "spark_jobs" / "score.py").is_file()
 
 
 # --- output check -------------------------------------------------------------------------------
 
+STATS = {
+    "pipeline_id": "20261129",
+    "pipeline_execution_dt": "2026-11-29",
+    "model_version": "20261129-training",
+    "rows_in": 100,
+    "scored": 98,
+    "rejected": 2,
+}
+TABLES = {"batch_predictions": 98, "batch_rejects": 2}
 
-def test_check_counts_good():
-    assert check_counts(100, 98, 2) == {"rows_in": 100, "scored": 98, "rejected": 2}
-    assert check_counts(5, 5, 0) == {"rows_in": 5, "scored": 5, "rejected": 0}
+
+RUN = {
+    "pipeline_id": "20261129",
+    "pipeline_execution_dt": "2026-11-29",
+    "model_version": "20261129-training",
+}
+
+
+def check(stats=STATS, tables=TABLES, run=RUN):
+    return check_run(stats, tables, run)
+
+
+def test_check_run_good():
+    assert check() == {"rows_in": 100, "scored": 98, "rejected": 2}
+    one = {**STATS, "rows_in": 5, "scored": 5, "rejected": 0}
+    assert check(one, {"batch_predictions": 5, "batch_rejects": 0})["scored"] == 5
 
 
 @pytest.mark.parametrize(
-    ("rows_in", "scored", "rejected"), [(100, 90, 5), (100, 99, 2), (10, 0, 0)]
+    ("change", "tables", "message"),
+    [
+        ({"scored": 90}, TABLES, "scoring lost rows: 100 in, 90 scored + 2 rejected"),
+        (
+            {},
+            {"batch_predictions": 97, "batch_rejects": 2},
+            "the job counted {'batch_predictions': 98, 'batch_rejects': 2} rows but the tables "
+            "hold {'batch_predictions': 97, 'batch_rejects': 2}",
+        ),
+        (
+            {"rows_in": 3, "scored": 0, "rejected": 3},
+            {"batch_predictions": 0, "batch_rejects": 3},
+            "no predictions were written for 3 input rows",
+        ),
+        (
+            {"model_version": "20261128-training"},
+            TABLES,
+            "the run stats are of {'pipeline_id': '20261129', 'pipeline_execution_dt': "
+            "'2026-11-29', 'model_version': '20261128-training'}, not of this run "
+            "{'pipeline_id': '20261129', 'pipeline_execution_dt': '2026-11-29', "
+            "'model_version': '20261129-training'}",
+        ),
+        (
+            {"pipeline_execution_dt": "2026-11-28"},
+            TABLES,
+            "the run stats are of {'pipeline_id': '20261129', 'pipeline_execution_dt': "
+            "'2026-11-28', 'model_version': '20261129-training'}, not of this run "
+            "{'pipeline_id': '20261129', 'pipeline_execution_dt': '2026-11-29', "
+            "'model_version': '20261129-training'}",
+        ),
+    ],
 )
-def test_check_counts_lost_or_extra_rows(rows_in, scored, rejected):
-    with pytest.raises(ValueError) as err:
-        check_counts(rows_in, scored, rejected)
-    assert str(err.value) == (
-        f"scoring lost rows: {rows_in} in, {scored} scored + {rejected} rejected"
-    )
+def test_check_run_refuses_what_does_not_add_up(change, tables, message):
+    with pytest.raises(ValueError) as refused:
+        check({**STATS, **change}, tables)
+    assert str(refused.value) == message
 
 
-@pytest.mark.parametrize(("rows_in", "rejected"), [(3, 3), (0, 0)])
-def test_check_counts_nothing_scored(rows_in, rejected):
-    with pytest.raises(ValueError, match=f"no predictions were written for {rows_in} input rows"):
-        check_counts(rows_in, 0, rejected)
+def test_check_run_without_stats():
+    with pytest.raises(ValueError, match="scoring run 20261129 left no run stats"):
+        check(None)
 
 
 def write_parquet(path, rows: int) -> None:
@@ -194,35 +238,23 @@ def write_parquet(path, rows: int) -> None:
     pq.write_table(pa.table({"customer_id": [f"c{i}" for i in range(rows)]}), path)
 
 
-def test_count_local(tmp_path):
+def test_validate_a_local_run_from_its_stats_and_parquet_footers(tmp_path):
     env = Environment.local(tmp_path)
-    day = tmp_path / "landing" / "score" / "dt=2026-11-29"
-    day.mkdir(parents=True)
-    (day / "part-0.csv").write_text("customerID,tenure\na,1\nb,2\nc,3\n")
-    (day / "part-1.csv").write_text("customerID,tenure\nd,4\ne,5\n")
-    (day / "part-2.csv").write_text("customerID,tenure\n")  # header only
-    (day / "_SUCCESS").write_text("")
-    other_day = tmp_path / "landing" / "score" / "dt=2026-11-28"
-    other_day.mkdir()
-    (other_day / "part-0.csv").write_text("customerID,tenure\nz,9\n")
-
     tables = tmp_path / "warehouse" / "customer_churn_ds"
     write_parquet(tables / "batch_predictions" / "pipeline_id=20261129" / "part-0.parquet", 3)
     write_parquet(tables / "batch_predictions" / "pipeline_id=20261129" / "part-1.parquet", 1)
     write_parquet(tables / "batch_predictions" / "pipeline_id=20261128" / "part-0.parquet", 7)
     write_parquet(tables / "batch_rejects" / "pipeline_id=20261129" / "part-0.parquet", 1)
     (tables / "batch_predictions" / "pipeline_id=20261129" / "_SUCCESS").write_text("")
-
-    counts = count_local(env, "20261129", DAY)
-    assert counts == (5, 4, 1)
-    assert check_counts(*counts) == {"rows_in": 5, "scored": 4, "rejected": 1}
-
-
-def test_count_local_without_outputs(tmp_path):
-    env = Environment.local(tmp_path)
-    day = tmp_path / "landing" / "score" / "dt=2026-11-29"
-    day.mkdir(parents=True)
-    (day / "part-0.csv").write_text("customerID\na\nb\n")
-    assert count_local(env, "20261129", DAY) == (2, 0, 0)
-    with pytest.raises(ValueError, match="scoring lost rows"):
-        check_counts(*count_local(env, "20261129", DAY))
+    stats = tmp_path / "metrics" / "customer-churn-model" / "batch-scoring" / "20261129"
+    stats.mkdir(parents=True)
+    document = {**STATS, "rows_in": 5, "scored": 4, "rejected": 1}
+    (stats / "run_stats.json").write_text(json.dumps(document))
+    # no input files at all: the check never reads them
+    assert validate(env, "20261129", DAY, "20261129-training") == {
+        "rows_in": 5,
+        "scored": 4,
+        "rejected": 1,
+    }
+    with pytest.raises(ValueError, match="left no run stats"):
+        validate(env, "20261130", DAY, "20261129-training")

@@ -25,10 +25,12 @@ def test_scored_plus_rejected_is_the_input(runs):
     stats = runs.scored
     source = runs.source
     assert stats == {
+        "pipeline_id": runs.pipeline_id,
+        "pipeline_execution_dt": runs.execution_dt,
+        "model_version": runs.model_version,
         "rows_in": source.score_rows,
         "scored": source.score_rows - source.score_rejects,
         "rejected": source.score_rejects,
-        "model_version": runs.model_version,
     }
     predictions = runs.table("batch_predictions", pipeline_id=runs.pipeline_id)
     rejects = runs.table("batch_rejects", pipeline_id=runs.pipeline_id)

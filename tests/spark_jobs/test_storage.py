@@ -90,20 +90,6 @@ def test_partition_path():
     )
 
 
-def test_replace_rows_sql():
-    target = BigQueryTable("my-project", "customer_churn_ds", "test_predictions")
-    staging = BigQueryTable("my-project", "customer_churn_ds", "_staging_test_predictions_p1")
-    sql = storage.replace_rows_sql(target, staging, ["operation", "pipeline_id"])
-    assert sql == (
-        "BEGIN TRANSACTION;\n"
-        "DELETE FROM `my-project.customer_churn_ds.test_predictions` "
-        "WHERE operation = @operation AND pipeline_id = @pipeline_id;\n"
-        "INSERT INTO `my-project.customer_churn_ds.test_predictions` "
-        "SELECT * FROM `my-project.customer_churn_ds._staging_test_predictions_p1`;\n"
-        "COMMIT TRANSACTION;"
-    )
-
-
 def test_staging_uri_is_a_hidden_sibling():
     final = "file:///w/training_data/pipeline_id=p1"
     assert storage.staging_uri(final) == "file:///w/training_data/_staging/pipeline_id=p1"

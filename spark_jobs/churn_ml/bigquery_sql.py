@@ -1,0 +1,108 @@
+"""The BigQuery tables of a run: their names and every SQL statement run on them (pure Python).
+
+Tables are partitioned by day on ``pipeline_execution_dt`` and clustered by ``pipeline_id``,
+so a run's DELETE and COUNT, which filter on both, read only that run's rows. The Spark jobs
+(``storage``) and the DAG side (the scoring check) build their SQL here; values are always
+query parameters, never pasted into the SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+PARTITION_COLUMN = "pipeline_execution_dt"
+CLUSTER_COLUMN = "pipeline_id"
+STAGING_EXPIRATION_HOURS = 24  # a staging table that outlives its job goes away by itself
+
+_BQ_TABLE = re.compile(r"^bq://([a-z][a-z0-9-]{4,28}[a-z0-9])\.(\w{1,1024})\.([\w-]{1,1024})$")
+
+
+@dataclass(frozen=True)
+class BigQueryTable:
+    project: str
+    dataset: str
+    table: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.project}.{self.dataset}.{self.table}"
+
+    @property
+    def quoted(self) -> str:
+        return f"`{self.name}`"
+
+
+def bigquery_table(uri: str) -> BigQueryTable | None:
+    """Parse ``bq://project.dataset.table``; None for a filesystem URI."""
+    if not uri.startswith("bq://"):
+        return None
+    match = _BQ_TABLE.fullmatch(uri)  # not match(): "$" also matches before a final "\n"
+    if not match:
+        raise ValueError(f"bad BigQuery URI {uri!r}: expected bq://project.dataset.table")
+    return BigQueryTable(*match.groups())
+
+
+def staging_table(target: BigQueryTable, keys: Mapping[str, str]) -> BigQueryTable:
+    """Where one run's rows wait for the transaction; one name per table and run."""
+    suffix = re.sub(r"\W", "_", "_".join(keys.values()))
+    return BigQueryTable(target.project, target.dataset, f"_staging_{target.table}_{suffix}")
+
+
+def _run_filter(keys: Sequence[str]) -> str:
+    """The run's rows: its day first (partition pruning), then its keys (clustering)."""
+    return " AND ".join(f"{column} = @{column}" for column in (PARTITION_COLUMN, *keys))
+
+
+def create_table_sql(target: BigQueryTable, staging: BigQueryTable, keys: Sequence[str]) -> str:
+    """Create the table, if missing, with the staged rows' schema. Outside any transaction:
+    BigQuery allows no DDL on permanent tables inside one."""
+    clustering = ", ".join(dict.fromkeys((CLUSTER_COLUMN, *keys)))
+    return (
+        f"CREATE TABLE IF NOT EXISTS {target.quoted} LIKE {staging.quoted} "
+        f"PARTITION BY {PARTITION_COLUMN} CLUSTER BY {clustering}"
+    )
+
+
+def expire_sql(staging: BigQueryTable) -> str:
+    return (
+        f"ALTER TABLE {staging.quoted} SET OPTIONS (expiration_timestamp = "
+        f"TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL {STAGING_EXPIRATION_HOURS} HOUR))"
+    )
+
+
+def replace_rows_sql(
+    target: BigQueryTable, staging: BigQueryTable, keys: Sequence[str], columns: Sequence[str]
+) -> str:
+    """One transaction that swaps a run's rows for the staged ones, columns matched by name."""
+    names = ", ".join(columns)
+    return (
+        "BEGIN TRANSACTION;\n"
+        f"DELETE FROM {target.quoted} WHERE {_run_filter(keys)};\n"
+        f"INSERT INTO {target.quoted} ({names}) SELECT {names} FROM {staging.quoted};\n"
+        "COMMIT TRANSACTION;"
+    )
+
+
+def count_rows_sql(target: BigQueryTable, keys: Sequence[str]) -> str:
+    return f"SELECT COUNT(*) FROM {target.quoted} WHERE {_run_filter(keys)}"
+
+
+def staged_days_sql(staging: BigQueryTable) -> str:
+    return f"SELECT DISTINCT {PARTITION_COLUMN} FROM {staging.quoted}"
+
+
+def run_parameters(keys: Mapping[str, str], day: dt.date) -> list[tuple[str, str, object]]:
+    """(name, BigQuery type, value) of the query parameters of ``_run_filter``."""
+    return [(PARTITION_COLUMN, "DATE", day), *((k, "STRING", v) for k, v in keys.items())]
+
+
+def query_config(parameters: Sequence[tuple[str, str, object]]):
+    """A ``QueryJobConfig`` with these parameters (google-cloud-bigquery, imported here only)."""
+    from google.cloud import bigquery
+
+    return bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter(*p) for p in parameters]
+    )

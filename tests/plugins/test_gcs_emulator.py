@@ -1,0 +1,287 @@
+"""The GCS side of the gcp backend against a real GCS JSON API (``gcp-storage-emulator``).
+
+The real ``google-cloud-storage`` client and the provider's ``GCSHook`` (with anonymous
+credentials patched in) talk HTTP to the emulator. One stand-in remains: the emulator ignores
+``ifGenerationMatch``, so ``tests.gcs_emulator.generation_preconditions`` answers that one
+check as GCS does (412); the two canary tests below show both facts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from google.api_core.exceptions import PreconditionFailed
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+
+from churn_airflow import promotion, registry, scoring
+from churn_ml import bigquery_sql, layout
+from pipeline.params import Environment
+from tests import gcs_emulator as emulator
+
+PROJECT = "emulator-project"
+DAY = dt.date(2026, 11, 29)
+OBJECT = "registry/customer-churn-model.json"
+
+
+def new_bucket(request) -> storage.Bucket:
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:63]
+    return storage.Client(project=PROJECT).create_bucket(name)
+
+
+@pytest.fixture
+def bucket(gcs_emulator, request):
+    """A new bucket for each test, on a GCS that honours generation preconditions."""
+    with emulator.generation_preconditions():
+        yield new_bucket(request)
+
+
+@pytest.fixture
+def gcs_hook(monkeypatch):
+    """``GCSHook`` as on Composer, but anonymous: the emulator checks no credentials."""
+    from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", "google-cloud-platform://")
+    monkeypatch.setattr(
+        GoogleBaseHook,
+        "get_credentials_and_project_id",
+        lambda self: (AnonymousCredentials(), PROJECT),
+    )
+
+
+def put(bucket: storage.Bucket, name: str, doc: dict) -> None:
+    bucket.blob(name).upload_from_string(json.dumps(doc), content_type="application/json")
+
+
+def candidate(pid: str, au_pr: float) -> registry.Candidate:
+    return registry.Candidate(pid, layout.TRAINING, "abcde-1", f"gs://m/{pid}", {"au_pr": au_pr})
+
+
+def promote_change(pid: str, au_pr: float):
+    return lambda doc: registry.promote(doc, [candidate(pid, au_pr)], 0.5, "now")
+
+
+# --- canaries -----------------------------------------------------------------------------------
+
+
+def test_a_stale_generation_gets_412(bucket):
+    blob = bucket.blob("canary.json")
+    blob.upload_from_string("1", if_generation_match=0)  # 0: only if there is no object yet
+    with pytest.raises(PreconditionFailed):
+        bucket.blob("canary.json").upload_from_string("2", if_generation_match=0)
+    first = bucket.get_blob("canary.json").generation
+    bucket.blob("canary.json").upload_from_string("2", if_generation_match=first)
+    with pytest.raises(PreconditionFailed):
+        bucket.blob("canary.json").upload_from_string("3", if_generation_match=first)
+    assert bucket.get_blob("canary.json").download_as_text() == "2"
+
+
+def test_the_emulator_alone_ignores_if_generation_match(gcs_emulator, request):
+    """Why ``generation_preconditions`` exists; when this fails, the emulator has learnt the
+    check and the stand-in can go."""
+    bucket = new_bucket(request)
+    bucket.blob("canary.json").upload_from_string("1", if_generation_match=0)
+    bucket.blob("canary.json").upload_from_string("2", if_generation_match=0)  # no 412
+    assert bucket.get_blob("canary.json").download_as_text() == "2"
+
+
+# --- the registry's GcsStore --------------------------------------------------------------------
+
+
+def test_gcs_store_writes_one_json_object_under_preconditions(bucket):
+    store = registry.GcsStore(f"gs://{bucket.name}/{OBJECT}", storage.Client(project=PROJECT))
+    assert store.read() == registry.empty()
+    assert store.update(promote_change("20261129", 0.7))["promoted"] is True
+    blob = bucket.get_blob(OBJECT)
+    assert blob.content_type == "application/json"
+    assert json.loads(blob.download_as_text())["champion"] == "20261129-training-abcde-1"
+    assert store.update(promote_change("20261130", 0.8))["promoted"] is True
+    assert bucket.get_blob(OBJECT).generation != blob.generation
+    assert [v["version"] for v in store.read()["versions"]] == [
+        "20261129-training-abcde-1",
+        "20261130-training-abcde-1",
+    ]
+
+
+def test_gcs_store_retries_a_lost_race_and_keeps_both_updates(bucket):
+    store = registry.GcsStore(f"gs://{bucket.name}/{OBJECT}", storage.Client(project=PROJECT))
+    store.update(promote_change("20261129", 0.7))
+    seen = []
+
+    def change(doc):
+        seen.append(doc)
+        if len(seen) == 1:  # another run promotes between our read and our write
+            other, _ = promote_change("other-run", 0.9)(doc)
+            put(bucket, OBJECT, other)
+        return promote_change("20261130", 0.8)(doc)
+
+    decision = store.update(change)
+    assert len(seen) == 2  # the first write got 412, the second read saw the other run
+    versions = sorted(v["version"] for v in store.read()["versions"])
+    assert versions == [
+        "20261129-training-abcde-1",
+        "20261130-training-abcde-1",
+        "other-run-training-abcde-1",
+    ]
+    assert decision["promoted"] is False  # re-decided against the other run's champion
+    assert store.read()["champion"] == "other-run-training-abcde-1"
+
+
+def test_gcs_store_gives_up_after_its_attempts_and_leaves_the_document(bucket):
+    store = registry.GcsStore(
+        f"gs://{bucket.name}/{OBJECT}", storage.Client(project=PROJECT), attempts=3
+    )
+
+    def always_beaten(doc):
+        put(bucket, OBJECT, registry.empty())
+        return promote_change("20261129", 0.7)(doc)
+
+    with pytest.raises(RuntimeError, match=rf"registry gs://{bucket.name}/{OBJECT} kept changing"):
+        store.update(always_beaten)
+    assert json.loads(bucket.get_blob(OBJECT).download_as_text()) == registry.empty()
+
+
+PROMOTER = """
+import sys, time
+from churn_airflow import registry
+uri, pid, au_pr, start = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+time.sleep(max(0.0, start - time.time()))  # start together
+
+def change(doc):
+    time.sleep(0.05)  # widen the window between read and write
+    c = registry.Candidate(pid, "training", "abcde-1", "gs://m/" + pid, {"au_pr": au_pr})
+    return registry.promote(doc, [c], 0.5, "now")
+
+print(registry.GcsStore(uri, attempts=20).update(change)["version"])
+"""
+
+
+def test_concurrent_promotions_from_processes_lose_no_update(bucket, subprocess_env):
+    uri = f"gs://{bucket.name}/{OBJECT}"
+    pids = [f"run-p{i}" for i in range(4)]
+    start = time.time() + 3.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROMOTER, uri, pid, str(0.6 + i / 100), str(start)],
+            env=subprocess_env,  # STORAGE_EMULATOR_HOST included: storage.Client() finds it
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, pid in enumerate(pids)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(pids), outputs
+    doc = json.loads(bucket.get_blob(OBJECT).download_as_text())
+    assert sorted(v["version"] for v in doc["versions"]) == sorted(
+        f"{p}-training-abcde-1" for p in pids
+    )
+    assert doc["champion"] == "run-p3-training-abcde-1"
+    assert [v["version"] for v in doc["versions"] if v["status"] == registry.CHAMPION] == [
+        "run-p3-training-abcde-1"
+    ]
+
+
+def test_the_rollback_cli_on_a_bucket(bucket, subprocess_env):
+    store = registry.GcsStore(f"gs://{bucket.name}/{OBJECT}", storage.Client(project=PROJECT))
+    store.update(promote_change("20261129", 0.7))
+    store.update(promote_change("20261130", 0.8))
+    done = subprocess.run(
+        [sys.executable, "-m", "churn_airflow.registry", "--root", f"gs://{bucket.name}",
+         "promote", "20261129-training-abcde-1"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["champion"] == "20261129-training-abcde-1"
+    assert store.read()["history"][-1]["reason"] == "manual"
+
+
+# --- promotion and the scoring check through GCSHook --------------------------------------------
+
+
+def metrics_doc(root: str, operation: str, pid: str, au_pr: float) -> dict:
+    return {
+        "pipeline_id": pid,
+        "pipeline_execution_dt": DAY.isoformat(),
+        "operation": operation,
+        "model_uri": layout.model_uri(root, operation, pid, "abcde-1"),
+        "metrics": {"au_pr": au_pr, "au_roc": 0.8},
+        "feature_importances": [],
+    }
+
+
+def test_read_json_through_gcs_hook(bucket, gcs_hook):
+    put(bucket, "a/doc.json", {"a": 1})
+    assert promotion.read_json(f"gs://{bucket.name}/a/doc.json") == {"a": 1}
+    assert promotion.read_json(f"gs://{bucket.name}/a/missing.json") is None
+
+
+def test_promotion_reads_a_runs_metrics_and_updates_the_registry(bucket, gcs_hook):
+    root = f"gs://{bucket.name}"
+    for operation, au_pr in ((layout.TRAINING, 0.7), (layout.TUNING, 0.75)):
+        name = layout.metrics_file(root, operation, "20261129", "abcde-1")
+        put(bucket, name.removeprefix(f"{root}/"), metrics_doc(root, operation, "20261129", au_pr))
+    values = {"artifact_root": root, "pipeline_id": "20261129", "attempt": "abcde-1"}
+    decision = promotion.promote_run(values, 0.5)
+    assert decision["champion"] == "20261129-hyperparameter-tuning-abcde-1"
+    champion = promotion.resolve_champion(root)
+    assert champion["model_uri"] == layout.model_uri(root, layout.TUNING, "20261129", "abcde-1")
+    stored = json.loads(bucket.get_blob(OBJECT).download_as_text())
+    assert stored["champion"] == "20261129-hyperparameter-tuning-abcde-1"
+
+
+class CountingBigQuery:
+    """Answers the COUNT of each table with ``rows``; records the exact queries."""
+
+    def __init__(self, rows: dict[str, int]):
+        self.rows, self.queries = rows, []
+
+    def query(self, sql, job_config):
+        params = [(p.name, p.type_, p.value) for p in job_config.query_parameters]
+        self.queries.append((sql, params))
+        table = re.search(r"customer_churn_ds\.(\w+)`", sql)[1]
+        return type("Job", (), {"result": lambda _: iter([(self.rows[table],)])})()
+
+
+def test_validate_predictions_reads_the_stats_from_gcs_and_counts_in_bigquery(
+    bucket, gcs_hook, monkeypatch
+):
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+    env = Environment.gcp(PROJECT, "us-central1", "data-b", bucket.name, "code-b")
+    stats = {
+        "pipeline_id": "20261129",
+        "pipeline_execution_dt": "2026-11-29",
+        "model_version": "20261128-training-abcde-1",
+        "rows_in": 411,
+        "scored": 400,
+        "rejected": 11,
+    }
+    name = layout.scoring_stats_file(env.artifact_root, "20261129").removeprefix(
+        f"gs://{bucket.name}/"
+    )
+    put(bucket, name, stats)
+    bigquery = CountingBigQuery({"batch_predictions": 400, "batch_rejects": 11})
+    monkeypatch.setattr(BigQueryHook, "get_client", lambda self, project_id=None: bigquery)
+
+    counts = scoring.validate(env, "20261129", DAY, "20261128-training-abcde-1")
+    assert counts == {"rows_in": 411, "scored": 400, "rejected": 11}
+    params = [("pipeline_execution_dt", "DATE", DAY), ("pipeline_id", "STRING", "20261129")]
+    assert bigquery.queries == [
+        (bigquery_sql.count_rows_sql(bigquery_sql.BigQueryTable(PROJECT, layout.DATASET, t),
+                                     ["pipeline_id"]), params)
+        for t in ("batch_predictions", "batch_rejects")
+    ]  # fmt: skip
+
+    bigquery.rows["batch_rejects"] = 10  # a partition that does not hold what the job wrote
+    with pytest.raises(ValueError, match="but the tables hold"):
+        scoring.validate(env, "20261129", DAY, "20261128-training-abcde-1")

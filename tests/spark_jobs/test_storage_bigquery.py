@@ -1,0 +1,136 @@
+"""The BigQuery commit of a staged run: the exact jobs sent, in order, to a stand-in client.
+
+No BigQuery here: ``google.cloud.bigquery.Client`` is replaced by a recorder that answers like
+the client, and every statement it receives must parse in BigQuery's dialect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlglot
+from google.api_core.exceptions import BadRequest, Forbidden
+from google.cloud import bigquery
+
+from churn_ml import bigquery_sql, storage
+
+URI = "bq://my-project.customer_churn_ds.batch_rejects"
+TARGET = bigquery_sql.bigquery_table(URI)
+RUN = {"pipeline_id": "20261129"}
+STAGING = bigquery_sql.staging_table(TARGET, RUN)
+COLUMNS = ("customer_id", "reject_reason", "pipeline_id", "pipeline_execution_dt")
+DAY = dt.date(2026, 11, 29)
+CONCURRENT = BadRequest(
+    "Transaction is aborted due to concurrent update against table "
+    "my-project.customer_churn_ds.batch_rejects. Transaction ID: 1a2b"
+)
+
+
+class Job:
+    def __init__(self, rows, error):
+        self.rows, self.error = rows, error
+
+    def result(self):
+        if self.error:
+            raise self.error
+        return iter(self.rows)
+
+
+class RecordingClient:
+    """Records every job; ``answers`` maps a statement's first word to results or errors."""
+
+    def __init__(self, answers: dict[str, list]):
+        self.answers = answers
+        self.calls: list[tuple] = []
+
+    def __call__(self, project: str):
+        assert project == "my-project"
+        return self
+
+    def query(self, sql: str, job_config=None):
+        sqlglot.parse(sql, read="bigquery", error_level=sqlglot.ErrorLevel.RAISE)
+        parameters = [
+            (p.name, p.type_, p.value) for p in (job_config.query_parameters if job_config else [])
+        ]
+        self.calls.append(("query", sql, parameters))
+        queue = self.answers.get(sql.split()[0], [])
+        answer = queue.pop(0) if queue else []
+        if isinstance(answer, Exception):
+            return Job([], answer)
+        return Job(answer, None)
+
+    def delete_table(self, name: str, not_found_ok: bool = False):
+        self.calls.append(("delete_table", name, not_found_ok))
+
+
+@pytest.fixture
+def client(monkeypatch):
+    def install(**answers) -> RecordingClient:
+        recorder = RecordingClient(answers)
+        monkeypatch.setattr(bigquery, "Client", recorder)
+        monkeypatch.setattr(storage.time, "sleep", lambda s: recorder.calls.append(("sleep", s)))
+        return recorder
+
+    return install
+
+
+def staged(execution_dt: dt.date | None = DAY) -> storage.StagedTable:
+    return storage.StagedTable(None, URI, RUN, STAGING.name, COLUMNS, execution_dt)
+
+
+CREATE = ("query", bigquery_sql.create_table_sql(TARGET, STAGING, ["pipeline_id"]), [])
+REPLACE = (
+    "query",
+    bigquery_sql.replace_rows_sql(TARGET, STAGING, ["pipeline_id"], COLUMNS),
+    [("pipeline_execution_dt", "DATE", DAY), ("pipeline_id", "STRING", "20261129")],
+)
+DROP = ("delete_table", STAGING.name, True)
+
+
+def test_commit_creates_the_table_outside_the_transaction_then_drops_the_staging(client):
+    recorder = client()
+    staged().commit()
+    assert recorder.calls == [CREATE, REPLACE, DROP]
+
+
+def test_commit_without_the_day_reads_it_from_the_staged_rows(client):
+    recorder = client(SELECT=[[(DAY,)]])
+    staged(None).commit()
+    days = ("query", bigquery_sql.staged_days_sql(STAGING), [])
+    assert recorder.calls == [days, CREATE, REPLACE, DROP]
+
+
+def test_staged_rows_of_two_days_are_refused_and_dropped(client):
+    recorder = client(SELECT=[[(DAY,), (DAY + dt.timedelta(days=1),)]])
+    with pytest.raises(ValueError, match="carry 2 execution dates, not one"):
+        staged(None).commit()
+    assert recorder.calls[-1] == DROP
+    assert REPLACE not in recorder.calls
+
+
+def test_a_transaction_cancelled_for_concurrent_dml_is_run_again(client):
+    recorder = client(BEGIN=[CONCURRENT, CONCURRENT])
+    staged().commit()
+    assert recorder.calls == [CREATE, REPLACE, ("sleep", 2), REPLACE, ("sleep", 4), REPLACE, DROP]
+
+
+def test_concurrent_dml_that_never_stops_fails_the_commit_after_its_attempts(client):
+    recorder = client(BEGIN=[CONCURRENT] * storage.TRANSACTION_ATTEMPTS)
+    with pytest.raises(BadRequest, match="concurrent update"):
+        staged().commit()
+    assert recorder.calls.count(REPLACE) == storage.TRANSACTION_ATTEMPTS
+    assert recorder.calls[-1] == DROP
+
+
+def test_any_other_failure_is_not_retried_and_the_staging_is_dropped(client):
+    recorder = client(BEGIN=[Forbidden("Access Denied: Table batch_rejects")])
+    with pytest.raises(Forbidden):
+        staged().commit()
+    assert recorder.calls == [CREATE, REPLACE, DROP]
+
+
+def test_discard_drops_the_staging_table(client):
+    recorder = client()
+    staged().discard()
+    assert recorder.calls == [DROP]
