@@ -44,7 +44,7 @@ def stop(process: subprocess.Popen) -> None:
     for child in descendants:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.terminate()
-    _, alive = psutil.wait_procs(descendants, timeout=60)
+    _, alive = psutil.wait_procs(descendants, timeout=15)
     for child in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()

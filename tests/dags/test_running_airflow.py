@@ -400,12 +400,15 @@ def champion_entry(server) -> dict:
 def test_clearing_a_succeeded_scoring_task_re_scores_with_a_new_batch(server, api):
     import airflow_client.client as client
     from airflow_client.client.models.clear_task_instances_body import ClearTaskInstancesBody
+    from airflow_client.client.models.clear_task_instances_body_task_ids_inner import (
+        ClearTaskInstancesBodyTaskIdsInner as TaskId,
+    )
 
     pipeline_id = f"{TODAY:%Y%m%d}"
     before = batch_ids(server)
     body = ClearTaskInstancesBody(
         dag_run_id=STATE["rescore"],
-        task_ids=["submit_scoring"],
+        task_ids=[TaskId("submit_scoring")],
         include_downstream=True,
         only_failed=False,
         dry_run=False,
