@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     log_path = Path(env["AIRFLOW_HOME"]) / "demo.log"
     with Console(log_path) as console:
         console.say(f"Full Airflow, kfp and Spark output: {log_path}")
-        airflow_setup.main(os.environ.copy())
+        airflow_setup.setup(os.environ.copy())
         summary = run(args, console)
         console.say(json.dumps(summary, indent=2) if args.json else render(summary))
         if summary["failed"]:

@@ -235,7 +235,9 @@ def utc_now() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Show the churn model registry or roll back.")
+    parser = argparse.ArgumentParser(
+        prog="churn registry", description="Show the churn model registry or roll back."
+    )
     parser.add_argument("--root", required=True, help="artifact root: a folder or gs://bucket")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("show", help="print the registry document")
@@ -244,7 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     registry = store(args.root)
     if args.command == "promote":
-        registry.update(lambda doc: (set_champion(doc, args.version, utc_now()), None))
+        try:
+            registry.update(lambda doc: (set_champion(doc, args.version, utc_now()), None))
+        except ValueError as err:
+            raise SystemExit(f"churn registry: {err}") from None
     print(json.dumps(registry.read(), indent=2))
 
 

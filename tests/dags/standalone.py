@@ -13,15 +13,12 @@ from pathlib import Path
 
 import psutil
 
-from tests.dags.conftest import REPO
-
 
 def airflow_env(port: int, **overrides: str) -> dict[str, str]:
     """This process's environment, pointed at an Airflow on ``port`` that runs our DAGs."""
     return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "spark_jobs"), str(REPO / "plugins")]),
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",

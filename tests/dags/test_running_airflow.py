@@ -88,7 +88,7 @@ def server(tmp_path_factory):
         score, BACKFILL_DAYS, BACKFILL_ROWS, seed=11, with_label=False
     )
     env = airflow_env(PORT, AIRFLOW_HOME=str(home), CHURN_ROOT=str(root), CHURN_BACKEND="local")
-    airflow_setup.main(env)
+    airflow_setup.setup(env)
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
     with standalone(env, SHOTS / "standalone.log", wait=True):
