@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-MODEL = "customer-churn-model"
+from churn_ml.layout import MODEL_NAME
+
 CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
     "champion",
     "candidate",
@@ -28,11 +29,11 @@ CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
 
 
 def registry_uri(artifact_root: str) -> str:
-    return f"{artifact_root.rstrip('/')}/registry/{MODEL}.json"
+    return f"{artifact_root.rstrip('/')}/registry/{MODEL_NAME}.json"
 
 
 def empty() -> dict:
-    return {"model": MODEL, "champion": None, "versions": [], "history": []}
+    return {"model": MODEL_NAME, "champion": None, "versions": [], "history": []}
 
 
 @dataclass(frozen=True)

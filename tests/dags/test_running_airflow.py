@@ -449,3 +449,18 @@ def test_backfill_scores_each_date_into_its_own_partition(server, api):
         assert len(scored) + rejected == BACKFILL_ROWS
         assert {r["model_version"] for r in scored} == {STATE["champion"]}
         assert {r["pipeline_execution_dt"] for r in scored} == {day}
+
+
+# --- the services work together --------------------------------------------------------------
+
+
+def test_the_api_server_reads_a_task_log_from_the_scheduler(server, api):
+    """The API server fetches logs from the worker's log server: with the compose file's
+    shared API secret key it may; without it, it gets 403."""
+    import airflow_client.client as client
+
+    run_id = STATE["rescore"]
+    log = client.TaskInstanceApi(api).get_log(SCORING, run_id, "plan_scoring", 1, full_content=True)
+    text = json.dumps(log.to_dict())
+    assert "Done. Returned value was" in text or "Returned value" in text, text[:2000]
+    assert "403" not in text
