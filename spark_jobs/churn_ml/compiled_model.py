@@ -13,7 +13,6 @@ assembler, a two-class forest); ``compile_model`` returns None for anything else
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 from collections.abc import Iterator
@@ -147,7 +146,6 @@ class CompiledModel:
     numeric: tuple[str, ...]
     forest: Forest
 
-    @functools.cached_property
     def code_places(self) -> tuple[tuple[int, int], ...]:
         """(word, shift) of each column's code in the longs ``code_words`` packs them into."""
         places, word, shift = [], 0, 0
@@ -164,22 +162,20 @@ class CompiledModel:
         of every column, packed into as few longs as hold them: one Arrow column, not 16, goes
         to Python."""
         words: dict[int, Column] = {}
-        for (name, labels), (word, shift) in zip(self.categorical, self.code_places, strict=True):
+        for (name, labels), (word, shift) in zip(self.categorical, self.code_places(), strict=True):
             value = F.col(name).cast("string")
             code = F.when(value == labels[0], 0)
             for i, label in enumerate(labels[1:], start=1):
                 code = code.when(value == label, i << shift)
             code = code.otherwise(len(labels) << shift).cast("long")
-            words.append(code) if word == len(words) else words.__setitem__(
-                word, words[word] + code
-            )
-        return words
+            words[word] = words[word] + code if word in words else code
+        return list(words.values())
 
     def codes(self, words: list[np.ndarray]) -> np.ndarray:
         """The (rows, columns) codes of a batch of ``code_words`` values."""
         return np.column_stack([
             (words[word] >> shift) & ((1 << len(labels).bit_length()) - 1)
-            for (_, labels), (word, shift) in zip(self.categorical, self.code_places, strict=True)
+            for (_, labels), (word, shift) in zip(self.categorical, self.code_places(), strict=True)
         ])  # fmt: skip
 
     def feature_matrix(self, codes: np.ndarray, numerics: np.ndarray) -> np.ndarray:
