@@ -4,6 +4,9 @@ One file:           generate_data.py --rows 100000 --output data/train.csv
 Daily partitions:   generate_data.py --rows 100000 --kind score --output data/score \\
                         --dates 2026-11-27,2026-11-28   (-> data/score/dt=YYYY-MM-DD/part-00000.csv)
 
+A shifted day, for drift demos: --shift MonthlyCharges=+30 --shift Contract=+0.3 (repeatable;
+churn_ml.sample_data.SHIFTABLE says what each amount means).
+
 Same arguments give byte-identical files; each date gets its own derived seed.
 """
 
@@ -19,6 +22,8 @@ from collections.abc import Sequence
 from churn_ml import cli
 from churn_ml.sample_data import (
     DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
+    SHIFTABLE,
+    check_shift,
     write_csv,
     write_daily_partitions,
 )
@@ -51,6 +56,17 @@ def blank_fraction(value: str) -> float:
     return number
 
 
+def shift_item(value: str) -> tuple[str, float]:
+    """``COLUMN=AMOUNT``, e.g. ``MonthlyCharges=+30`` or ``Contract=-0.2``."""
+    column, _, amount = value.partition("=")
+    try:
+        return column.strip(), float(amount)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not COLUMN=AMOUNT, e.g. MonthlyCharges=+30 or Contract=+0.3"
+        ) from None
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -78,7 +94,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="share of brand-new customers (tenure 0, blank TotalCharges); "
         f"default {DEFAULT_BLANK_TOTAL_CHARGES_FRACTION:.5f} as in the reference data",
     )
+    p.add_argument(
+        "--shift",
+        type=shift_item,
+        action="append",
+        default=[],
+        metavar="COLUMN=AMOUNT",
+        help=f"move a column of every row, for drift demos ({', '.join(SHIFTABLE)}): "
+        "MonthlyCharges=+30 adds $30 to every monthly charge (TotalCharges follows), "
+        "Contract=+0.3 raises the month-to-month share by 0.3 (from 0.55); repeatable",
+    )
     args = p.parse_args(argv)
+    try:
+        args.shift = check_shift(dict(args.shift))
+    except ValueError as err:
+        p.error(str(err))
     args.dates = args.dates or ([args.date] if args.date else None)
     is_csv = args.output.lower().endswith(".csv")
     if args.dates is None and not is_csv:
@@ -98,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = {
         "with_label": args.kind == "train",
         "blank_total_charges_fraction": args.blank_total_charges_fraction,
+        "shift": args.shift,
     }
     start = time.perf_counter()
     try:

@@ -5,6 +5,12 @@ rejected. One pass over the input cleans and scores every row and stages both ta
 on the way; past ``--max-reject-fraction`` the staged rows are dropped and the job fails with
 nothing visible. Both tables commit together, then ``--stats-uri`` receives the run's counts
 as a small JSON document.
+
+With ``--drift-uri`` the same pass also counts the scored rows' features and churn
+probabilities in the bins of the model's training profile (``churn_ml.drift``): the
+``feature_drift`` table commits with the other two, then the folder receives ``drift.png``,
+``drift.html`` and, last, ``drift.json``. A model saved without a profile still scores; its
+report says there is no baseline.
 """
 
 from __future__ import annotations
@@ -17,9 +23,16 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from churn_ml import cleaning, cli, raw_csv, storage
+from churn_ml import cleaning, cli, drift, drift_report, psi, raw_csv, storage
 from churn_ml.compiled_model import compile_model
-from churn_ml.layout import BATCH_PREDICTIONS, BATCH_REJECTS, table_uri
+from churn_ml.layout import (
+    BATCH_PREDICTIONS,
+    BATCH_REJECTS,
+    FEATURE_DRIFT,
+    PROFILE_FILE,
+    profile_uri,
+    table_uri,
+)
 from churn_ml.model import CHURN_PROBABILITY, churn_probability
 from churn_ml.schema import LINEAGE_COLUMNS
 from churn_ml.session import build_session
@@ -47,7 +60,29 @@ def parse_args(argv: Sequence[str] | None):
         help="where to write the run's counts as JSON once the tables are committed "
         "(the scoring DAG's check reads them)",
     )
-    return p.parse_args(argv)
+    p.add_argument(
+        "--drift-uri",
+        help="folder for drift.json, drift.png and drift.html; measures drift against the "
+        "model's training profile and writes the feature_drift table (none without it)",
+    )
+    p.add_argument(
+        "--drift-warning",
+        type=float,
+        default=psi.DEFAULT_WARNING,
+        help=f"PSI from which a feature's drift is a warning (default {psi.DEFAULT_WARNING})",
+    )
+    p.add_argument(
+        "--drift-alert",
+        type=float,
+        default=psi.DEFAULT_ALERT,
+        help=f"PSI from which a feature's drift is an alert (default {psi.DEFAULT_ALERT})",
+    )
+    args = p.parse_args(argv)
+    try:
+        psi.check_thresholds(args.drift_warning, args.drift_alert)
+    except ValueError as err:
+        p.error(str(err))
+    return args
 
 
 Scorer = Callable[[DataFrame], DataFrame]
@@ -86,11 +121,26 @@ def outcomes(scorer: Scorer, parsed: DataFrame, model_version: str) -> DataFrame
     )
 
 
+def load_profile(spark: SparkSession, model_uri: str, model_version: str):
+    """(the model's training profile, None), or (None, why there is none)."""
+    uri = profile_uri(storage.normalize(model_uri))
+    if not storage.exists(spark, uri):
+        return None, (
+            f"the model {model_version} has no training profile ({PROFILE_FILE}): it was saved "
+            "before drift monitoring, so there is no baseline; a model trained since has one"
+        )
+    return drift.Profile.from_json(storage.read_text(spark, uri)), None
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-batch-scoring")
     parsed = cleaning.parse(raw_csv.read(spark, args.input_uri, with_label=False))
     scorer = load_scorer(spark, args.model_uri)
+    profile, no_baseline = None, None
+    if args.drift_uri:
+        profile, no_baseline = load_profile(spark, args.model_uri, args.model_version)
+    scored = F.col(cleaning.REJECT_REASON).isNull()
     counts = Observation("scoring input")
     rows = cleaning.with_lineage(
         outcomes(scorer, parsed, args.model_version), args.pipeline_id, args.pipeline_execution_dt
@@ -98,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         counts,
         F.count(F.lit(1)).alias("rows_in"),
         F.count(cleaning.REJECT_REASON).alias("rejected"),
+        *(drift.observed_counts(profile, scored) if profile else []),
     )
     # The one pass: predictions and rejects staged by a single write, counted on the way.
     try:
@@ -120,12 +171,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
         rows_in, rejected = counts.get["rows_in"], counts.get["rejected"]
         check_rejects(split, rows_in, rejected, args.max_reject_fraction)
         tables = split.tables()
-        storage.commit_all(tables)  # rejects, then predictions (simultaneous on BigQuery)
+        if args.drift_uri:
+            document = drift_document(args, profile, counts.get, no_baseline)
+            tables.append(stage_drift_table(spark, args, document))
+        storage.commit_all(tables)  # rejects, predictions, drift (simultaneous on BigQuery)
     except BaseException:
         split.discard()
         for table in tables:  # what is still staged (a committed table has nothing left)
             table.discard()
         raise
+    if args.drift_uri:
+        drift_report.write(spark, args.drift_uri, document)
     stats = run_stats(args, rows_in, rejected)
     if args.stats_uri:
         storage.write_text(spark, args.stats_uri, json.dumps(stats, indent=2) + "\n")
@@ -134,6 +190,32 @@ def main(argv: Sequence[str] | None = None) -> dict:
         stats,
     )
     return stats
+
+
+def drift_document(args, profile: drift.Profile | None, observed: dict, no_baseline) -> dict:
+    run = {
+        "pipeline_id": args.pipeline_id,
+        "pipeline_execution_dt": args.pipeline_execution_dt.isoformat(),
+        "model_version": args.model_version,
+    }
+    thresholds = {"warning": args.drift_warning, "alert": args.drift_alert}
+    return drift.report(run, thresholds, profile, observed, no_baseline)
+
+
+def stage_drift_table(spark: SparkSession, args, document: dict) -> storage.StagedTable:
+    """The run's ``feature_drift`` rows, staged (none without a baseline: a re-run still
+    replaces the run's earlier rows)."""
+    rows = spark.createDataFrame(
+        drift.table_rows(document), "feature string, psi double, unseen_share double, status string"
+    )
+    tagged = cleaning.with_lineage(rows, args.pipeline_id, args.pipeline_execution_dt)
+    columns = ("feature", "psi", "unseen_share", "status")
+    return storage.stage_table(
+        tagged.select(*LINEAGE_COLUMNS, F.lit(args.model_version).alias(MODEL_VERSION), *columns),
+        table_uri(args.dataset_uri, FEATURE_DRIFT),
+        {"pipeline_id": args.pipeline_id},
+        args.pipeline_execution_dt,
+    )
 
 
 def check_rejects(

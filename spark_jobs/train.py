@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from churn_ml import cli, layout
+from churn_ml import cli, drift, layout
 from churn_ml.model import ForestParams, fit, training_pipeline
 from churn_ml.publish import add_run_arguments, load_split, publish, run_target
 from churn_ml.session import build_session
@@ -30,9 +30,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     params = ForestParams(args.num_trees, args.max_depth, args.max_bins)
     log.info("fitting %s on %d rows", params, train.count())
     model = fit(training_pipeline(params, args.seed), train)
+    features = drift.feature_bins(train)
     train.unpersist()
     details = {"params": params.as_dict(), "seed": args.seed}
-    return publish(model, test, run_target(args, layout.TRAINING), details)
+    return publish(model, test, run_target(args, layout.TRAINING), details, features=features)
 
 
 if __name__ == "__main__":

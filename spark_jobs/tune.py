@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pyspark.ml import Pipeline, PipelineModel
 
-from churn_ml import cli, layout
+from churn_ml import cli, drift, layout
 from churn_ml.grids import DEFAULT_FOLDS, MAX_FOLDS, MIN_FOLDS
 from churn_ml.model import FEATURES, LABEL_INDEX, feature_stages, fit, forest
 from churn_ml.publish import add_run_arguments, load_split, publish, run_target
@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     log.info("best %s with mean AUPR %.4f", winner.params, winner.mean_au_pr)
     rf = fit(forest(winner.params, args.seed), vectors)
     vectors.unpersist()
+    features = drift.feature_bins(train)
     train.unpersist()
     model = PipelineModel(stages=[*features.stages, rf])
     details = {
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "cv_mean_au_pr": winner.mean_au_pr,
         "cv_results": [s.as_dict() for s in scores],
     }
-    return publish(model, test, run_target(args, layout.TUNING), details)
+    return publish(model, test, run_target(args, layout.TUNING), details, features=features)
 
 
 if __name__ == "__main__":

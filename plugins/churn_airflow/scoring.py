@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from churn_ml import bigquery_sql, layout
+from churn_ml import bigquery_sql, layout, psi
 from churn_ml.layout import BATCH_PREDICTIONS, BATCH_REJECTS
 
 
-def scoring_args(env, pipeline_id: str, day: dt.date, model_uri: str, model_version: str) -> list:
+def scoring_args(
+    env,
+    pipeline_id: str,
+    day: dt.date,
+    model_uri: str,
+    model_version: str,
+    *,
+    drift_warning: float = psi.DEFAULT_WARNING,
+    drift_alert: float = psi.DEFAULT_ALERT,
+) -> list:
     return [
         "--pipeline-id", pipeline_id,
         "--pipeline-execution-dt", day.isoformat(),
@@ -17,6 +26,9 @@ def scoring_args(env, pipeline_id: str, day: dt.date, model_uri: str, model_vers
         "--model-version", model_version,
         "--dataset-uri", env.dataset_uri,
         "--stats-uri", layout.scoring_stats_file(env.artifact_root, pipeline_id),
+        "--drift-uri", layout.drift_folder(env.artifact_root, pipeline_id),
+        "--drift-warning", str(drift_warning),
+        "--drift-alert", str(drift_alert),
     ]  # fmt: skip
 
 

@@ -18,6 +18,10 @@ MODEL_METRICS = "model_metrics"
 FEATURE_IMPORTANCE = "model_feature_importance_scores"
 BATCH_PREDICTIONS = "batch_predictions"
 BATCH_REJECTS = "batch_rejects"
+FEATURE_DRIFT = "feature_drift"
+# Inside every model's folder, written before the folder is published: the training profile
+# that scoring measures drift against (churn_ml.drift).
+PROFILE_FILE = "profile.json"
 
 
 def _folder(root: str, kind: str, step: str, pipeline_id: str) -> str:
@@ -57,7 +61,18 @@ def metrics_file(root: str, operation: str, pipeline_id: str, attempt: str) -> s
 
 def scoring_stats_file(root: str, pipeline_id: str) -> str:
     """The counts of a scoring run, which its check compares with the tables."""
-    return _folder(root, "metrics", SCORING, pipeline_id) + "/run_stats.json"
+    return drift_folder(root, pipeline_id) + "/run_stats.json"
+
+
+def drift_folder(root: str, pipeline_id: str) -> str:
+    """The scoring run's metrics folder: ``drift.json``, ``drift.png`` and ``drift.html``
+    (churn_ml.drift) beside ``run_stats.json``."""
+    return _folder(root, "metrics", SCORING, pipeline_id)
+
+
+def profile_uri(model_uri: str) -> str:
+    """The training profile of a model version, inside its folder."""
+    return f"{model_uri.rstrip('/')}/{PROFILE_FILE}"
 
 
 def table_uri(dataset_uri: str, table: str) -> str:

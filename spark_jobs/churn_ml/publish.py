@@ -1,6 +1,7 @@
 """What training and tuning share: their arguments and input, and everything a run publishes.
 
-A run publishes the model, ``test_predictions``,
+A run publishes the model (its folder holds the training profile, ``profile.json``, which
+scoring measures drift against: ``churn_ml.drift``), ``test_predictions``,
 ``model_feature_importance_scores``, ``model_metrics`` and ``metrics.json``. The model and
 tables are committed first and ``metrics.json`` last, so its presence means a complete run.
 """
@@ -16,7 +17,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from churn_ml import cli, storage
+from churn_ml import cli, drift, layout, storage
 from churn_ml.cleaning import with_lineage
 from churn_ml.evaluation import evaluate
 from churn_ml.layout import (
@@ -111,8 +112,19 @@ def metric_rows(spark, metrics: dict[str, float]) -> DataFrame:
     )
 
 
-def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: dict) -> dict:
-    """Write the model, tables and metrics.json of one run; returns the metrics document."""
+def publish(
+    model: PipelineModel,
+    test: DataFrame,
+    target: RunTarget,
+    details: dict,
+    *,
+    features: drift.Profiled,
+) -> dict:
+    """Write the model, tables and metrics.json of one run; returns the metrics document.
+
+    ``features`` is the training rows' ``drift.feature_bins``; with the test rows' churn
+    probabilities it makes the profile saved in the model's folder before it is published.
+    """
     spark = test.sparkSession
     if storage.exists(spark, storage.normalize(target.model_uri)):
         raise FileExistsError(
@@ -124,6 +136,8 @@ def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: d
         importances = feature_importances(model, predictions)
         staged_model = storage.staging_uri(storage.normalize(target.model_uri))
         model.write().overwrite().save(staged_model)
+        profile = drift.training_profile(features, predictions)
+        storage.write_text(spark, layout.profile_uri(staged_model), profile.to_json())
         storage.commit(spark, staged_model, storage.normalize(target.model_uri))
         tables = {
             TEST_PREDICTIONS: test_predictions(predictions),

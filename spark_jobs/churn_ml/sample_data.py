@@ -21,7 +21,7 @@ import math
 import os
 import random
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from itertools import islice
 from pathlib import Path
@@ -31,7 +31,9 @@ from churn_ml.schema import RAW_SCORE_COLUMNS, RAW_TRAIN_COLUMNS
 __all__ = [
     "DEFAULT_BLANK_TOTAL_CHARGES_FRACTION",
     "SCORE_COLUMNS",
+    "SHIFTABLE",
     "TRAIN_COLUMNS",
+    "check_shift",
     "derive_seed",
     "generate_rows",
     "write_csv",
@@ -235,11 +237,12 @@ def generate_rows(
     *,
     with_label: bool = True,
     blank_total_charges_fraction: float = DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
+    shift: Mapping[str, float] | None = None,
 ) -> Iterator[tuple[str, ...]]:
     """Lazily yield ``n`` rows: tuples of strings in TRAIN_COLUMNS (or SCORE_COLUMNS) order.
 
     Arguments are checked eagerly. With the same seed, score rows are the train
-    rows without the Churn column.
+    rows without the Churn column. ``shift`` moves some columns (see ``SHIFTABLE``).
     """
     if n < 0 or n > _ID_SPACE:
         raise ValueError(f"n must be in 0..{_ID_SPACE}, got {n}")
@@ -247,7 +250,8 @@ def generate_rows(
         raise ValueError(
             f"blank_total_charges_fraction must be in [0, 1), got {blank_total_charges_fraction}"
         )
-    return _rows(n, seed, with_label, blank_total_charges_fraction)
+    rows = _rows(n, seed, with_label, blank_total_charges_fraction)
+    return _shifted(rows, check_shift(shift or {}), seed) if shift else rows
 
 
 def _rows(n: int, seed: int, with_label: bool, p_new: float) -> Iterator[tuple[str, ...]]:
@@ -444,6 +448,67 @@ def _rows(n: int, seed: int, with_label: bool, p_new: float) -> Iterator[tuple[s
         yield row if with_label else row[:-1]
 
 
+# --- Shifted days, for drift demos and tests ---------------------------------------------
+# What a shift can move, and what its amount means:
+# - Contract: the change of the month-to-month share, -0.55 to +0.45 (it is 0.55). +0.3 moves
+#   customers on one- and two-year contracts to month-to-month, each with the same chance, until
+#   the share is about 0.85; -0.3 moves month-to-month customers to one- or two-year contracts
+#   (in their 0.209 : 0.241 proportion).
+# - MonthlyCharges: dollars added to every monthly charge (negative lowers it; the charge stays
+#   at least 0.05). TotalCharges scales with it, as if the customer had always paid the new
+#   price, so the total keeps its ratio to monthly x tenure (the data contract checks it).
+# Only those columns move: every other column of every row is the one the unshifted generator
+# writes with the same seed.
+SHIFTABLE = ("Contract", "MonthlyCharges")
+
+
+def check_shift(shift: Mapping[str, float]) -> dict[str, float]:
+    """The shift, checked: known columns, a contract change within its range."""
+    unknown = sorted(set(shift) - set(SHIFTABLE))
+    if unknown:
+        raise ValueError(f"cannot shift {unknown}: the shiftable columns are {list(SHIFTABLE)}")
+    amounts = {k: float(v) for k, v in shift.items()}
+    if any(not math.isfinite(v) for v in amounts.values()):
+        raise ValueError(f"shift amounts must be finite numbers, got {dict(shift)}")
+    low, high = -CONTRACT_P[0], 1.0 - CONTRACT_P[0]
+    if not low <= amounts.get("Contract", 0.0) <= high:
+        raise ValueError(
+            f"a Contract shift changes the month-to-month share ({CONTRACT_P[0]}): it must be "
+            f"between {low:g} and {high:g}, got {amounts['Contract']:g}"
+        )
+    return amounts
+
+
+def _shifted(
+    rows: Iterator[tuple[str, ...]], shift: Mapping[str, float], seed: int
+) -> Iterator[tuple[str, ...]]:
+    """The rows with the shift applied (see ``SHIFTABLE``), deterministic: its draws come from
+    a generator of its own, so the rows' own draws, and so their other columns, stay as they
+    are."""
+    rng = random.Random(f"shift:{seed}")
+    contract, monthly, total = (TRAIN_COLUMNS.index(c) for c in (*SHIFTABLE, "TotalCharges"))
+    change = shift.get("Contract", 0.0)
+    to_monthly = max(change, 0.0) / (1.0 - CONTRACT_P[0])
+    from_monthly = max(-change, 0.0) / CONTRACT_P[0]
+    one_year = CONTRACT_P[1] / (CONTRACT_P[1] + CONTRACT_P[2])
+    added = round(100 * shift.get("MonthlyCharges", 0.0))
+    for row in rows:
+        row = list(row)
+        if change:
+            u = rng.random()
+            if row[contract] != CONTRACTS[0] and u < to_monthly:
+                row[contract] = CONTRACTS[0]
+            elif row[contract] == CONTRACTS[0] and u < from_monthly:
+                row[contract] = CONTRACTS[1] if rng.random() < one_year else CONTRACTS[2]
+        if added:
+            cents = round(100 * float(row[monthly]))
+            new = max(cents + added, 5)
+            row[monthly] = _fmt_cents(new)
+            if row[total] != BLANK:
+                row[total] = _fmt_cents(round(round(100 * float(row[total])) * new / cents))
+        yield tuple(row)
+
+
 def write_csv(
     path: str | os.PathLike[str],
     n: int,
@@ -451,6 +516,7 @@ def write_csv(
     *,
     with_label: bool = True,
     blank_total_charges_fraction: float = DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
+    shift: Mapping[str, float] | None = None,
     progress_every: int = 1_000_000,
 ) -> int:
     """Write header + ``n`` rows to ``path`` atomically; return the rows written.
@@ -460,7 +526,11 @@ def write_csv(
     """
     path = Path(path)
     rows = generate_rows(
-        n, seed, with_label=with_label, blank_total_charges_fraction=blank_total_charges_fraction
+        n,
+        seed,
+        with_label=with_label,
+        blank_total_charges_fraction=blank_total_charges_fraction,
+        shift=shift,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -500,6 +570,7 @@ def write_daily_partitions(
     *,
     with_label: bool = True,
     blank_total_charges_fraction: float = DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
+    shift: Mapping[str, float] | None = None,
 ) -> list[Path]:
     """Write ``root/dt=YYYY-MM-DD/part-00000.csv`` per date; return the paths.
 
@@ -517,6 +588,7 @@ def write_daily_partitions(
             derive_seed(seed, day),
             with_label=with_label,
             blank_total_charges_fraction=blank_total_charges_fraction,
+            shift=shift,
         )
         paths.append(path)
     return paths

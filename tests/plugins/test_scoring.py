@@ -8,6 +8,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import score
 from google.cloud.dataproc_v1 import AuthenticationConfig, Batch
 
 from churn_airflow.scoring import check_run, dataproc_batch, scoring_args, validate
@@ -49,6 +50,9 @@ EXPECTED_ARGS = [
     "--dataset-uri", "bq://my-proj.customer_churn_ds",
     "--stats-uri",
     "gs://model-b/metrics/customer-churn-model/batch-scoring/20261129/run_stats.json",
+    "--drift-uri", "gs://model-b/metrics/customer-churn-model/batch-scoring/20261129",
+    "--drift-warning", "0.1",
+    "--drift-alert", "0.25",
 ]  # fmt: skip
 
 SERVICE_ACCOUNT = {"user_workload_authentication_type": "SERVICE_ACCOUNT"}
@@ -97,7 +101,17 @@ def test_scoring_args_of_the_local_backend(tmp_path):
         "--dataset-uri", f"{tmp_path.resolve()}/warehouse/customer_churn_ds",
         "--stats-uri",
         f"{tmp_path.resolve()}/metrics/customer-churn-model/batch-scoring/x1/run_stats.json",
+        "--drift-uri", f"{tmp_path.resolve()}/metrics/customer-churn-model/batch-scoring/x1",
+        "--drift-warning", "0.1",
+        "--drift-alert", "0.25",
     ]  # fmt: skip
+
+
+def test_scoring_args_pass_the_drift_thresholds(tmp_path):
+    env = Environment.local(tmp_path)
+    got = scoring_args(env, "x1", DAY, "/m", "x1-training", drift_warning=0.2, drift_alert=0.5)
+    assert got[-4:] == ["--drift-warning", "0.2", "--drift-alert", "0.5"]
+    assert score.parse_args(got).drift_alert == 0.5  # the job takes what the DAG passes
 
 
 def test_dataproc_batch_with_every_setting():
