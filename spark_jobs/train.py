@@ -30,10 +30,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     params = ForestParams(args.num_trees, args.max_depth, args.max_bins)
     log.info("fitting %s on %d rows", params, train.count())
     model = fit(training_pipeline(params, args.seed), train)
-    features = drift.feature_bins(train)
+    profiled = drift.feature_bins(train)
     train.unpersist()
     details = {"params": params.as_dict(), "seed": args.seed}
-    return publish(model, test, run_target(args, layout.TRAINING), details, features=features)
+    return publish(model, test, run_target(args, layout.TRAINING), details, features=profiled)
 
 
 if __name__ == "__main__":

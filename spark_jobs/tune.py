@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     log.info("best %s with mean AUPR %.4f", winner.params, winner.mean_au_pr)
     rf = fit(forest(winner.params, args.seed), vectors)
     vectors.unpersist()
-    features = drift.feature_bins(train)
+    profiled = drift.feature_bins(train)
     train.unpersist()
     model = PipelineModel(stages=[*features.stages, rf])
     details = {
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "cv_mean_au_pr": winner.mean_au_pr,
         "cv_results": [s.as_dict() for s in scores],
     }
-    return publish(model, test, run_target(args, layout.TUNING), details, features=features)
+    return publish(model, test, run_target(args, layout.TUNING), details, features=profiled)
 
 
 if __name__ == "__main__":

@@ -235,6 +235,9 @@ def test_cli_writes_a_file_and_partitions(tmp_path):
         ["--rows", "5", "--output", "x", "--dates", "2026-11-27,nope"],
         ["--rows", "5", "--output", "x"],  # no dates: must name a .csv file
         ["--rows", "5"],
+        ["--rows", "5", "--output", "x.csv", "--shift", "Tenure=+3"],
+        ["--rows", "5", "--output", "x.csv", "--shift", "Contract=+0.9"],
+        ["--rows", "5", "--output", "x.csv", "--shift", "MonthlyCharges"],
     ],
 )
 def test_cli_rejects_bad_arguments(args, tmp_path):
@@ -242,3 +245,72 @@ def test_cli_rejects_bad_arguments(args, tmp_path):
     assert result.returncode != 0
     assert "error:" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+# --- Shifted days -------------------------------------------------------------------------
+
+
+SHIFT = {"Contract": 0.3, "MonthlyCharges": 30.0}
+
+
+def _shifted_pairs(n: int, shift: dict) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    plain = generate_rows(n, seed=11, with_label=False)
+    moved = generate_rows(n, seed=11, with_label=False, shift=shift)
+    return list(zip(plain, moved, strict=True))
+
+
+def test_a_shift_moves_the_shifted_columns_only():
+    pairs = _shifted_pairs(5000, SHIFT)
+    moved = {"Contract", "MonthlyCharges", "TotalCharges"}
+    for plain, shifted in pairs:
+        for name in SCORE_COLUMNS:
+            if name not in moved:
+                assert plain[COL[name]] == shifted[COL[name]], name
+    plain, shifted = (
+        sum(r[COL["Contract"]] == "Month-to-month" for r in side) / 5000
+        for side in zip(*pairs, strict=True)
+    )
+    assert shifted - plain == pytest.approx(0.3, abs=0.03)
+    assert list(generate_rows(50, seed=11, with_label=False, shift=SHIFT)) == [
+        s for _, s in pairs[:50]
+    ]  # deterministic
+
+
+def test_a_monthly_charges_shift_adds_dollars_and_keeps_the_total_ratio():
+    for plain, shifted in _shifted_pairs(2000, {"MonthlyCharges": 30.0}):
+        before, after = float(plain[COL["MonthlyCharges"]]), float(shifted[COL["MonthlyCharges"]])
+        assert after == pytest.approx(before + 30.0)
+        if plain[COL["TotalCharges"]].strip():
+            ratio = float(shifted[COL["TotalCharges"]]) / float(plain[COL["TotalCharges"]])
+            assert ratio == pytest.approx(after / before, abs=0.01 / before + 1e-3)
+        else:
+            assert shifted[COL["TotalCharges"]] == plain[COL["TotalCharges"]]  # still blank
+        assert plain[COL["Contract"]] == shifted[COL["Contract"]]
+
+
+def test_a_negative_contract_shift_moves_customers_to_longer_contracts():
+    pairs = _shifted_pairs(5000, {"Contract": -0.3})
+    moved = [(p[COL["Contract"]], s[COL["Contract"]]) for p, s in pairs if p != s]
+    assert moved and all(a == "Month-to-month" != b for a, b in moved)
+    assert len(moved) / 5000 == pytest.approx(0.3, abs=0.03)
+
+
+@pytest.mark.parametrize(
+    ("shift", "message"),
+    [
+        ({"Tenure": 3}, "cannot shift"),
+        ({"Contract": 0.5}, "between -0.55 and 0.45"),
+        ({"MonthlyCharges": float("nan")}, "finite"),
+    ],
+)
+def test_bad_shifts_are_refused(shift, message):
+    with pytest.raises(ValueError, match=message):
+        generate_rows(5, shift=shift)
+
+
+def test_cli_shift_flag(tmp_path):
+    args = ("--rows", "20", "--kind", "score", "--seed", "4", "--output", "day.csv")
+    result = _cli(*args, "--shift", "MonthlyCharges=+30", "--shift", "Contract=+0.3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    write_csv(tmp_path / "expected.csv", 20, seed=4, with_label=False, shift=SHIFT)
+    assert (tmp_path / "day.csv").read_bytes() == (tmp_path / "expected.csv").read_bytes()

@@ -10,8 +10,10 @@ import train
 from pyspark.ml import PipelineModel
 from pyspark.ml.classification import RandomForestClassificationModel
 
-from churn_ml import layout
+from churn_ml import drift, layout, storage
+from churn_ml.compiled_model import compile_model
 from churn_ml.model import canonical_order, churn_probability, split, with_label
+from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +131,25 @@ def test_model_is_saved_and_loadable(runs):
     got = {r.customer_id: r.churn_probability for r in scored.collect()}
     assert got.keys() == expected.keys()
     assert all(got[k] == pytest.approx(expected[k], abs=1e-12) for k in got)
+
+
+def test_the_profile_is_saved_inside_the_model_folder(runs):
+    document = runs.trained
+    profile = drift.Profile.from_json(
+        (runs.train_model / layout.PROFILE_FILE).read_text(encoding="utf-8")
+    )
+    assert [b.feature for b in profile.features] == [*CATEGORICAL_FEATURES, *NUMERIC_FEATURES]
+    train_rows = runs.preprocessed["rows_out"] - document["rows"]
+    assert (profile.rows, profile.score_rows) == (train_rows, document["rows"])
+    assert profile.score.feature == "churn_probability"
+    assert 0.0 <= profile.score.edges[0] < profile.score.edges[-1] <= 1.0
+    for bins in (*profile.features, profile.score):
+        assert sum(bins.shares) == pytest.approx(1.0)
+    contract = next(b for b in profile.features if b.feature == "contract")
+    assert set(contract.categories) == {"Month-to-month", "One year", "Two year"}
+    # The extra file changes neither loader: the scoring job still compiles the model.
+    assert compile_model(runs.spark, PipelineModel.load(str(runs.train_model)),
+                         storage.normalize(str(runs.train_model))) is not None  # fmt: skip
 
 
 def test_same_seed_gives_identical_results_and_a_rerun_replaces_its_rows(generated_runs, tmp_path):
