@@ -5,6 +5,7 @@
 2. Tuning alone with the lab's default grid (27 points) and 5 folds.
 3. Scoring 1M generated rows against two I/O floors: the job itself with the model swapped
    for constant columns, and a single read, clean and write of the cleaned rows.
+   Then scoring with drift against scoring without it, alternated on the same 1M rows.
 4. Metrics on a 1M-row prediction set (one bounded aggregation).
 5. The whole local pipeline on the reference data with the default grid, per step.
 """
@@ -22,6 +23,7 @@ from unittest import mock
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "data" / "customer_churn_train_data.csv"
 DAY = dt.date(2026, 11, 29)
+SCORE_CSV = "score.csv"  # the 1M scoring rows bench_scoring writes and bench_drift reuses
 
 
 def timed(label: str, fn):
@@ -154,7 +156,7 @@ def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tup
             str(work / "model-metrics"),
         ]
     )
-    source = work / "score.csv"
+    source = work / SCORE_CSV
     timed(
         f"generate {rows} scoring rows",
         lambda: sample_data.write_csv(source, rows, seed=5, with_label=False),
@@ -204,6 +206,31 @@ def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tup
     result["first_job_run_to_job_floor"] = round(runs["job"][0] / min(runs["job_floor"]), 2)
     print(json.dumps(result), flush=True)
     return result, model_uri
+
+
+def bench_drift(spark, work: Path, dataset: str, model_uri: str) -> dict:
+    """The scoring job with ``--drift-uri`` against the job without it, on the rows
+    ``bench_scoring`` wrote, alternated; the faster of two runs each counts."""
+    import score
+
+    def run(pipeline_id: str, *extra: str):
+        return lambda: score.main([
+            "--pipeline-id", pipeline_id, "--input-uri", str(work / SCORE_CSV),
+            "--model-uri", model_uri, "--model-version", "bench", "--dataset-uri", dataset,
+            *extra,
+        ])  # fmt: skip
+
+    runs = {"without_drift": [], "with_drift": []}
+    for i in (1, 2):
+        runs["without_drift"].append(timed(f"scoring without drift (run {i})", run("plain"))[1])
+        with_drift = run("drift", "--drift-uri", str(work / "drift"))
+        runs["with_drift"].append(timed(f"scoring with drift (run {i})", with_drift)[1])
+    report = json.loads((work / "drift" / "drift.json").read_text(encoding="utf-8"))
+    result = {f"{name}_runs_s": [round(s, 1) for s in seconds] for name, seconds in runs.items()}
+    result["ratio"] = round(min(runs["with_drift"]) / min(runs["without_drift"]), 3)
+    result["rows_measured"] = report["rows"]
+    print(json.dumps(result), flush=True)
+    return result
 
 
 def bench_metrics(spark, work: Path, model_uri: str, rows: int = 1_000_000) -> dict:
@@ -256,6 +283,7 @@ def main() -> None:
         results["tuning_side_by_side"] = bench_tuning_side_by_side(spark, dataset)
         results["tuning_full_grid"] = bench_full_grid(work, dataset)
         results["scoring"], model_uri = bench_scoring(spark, work, dataset)
+        results["drift"] = bench_drift(spark, work, dataset, model_uri)
         results["metrics"] = bench_metrics(spark, work, model_uri)
         spark.stop()
         results["local_pipeline"] = bench_local_pipeline(work)
