@@ -1,8 +1,10 @@
 """Batch scoring: the day's customers -> ``batch_predictions`` with the given model version.
 
 Rows that cannot be scored go to ``batch_rejects`` with the reason, so input = scored +
-rejected; past ``--max-reject-fraction`` the job fails before writing anything. Once both
-tables are committed, ``--stats-uri`` receives the run's counts as a small JSON document.
+rejected. One pass over the input cleans and scores every row and stages both tables, counting
+on the way; past ``--max-reject-fraction`` the staged rows are dropped and the job fails with
+nothing visible. Both tables commit together, then ``--stats-uri`` receives the run's counts
+as a small JSON document.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from churn_ml import cleaning, cli, raw_csv, storage
 from churn_ml.compiled_model import compile_model
 from churn_ml.layout import BATCH_PREDICTIONS, BATCH_REJECTS, table_uri
 from churn_ml.model import CHURN_PROBABILITY, churn_probability
+from churn_ml.schema import LINEAGE_COLUMNS
 from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.score")
 
 MODEL_VERSION = "model_version"
+REJECT_COLUMNS = ("customer_id", cleaning.REJECT_REASON, MODEL_VERSION, *LINEAGE_COLUMNS)
 
 
 def parse_args(argv: Sequence[str] | None):
@@ -62,21 +66,23 @@ def load_scorer(spark: SparkSession, model_uri: str) -> Scorer:
     return lambda customers: churn_probability(model.transform(customers))
 
 
-def predictions(scorer: Scorer, customers: DataFrame, model_version: str) -> DataFrame:
-    """Pure transform: the cleaned columns plus prediction, churn probability and model version."""
-    scored = scorer(customers)
-    return scored.select(
-        *customers.columns,
+def every_row_cleaned(parsed: DataFrame) -> DataFrame:
+    """Pure transform: ``cleaning.clean``'s recoding of every parsed row, rejects included,
+    each keeping its ``reject_reason`` (``clean`` itself keeps the usable rows only)."""
+    reason, kept = cleaning.REJECT_REASON, "_reject_reason"
+    usable = parsed.withColumnRenamed(reason, kept).withColumn(reason, F.lit(None).cast("string"))
+    return cleaning.clean(usable).withColumnRenamed(kept, reason)
+
+
+def outcomes(scorer: Scorer, parsed: DataFrame, model_version: str) -> DataFrame:
+    """Pure transform: every row cleaned and scored, with its model version and reject reason
+    (null for a row the model can use; a rejected row's scores mean nothing and are dropped)."""
+    rows = every_row_cleaned(parsed)
+    return scorer(rows).select(
+        *rows.columns,
         F.col("prediction").cast("int").alias("prediction"),
         CHURN_PROBABILITY,
         F.lit(model_version).alias(MODEL_VERSION),
-    )
-
-
-def reject_rows(parsed: DataFrame, model_version: str) -> DataFrame:
-    """Pure transform: what identifies each unscorable row, and why it was rejected."""
-    return cleaning.rejects(parsed).select(
-        "customer_id", cleaning.REJECT_REASON, F.lit(model_version).alias(MODEL_VERSION)
     )
 
 
@@ -84,47 +90,40 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-batch-scoring")
     parsed = cleaning.parse(raw_csv.read(spark, args.input_uri, with_label=False))
-    partition = {"pipeline_id": args.pipeline_id}
-
-    def stage(table: str, df: DataFrame) -> storage.StagedTable:
-        tagged = cleaning.with_lineage(df, args.pipeline_id, args.pipeline_execution_dt)
-        uri = table_uri(args.dataset_uri, table)
-        return storage.stage_table(tagged, uri, partition, args.pipeline_execution_dt)
-
-    # Two passes over the input, no cache: the rejects (counting every row on the way), then,
-    # once the counts are within the limit, the predictions. Both commit only at the end.
+    scorer = load_scorer(spark, args.model_uri)
     counts = Observation("scoring input")
-    counted = parsed.observe(
+    rows = cleaning.with_lineage(
+        outcomes(scorer, parsed, args.model_version), args.pipeline_id, args.pipeline_execution_dt
+    ).observe(
         counts,
         F.count(F.lit(1)).alias("rows_in"),
         F.count(cleaning.REJECT_REASON).alias("rejected"),
     )
-    staged = []
+    # The one pass: predictions and rejects staged by a single write, counted on the way.
     try:
-        try:
-            staged.append(stage(BATCH_REJECTS, reject_rows(counted, args.model_version)))
-        except Exception as err:  # FAILFAST read: a line that is not a CSV record
-            malformed = raw_csv.malformed_input(err)
-            if malformed:
-                raise malformed from err
-            raise
+        split = storage.stage_split(
+            rows,
+            cleaning.REJECT_REASON,
+            table_uri(args.dataset_uri, BATCH_PREDICTIONS),
+            table_uri(args.dataset_uri, BATCH_REJECTS),
+            REJECT_COLUMNS,
+            {"pipeline_id": args.pipeline_id},
+            args.pipeline_execution_dt,
+        )
+    except Exception as err:  # FAILFAST read: a line that is not a CSV record
+        malformed = raw_csv.malformed_input(err)
+        if malformed:
+            raise malformed from err
+        raise
+    tables = []
+    try:
         rows_in, rejected = counts.get["rows_in"], counts.get["rejected"]
-        if not rows_in:
-            raise cli.InputError("the scoring input has a header but no rows")
-        if rejected > args.max_reject_fraction * rows_in:
-            reasons = cleaning.rejects(parsed).groupBy(cleaning.REJECT_REASON).count().collect()
-            raise cli.InputError(
-                f"{rejected} of {rows_in} rows cannot be scored, more than the allowed fraction "
-                f"{args.max_reject_fraction}: "
-                + str({r[cleaning.REJECT_REASON]: r["count"] for r in reasons})
-            )
-        scorer = load_scorer(spark, args.model_uri)
-        scored = predictions(scorer, cleaning.clean(parsed), args.model_version)
-        staged.append(stage(BATCH_PREDICTIONS, scored))
-        for table in staged:
-            table.commit()
+        check_rejects(split, rows_in, rejected, args.max_reject_fraction)
+        tables = split.tables()
+        storage.commit_all(tables)  # rejects, then predictions (simultaneous on BigQuery)
     except BaseException:
-        for table in staged:  # what is still staged (a committed table has nothing left)
+        split.discard()
+        for table in tables:  # what is still staged (a committed table has nothing left)
             table.discard()
         raise
     stats = run_stats(args, rows_in, rejected)
@@ -135,6 +134,21 @@ def main(argv: Sequence[str] | None = None) -> dict:
         stats,
     )
     return stats
+
+
+def check_rejects(
+    split: storage.StagedSplit, rows_in: int, rejected: int, max_fraction: float
+) -> None:
+    """Fail when there is nothing to score, or when too many rows cannot be scored (the
+    reasons counted from the staged rejects)."""
+    if not rows_in:
+        raise cli.InputError("the scoring input has a header but no rows")
+    if rejected > max_fraction * rows_in:
+        reasons = split.side_rows().groupBy(cleaning.REJECT_REASON).count().collect()
+        raise cli.InputError(
+            f"{rejected} of {rows_in} rows cannot be scored, more than the allowed fraction "
+            f"{max_fraction}: " + str({r[cleaning.REJECT_REASON]: r["count"] for r in reasons})
+        )
 
 
 def run_stats(args, rows_in: int, rejected: int) -> dict:

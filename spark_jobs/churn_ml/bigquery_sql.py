@@ -56,13 +56,16 @@ def _run_filter(keys: Sequence[str]) -> str:
     return " AND ".join(f"{column} = @{column}" for column in (PARTITION_COLUMN, *keys))
 
 
-def create_table_sql(target: BigQueryTable, staging: BigQueryTable, keys: Sequence[str]) -> str:
-    """Create the table, if missing, with the staged rows' schema. Outside any transaction:
+def create_table_sql(
+    target: BigQueryTable, staging: BigQueryTable, keys: Sequence[str], columns: Sequence[str]
+) -> str:
+    """Create the table, if missing, with the staged columns' types. Outside any transaction:
     BigQuery allows no DDL on permanent tables inside one."""
     clustering = ", ".join(dict.fromkeys((CLUSTER_COLUMN, *keys)))
     return (
-        f"CREATE TABLE IF NOT EXISTS {target.quoted} LIKE {staging.quoted} "
-        f"PARTITION BY {PARTITION_COLUMN} CLUSTER BY {clustering}"
+        f"CREATE TABLE IF NOT EXISTS {target.quoted} "
+        f"PARTITION BY {PARTITION_COLUMN} CLUSTER BY {clustering} "
+        f"AS SELECT {', '.join(columns)} FROM {staging.quoted} WHERE FALSE"
     )
 
 
@@ -73,17 +76,39 @@ def expire_sql(staging: BigQueryTable) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Route:
+    """Which staged rows belong to a table when one staging table feeds two: those whose
+    ``column`` is null, or those where it is not."""
+
+    column: str
+    null: bool
+
+    @property
+    def condition(self) -> str:
+        return f"{self.column} IS {'' if self.null else 'NOT '}NULL"
+
+
 def replace_rows_sql(
-    target: BigQueryTable, staging: BigQueryTable, keys: Sequence[str], columns: Sequence[str]
+    target: BigQueryTable,
+    staging: BigQueryTable,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    route: Route | None = None,
 ) -> str:
-    """One transaction that swaps a run's rows for the staged ones, columns matched by name."""
+    """The statements that swap a run's rows for the staged ones, columns matched by name;
+    run them inside ``transaction_sql``."""
     names = ", ".join(columns)
+    rows = f" WHERE {route.condition}" if route else ""
     return (
-        "BEGIN TRANSACTION;\n"
         f"DELETE FROM {target.quoted} WHERE {_run_filter(keys)};\n"
-        f"INSERT INTO {target.quoted} ({names}) SELECT {names} FROM {staging.quoted};\n"
-        "COMMIT TRANSACTION;"
+        f"INSERT INTO {target.quoted} ({names}) SELECT {names} FROM {staging.quoted}{rows};"
     )
+
+
+def transaction_sql(statements: Sequence[str]) -> str:
+    """One transaction over the statements: every table changes, or none does."""
+    return "\n".join(("BEGIN TRANSACTION;", *statements, "COMMIT TRANSACTION;"))
 
 
 def count_rows_sql(target: BigQueryTable, keys: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 PREDICTION = "prediction"
+_SIGNED = "_signed_probability"
 _SHAPE = (StringIndexerModel, OneHotEncoderModel, VectorAssembler, RandomForestClassificationModel)
 
 
@@ -122,22 +124,59 @@ def read_nodes(spark: SparkSession, stage_uri: str) -> pd.DataFrame:
     return pd.DataFrame([r.asDict() for r in rows.collect()])
 
 
+class BatchObserver(Protocol):
+    """Sees every batch the compiled model scores, in the Python worker (pickled with it)."""
+
+    def inputs(self) -> list[Column]:
+        """Columns the observer reads besides the model's, one value per row (on the driver)."""
+
+    def observe(
+        self, codes: np.ndarray, numerics: np.ndarray, probability: np.ndarray, extra: list
+    ) -> None:
+        """One batch: its category codes, numeric features, churn probabilities and the
+        ``inputs()`` values."""
+
+
+_WORD_BITS = 63  # of a signed long
+
+
 @dataclass(frozen=True)
 class CompiledModel:
     categorical: tuple[tuple[str, tuple[str, ...]], ...]  # column and its labels by index
     numeric: tuple[str, ...]
     forest: Forest
 
-    def index_columns(self) -> list[Column]:
-        """StringIndexer with handleInvalid=keep: a label's position, else the label count."""
-        indexed = []
-        for name, labels in self.categorical:
+    def code_places(self) -> tuple[tuple[int, int], ...]:
+        """(word, shift) of each column's code in the longs ``code_words`` packs them into."""
+        places, word, shift = [], 0, 0
+        for _, labels in self.categorical:
+            bits = len(labels).bit_length()  # codes run from 0 to len(labels), the unseen one
+            if shift + bits > _WORD_BITS:
+                word, shift = word + 1, 0
+            places.append((word, shift))
+            shift += bits
+        return tuple(places)
+
+    def code_words(self) -> list[Column]:
+        """StringIndexer's codes (handleInvalid=keep: a label's position, else the label count)
+        of every column, packed into as few longs as hold them: one Arrow column, not 16, goes
+        to Python."""
+        words: dict[int, Column] = {}
+        for (name, labels), (word, shift) in zip(self.categorical, self.code_places(), strict=True):
             value = F.col(name).cast("string")
-            index = F.when(value == labels[0], 0)
+            code = F.when(value == labels[0], 0)
             for i, label in enumerate(labels[1:], start=1):
-                index = index.when(value == label, i)
-            indexed.append(index.otherwise(len(labels)).cast("int"))
-        return indexed
+                code = code.when(value == label, i << shift)
+            code = code.otherwise(len(labels) << shift).cast("long")
+            words[word] = words[word] + code if word in words else code
+        return list(words.values())
+
+    def codes(self, words: list[np.ndarray]) -> np.ndarray:
+        """The (rows, columns) codes of a batch of ``code_words`` values."""
+        return np.column_stack([
+            (words[word] >> shift) & ((1 << len(labels).bit_length()) - 1)
+            for (_, labels), (word, shift) in zip(self.categorical, self.code_places(), strict=True)
+        ])  # fmt: skip
 
     def feature_matrix(self, codes: np.ndarray, numerics: np.ndarray) -> np.ndarray:
         """The assembled vector, dense: one slot per label plus the unknown slot, then numerics."""
@@ -148,21 +187,35 @@ class CompiledModel:
         matrix[:, slots.sum() :] = numerics
         return matrix
 
-    def transform(self, df: DataFrame) -> DataFrame:
-        """``df`` plus ``prediction`` (int) and ``churn_probability``."""
-        model, n_codes = self, len(self.categorical)
+    def transform(self, df: DataFrame, observer: BatchObserver | None = None) -> DataFrame:
+        """``df`` plus ``prediction`` (int) and ``churn_probability``.
 
-        @F.pandas_udf(f"{PREDICTION} int, {CHURN_PROBABILITY} double")
-        def predict(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.DataFrame]:
+        One double per row comes back from Python: the probability, negated when the prediction
+        is 0. Both decode exactly: a prediction of 1 means more votes for churn, so a
+        probability above 0; ``abs`` restores the probability bit for bit.
+        """
+        model, words = self, self.code_words()
+        n_words, n_model = len(words), len(words) + len(self.numeric)
+        extra = observer.inputs() if observer else []
+
+        @F.pandas_udf("double")
+        def predict(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.Series]:
             for columns in batches:
-                codes = np.column_stack([c.to_numpy() for c in columns[:n_codes]])
-                numerics = np.column_stack([c.to_numpy(np.float64) for c in columns[n_codes:]])
+                codes = model.codes([c.to_numpy() for c in columns[:n_words]])
+                numerics = np.column_stack(
+                    [c.to_numpy(np.float64) for c in columns[n_words:n_model]]
+                )
                 label, probability = model.forest.predict(model.feature_matrix(codes, numerics))
-                yield pd.DataFrame({PREDICTION: label, CHURN_PROBABILITY: probability})
+                if observer is not None:
+                    values = [c.to_numpy() for c in columns[n_model:]]
+                    observer.observe(codes, numerics, probability, values)
+                yield pd.Series(np.where(label == 1, probability, -probability))
 
-        scored = predict(*self.index_columns(), *(F.col(c) for c in self.numeric))
-        return df.withColumn("_scored", scored).select(
-            *df.columns, f"_scored.{PREDICTION}", f"_scored.{CHURN_PROBABILITY}"
+        signed = predict(*words, *(F.col(c) for c in self.numeric), *extra)
+        return df.withColumn(_SIGNED, signed).select(
+            *df.columns,
+            (F.col(_SIGNED) > 0).cast("int").alias(PREDICTION),
+            F.abs(_SIGNED).alias(CHURN_PROBABILITY),
         )
 
 

@@ -13,10 +13,12 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from churn_ml import bigquery_sql as sql
 from churn_ml.bigquery_sql import BigQueryTable, bigquery_table
@@ -24,6 +26,7 @@ from churn_ml.bigquery_sql import BigQueryTable, bigquery_table
 log = logging.getLogger(__name__)
 
 _SCHEMES = ("gs://", "file://", "hdfs://")
+STAGING = "_staging"
 TRANSACTION_ATTEMPTS = 5
 
 
@@ -82,32 +85,48 @@ def commit(spark: SparkSession, staged: str, final: str) -> None:
         raise OSError(f"could not commit {staged} to {final}")
     if old is not None:
         fs.delete(old, True)
-    _remove_if_empty(fs, staged_path.getParent())
+    _prune_staging(fs, staged_path.getParent())
 
 
-def _remove_if_empty(fs, folder) -> None:
-    """Leave no empty ``_staging`` behind; a non-recursive delete spares one another writer
-    has just filled."""
-    if folder.getName() == "_staging" and fs.exists(folder) and not fs.listStatus(folder):
-        fs.delete(folder, False)
+def discard(spark: SparkSession, staged: str) -> None:
+    """Delete a staged file or folder, and the staging folders it leaves empty."""
+    fs, path = _fs(spark, staged)
+    fs.delete(path, True)
+    _prune_staging(fs, path.getParent())
+
+
+def _prune_staging(fs, folder) -> None:
+    """Leave no empty folder under ``_staging``, nor an empty ``_staging``: climb from
+    ``folder`` while it is empty. A non-recursive delete spares one another writer has just
+    filled."""
+    while STAGING in folder.toUri().getPath().split("/"):
+        if fs.exists(folder) and (fs.listStatus(folder) or not fs.delete(folder, False)):
+            return
+        if folder.getName() == STAGING:
+            return
+        folder = folder.getParent()
 
 
 def staging_uri(final: str) -> str:
     """A sibling under ``_staging/``, which Spark's file listing skips."""
     parent, name = final.rstrip("/").rsplit("/", 1)
-    return join(parent, "_staging", name)
+    return join(parent, STAGING, name)
 
 
-def write_text(spark: SparkSession, uri: str, text: str) -> None:
+def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
     uri = normalize(uri)
     staged = staging_uri(uri)
     fs, path = _fs(spark, staged)
     stream = fs.create(path, True)
     try:
-        stream.write(bytearray(text.encode("utf-8")))
+        stream.write(bytearray(data))
     finally:
         stream.close()
     commit(spark, staged, uri)
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    write_bytes(spark, uri, text.encode("utf-8"))
 
 
 def read_text(spark: SparkSession, uri: str) -> str:
@@ -145,7 +164,8 @@ class StagedTable:
     """One run's rows written where readers do not look yet: commit or discard them.
 
     On BigQuery the run's day (``execution_dt``) prunes the DELETE to one partition; without
-    it, commit reads the one day of the staged rows.
+    it, commit reads the one day of the staged rows. ``route`` says which rows of a staging
+    table that feeds two tables are this one's (see ``stage_split``).
     """
 
     spark: SparkSession
@@ -154,24 +174,54 @@ class StagedTable:
     staged: str  # a filesystem folder, or the BigQuery staging table's name
     columns: tuple[str, ...] = ()
     execution_dt: dt.date | None = None
+    route: sql.Route | None = None
 
     def commit(self) -> None:
-        bq = bigquery_table(self.uri)
-        if bq:
-            _commit_bigquery(self, bq)
-            return
-        final = join(normalize(self.uri), partition_path(self.partition))
-        commit(self.spark, self.staged, final)
-        log.info("wrote %s", final)
+        commit_all([self])
 
     def discard(self) -> None:
-        bq = bigquery_table(self.uri)
-        if bq:
-            _bigquery_client(bq.project).delete_table(self.staged, not_found_ok=True)
+        if bigquery_table(self.uri):
+            _bigquery_client(bigquery_table(self.uri).project).delete_table(
+                self.staged, not_found_ok=True
+            )
         else:
-            delete(self.spark, self.staged)
-            fs, path = _fs(self.spark, self.staged)
-            _remove_if_empty(fs, path.getParent())
+            discard(self.spark, self.staged)
+
+
+def commit_all(tables: Sequence[StagedTable]) -> None:
+    """Make staged tables visible together.
+
+    On BigQuery one transaction swaps every table's rows: readers see all of them change at
+    once, or none. On a filesystem each table's partition is one rename, done in the order
+    given: a reader can see the first tables' new rows beside the last ones' old rows for the
+    moment between the renames, and a job killed in that moment leaves it so until its re-run.
+    """
+    bigquery = [bigquery_table(t.uri) for t in tables]
+    if all(bigquery):
+        _commit_bigquery(tables, bigquery)
+        return
+    if any(bigquery):
+        raise ValueError("cannot commit BigQuery and filesystem tables together")
+    for table in tables:
+        final = join(normalize(table.uri), partition_path(table.partition))
+        commit(table.spark, table.staged, final)
+        log.info("wrote %s", final)
+
+
+def _bigquery_writer(df: DataFrame):
+    return df.write.format("bigquery").option("writeMethod", "direct").mode("overwrite")
+
+
+def _stage_bigquery(df: DataFrame, target: BigQueryTable, partition: dict[str, str]) -> str:
+    """Write ``df`` to the run's staging table, which expires by itself; its name."""
+    staging = sql.staging_table(target, partition)
+    try:
+        _bigquery_writer(df).save(staging.name)
+        _bigquery_client(target.project).query(sql.expire_sql(staging)).result()
+    except BaseException:
+        _bigquery_client(target.project).delete_table(staging.name, not_found_ok=True)
+        raise
+    return staging.name
 
 
 def stage_table(
@@ -181,24 +231,126 @@ def stage_table(
     that expires by itself. A write that fails leaves nothing staged.
     """
     bq = bigquery_table(uri)
+    spark = df.sparkSession
     if bq:
-        staging = sql.staging_table(bq, partition)
-        table = StagedTable(
-            df.sparkSession, uri, partition, staging.name, tuple(df.columns), execution_dt
-        )
-        writer = df.write.format("bigquery").option("writeMethod", "direct").mode("overwrite")
-    else:
-        staged = staging_uri(join(normalize(uri), partition_path(partition)))
-        table = StagedTable(df.sparkSession, uri, partition, staged, execution_dt=execution_dt)
-        writer = df.drop(*partition).write.mode("overwrite").format("parquet")
+        staging = _stage_bigquery(df, bq, partition)
+        return StagedTable(spark, uri, partition, staging, tuple(df.columns), execution_dt)
+    staged = staging_uri(join(normalize(uri), partition_path(partition)))
     try:
-        writer.save(table.staged)
-        if bq:
-            _bigquery_client(bq.project).query(sql.expire_sql(staging)).result()
+        df.drop(*partition).write.mode("overwrite").format("parquet").save(staged)
     except BaseException:
-        table.discard()
+        discard(spark, staged)
         raise
-    return table
+    return StagedTable(spark, uri, partition, staged, execution_dt=execution_dt)
+
+
+# Where Spark writes the rows of a null partition value.
+_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+@dataclass(frozen=True)
+class StagedSplit:
+    """Rows for two tables from one write, staged: those whose ``route`` column is null are the
+    main table's (every column but ``route``), the others the side table's (``side_columns``).
+
+    ``tables()`` readies both for ``commit_all``; ``discard()`` drops what is staged. On
+    BigQuery the two share one staging table and the transaction routes its rows. On a
+    filesystem the write is Parquet partitioned by ``route``: the null partition's folder is
+    the main table's partition as it will be committed; the side rows, few by the reject
+    limit, are rewritten with their own columns by ``tables()``.
+    """
+
+    spark: SparkSession
+    main_uri: str
+    side_uri: str
+    route: str
+    side_columns: tuple[str, ...]
+    partition: dict[str, str]
+    execution_dt: dt.date | None
+    staged: str  # the partitioned folder, or the BigQuery staging table's name
+    schema: StructType  # of the rows written, lineage included
+
+    @property
+    def main_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.schema.fieldNames() if c != self.route)
+
+    def _bigquery(self) -> BigQueryTable | None:
+        return bigquery_table(self.main_uri)
+
+    def _in_files(self, *dropped: str) -> StructType:
+        """The columns the staged Parquet files hold (partition keys are folder names)."""
+        skip = (*self.partition, *dropped)
+        return StructType([f for f in self.schema if f.name not in skip])
+
+    def side_rows(self) -> DataFrame:
+        """The staged rows bound for the side table, with its columns."""
+        if self._bigquery():
+            rows = self.spark.read.format("bigquery").load(self.staged)
+        else:
+            rows = (
+                self.spark.read.schema(self._in_files())  # the route from the folder names
+                .option("basePath", self.staged)
+                .parquet(self.staged)
+                .withColumns({k: F.lit(v) for k, v in self.partition.items()})
+            )
+        return rows.where(F.col(self.route).isNotNull()).select(*self.side_columns)
+
+    def tables(self) -> list[StagedTable]:
+        """The side table and then the main table, staged and ready to commit together."""
+        if self._bigquery():
+            return [
+                StagedTable(self.spark, self.side_uri, self.partition, self.staged,
+                            self.side_columns, self.execution_dt, sql.Route(self.route, False)),
+                StagedTable(self.spark, self.main_uri, self.partition, self.staged,
+                            self.main_columns, self.execution_dt, sql.Route(self.route, True)),
+            ]  # fmt: skip
+        side = stage_table(self.side_rows(), self.side_uri, self.partition, self.execution_dt)
+        main_folder = f"{self.route}={_NULL_PARTITION}"
+        main = join(self.staged, main_folder)
+        fs, folder = _fs(self.spark, self.staged)
+        for child in fs.listStatus(folder):  # the side rows' folders, now rewritten; _SUCCESS
+            if child.getPath().getName() != main_folder:
+                fs.delete(child.getPath(), True)
+        if not fs.exists(_fs(self.spark, main)[1]):  # every row went to the side table
+            empty = self.spark.createDataFrame([], self._in_files(self.route))
+            empty.write.mode("overwrite").parquet(main)
+        main_table = StagedTable(
+            self.spark, self.main_uri, self.partition, main, execution_dt=self.execution_dt
+        )
+        return [side, main_table]
+
+    def discard(self) -> None:
+        bq = self._bigquery()
+        if bq:
+            _bigquery_client(bq.project).delete_table(self.staged, not_found_ok=True)
+        else:
+            discard(self.spark, self.staged)
+
+
+def stage_split(
+    df: DataFrame,
+    route: str,
+    main_uri: str,
+    side_uri: str,
+    side_columns: Sequence[str],
+    partition: dict[str, str],
+    execution_dt: dt.date | None = None,
+) -> StagedSplit:
+    """Write one run's rows for two tables in a single pass over ``df`` (see ``StagedSplit``).
+    A write that fails leaves nothing staged."""
+    bq = bigquery_table(main_uri)
+    if bq:
+        staged = _stage_bigquery(df, bq, partition)
+    else:
+        staged = staging_uri(join(normalize(main_uri), partition_path(partition)))
+        try:
+            writer = df.drop(*partition).write.mode("overwrite").partitionBy(route)
+            writer.format("parquet").save(staged)
+        except BaseException:
+            discard(df.sparkSession, staged)
+            raise
+    split = (main_uri, side_uri, route, tuple(side_columns), partition, execution_dt, staged)
+    return StagedSplit(df.sparkSession, *split, df.schema)
 
 
 def _bigquery_client(project: str):
@@ -225,20 +377,29 @@ def retry_concurrent(run: Callable[[], object], attempts: int = TRANSACTION_ATTE
             time.sleep(pause)
 
 
-def _commit_bigquery(staged: StagedTable, target: BigQueryTable) -> None:
-    """Create the table if needed, swap the run's rows in one transaction, drop the staging."""
-    client = _bigquery_client(target.project)
-    staging = sql.staging_table(target, staged.partition)
-    keys = list(staged.partition)
+def _commit_bigquery(tables: Sequence[StagedTable], targets: Sequence[BigQueryTable]) -> None:
+    """Create the tables if needed, swap the run's rows of all of them in one transaction,
+    drop the staging tables."""
+    runs = {(tuple(t.partition.items()), t.execution_dt) for t in tables}
+    if len(runs) != 1 or len({t.project for t in targets}) != 1:
+        raise ValueError("tables committed together must be of one run and one project")
+    client = _bigquery_client(targets[0].project)
+    stagings = [bigquery_table(f"bq://{t.staged}") for t in tables]
+    keys = list(tables[0].partition)
     try:
-        day = staged.execution_dt or _staged_day(client, staging)
-        client.query(sql.create_table_sql(target, staging, keys)).result()
-        replace = sql.replace_rows_sql(target, staging, keys, staged.columns)
-        config = sql.query_config(sql.run_parameters(staged.partition, day))
+        day = tables[0].execution_dt or _staged_day(client, stagings[0])
+        for target, staging, table in zip(targets, stagings, tables, strict=True):
+            client.query(sql.create_table_sql(target, staging, keys, table.columns)).result()
+        replace = sql.transaction_sql([
+            sql.replace_rows_sql(target, staging, keys, table.columns, table.route)
+            for target, staging, table in zip(targets, stagings, tables, strict=True)
+        ])  # fmt: skip
+        config = sql.query_config(sql.run_parameters(tables[0].partition, day))
         retry_concurrent(lambda: client.query(replace, job_config=config).result())
     finally:
-        client.delete_table(staging.name, not_found_ok=True)
-    log.info("wrote %s for %s on %s", target.name, staged.partition, day)
+        for name in dict.fromkeys(s.name for s in stagings):
+            client.delete_table(name, not_found_ok=True)
+    log.info("wrote %s for %s on %s", ", ".join(t.name for t in targets), tables[0].partition, day)
 
 
 def _staged_day(client, staging: BigQueryTable) -> dt.date:

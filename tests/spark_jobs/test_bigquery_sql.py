@@ -46,16 +46,19 @@ def test_staging_table_is_one_per_table_and_run():
     assert other != STAGING
 
 
-def test_create_table_is_partitioned_clustered_and_idempotent():
-    sql = bigquery_sql.create_table_sql(TARGET, STAGING, list(RUN))
+def test_create_table_is_partitioned_clustered_idempotent_and_of_the_staged_columns():
+    sql = bigquery_sql.create_table_sql(TARGET, STAGING, list(RUN), COLUMNS)
     assert sql == (
         "CREATE TABLE IF NOT EXISTS `my-project.customer_churn_ds.test_predictions` "
-        f"LIKE `{STAGING.name}` "
-        "PARTITION BY pipeline_execution_dt CLUSTER BY pipeline_id, operation"
+        "PARTITION BY pipeline_execution_dt CLUSTER BY pipeline_id, operation "
+        f"AS SELECT {', '.join(COLUMNS)} FROM `{STAGING.name}` WHERE FALSE"
     )
     create = only(sql)
     assert isinstance(create, exp.Create) and create.args["exists"]
-    assert create.find(exp.LikeProperty).this.sql("bigquery") == f"`{STAGING.name}`"
+    select = create.expression
+    assert [c.name for c in select.expressions] == list(COLUMNS)  # no column of another table
+    assert select.find(exp.Table).sql("bigquery") == f"`{STAGING.name}`"
+    assert isinstance(select.args["where"].this, exp.Boolean)  # copies no row
     assert create.find(exp.PartitionedByProperty).this.name == "pipeline_execution_dt"
     assert [c.name for c in create.find(exp.ClusterProperty).expressions] == [
         "pipeline_id",
@@ -64,7 +67,7 @@ def test_create_table_is_partitioned_clustered_and_idempotent():
 
 
 def test_a_table_keyed_by_pipeline_id_alone_is_clustered_by_it_once():
-    sql = bigquery_sql.create_table_sql(TARGET, STAGING, ["pipeline_id"])
+    sql = bigquery_sql.create_table_sql(TARGET, STAGING, ["pipeline_id"], COLUMNS)
     assert [c.name for c in only(sql).find(exp.ClusterProperty).expressions] == ["pipeline_id"]
 
 
@@ -76,8 +79,10 @@ def test_staging_tables_expire():
     assert "INTERVAL '24' HOUR" in alter.sql("bigquery")
 
 
-def test_replace_rows_is_one_transaction_pruned_to_the_day_with_named_columns():
-    sql = bigquery_sql.replace_rows_sql(TARGET, STAGING, list(RUN), COLUMNS)
+def test_replace_rows_is_pruned_to_the_day_with_named_columns():
+    sql = bigquery_sql.transaction_sql(
+        [bigquery_sql.replace_rows_sql(TARGET, STAGING, list(RUN), COLUMNS)]
+    )
     begin, delete, insert, commit = parse(sql)
     assert isinstance(begin, exp.Transaction) and isinstance(commit, exp.Commit)
     assert isinstance(delete, exp.Delete)
@@ -92,6 +97,25 @@ def test_replace_rows_is_one_transaction_pruned_to_the_day_with_named_columns():
     select = insert.expression
     assert [c.name for c in select.expressions] == list(COLUMNS)  # not SELECT *
     assert select.find(exp.Table).sql("bigquery") == f"`{STAGING.name}`"
+    assert select.args.get("where") is None  # every staged row
+
+
+def test_two_tables_fed_by_one_staging_table_change_in_one_transaction():
+    rejects = bigquery_sql.BigQueryTable("my-project", "customer_churn_ds", "batch_rejects")
+    routes = [bigquery_sql.Route("reject_reason", null=n) for n in (True, False)]
+    sql = bigquery_sql.transaction_sql([
+        bigquery_sql.replace_rows_sql(TARGET, STAGING, list(RUN), COLUMNS, routes[0]),
+        bigquery_sql.replace_rows_sql(rejects, STAGING, list(RUN), ("customer_id",), routes[1]),
+    ])  # fmt: skip
+    statements = parse(sql)
+    assert [type(s) for s in statements] == [
+        exp.Transaction, exp.Delete, exp.Insert, exp.Delete, exp.Insert, exp.Commit
+    ]  # fmt: skip
+    inserts = [s for s in statements if isinstance(s, exp.Insert)]
+    assert [i.this.this.sql("bigquery") for i in inserts] == [TARGET.quoted, rejects.quoted]
+    wheres = [i.expression.args["where"].this for i in inserts]
+    assert isinstance(wheres[0], exp.Is) and wheres[0].this.name == "reject_reason"
+    assert isinstance(wheres[1], exp.Not) and isinstance(wheres[1].this, exp.Is)
 
 
 def test_count_is_pruned_to_the_day():

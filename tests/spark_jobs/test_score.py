@@ -153,23 +153,16 @@ def bad_score_inputs(tmp_path_factory, generated_train_csv) -> dict[str, tuple[P
         "nonexistent input",
     ],
 )
-def test_bad_input_fails_fast_names_the_problem_and_writes_nothing(
-    bad_score_inputs, case, tmp_path
+def test_bad_input_fails_names_the_problem_and_leaves_nothing(
+    generated_runs, bad_score_inputs, case, tmp_path
 ):
+    """A bad header fails before the model loads; bad rows once the one pass has counted them,
+    its staged rows dropped."""
+    assert generated_runs.trained
     path, message = bad_score_inputs[case]
     dataset = tmp_path / "warehouse"
-    args = [
-        "--pipeline-id",
-        "bad-score",
-        "--input-uri",
-        str(path),
-        "--model-uri",
-        str(tmp_path / "no-model"),  # never loaded: the input is judged first
-        "--model-version",
-        "v1",
-        "--dataset-uri",
-        str(dataset),
-    ]
+    args = generated_runs.score_args(dataset, "bad-score")
+    args[args.index("--input-uri") + 1] = str(path)
     with pytest.raises(InputError, match=message):
         score.main(args)
     assert paths_naming(dataset, "bad-score") == []
@@ -186,3 +179,53 @@ def test_reject_fraction_can_be_raised(generated_runs, bad_score_inputs, tmp_pat
     assert stats["rows_in"] == 200
     assert 30 < stats["rejected"] < 90
     assert stats["scored"] + stats["rejected"] == 200
+
+
+# --- A job killed between staging and commit ----------------------------------------------
+
+
+def _partition_files(dataset: Path, pipeline_id: str) -> dict[str, list[str]]:
+    """Every file readers can see of the run's partitions (``_staging`` is never read)."""
+    return {
+        table: sorted(p.name for p in (dataset / table / f"pipeline_id={pipeline_id}").glob("*"))
+        for table in ("batch_predictions", "batch_rejects")
+    }
+
+
+@pytest.mark.slow
+def test_a_job_killed_between_staging_and_commit_changes_nothing_readers_see(
+    generated_runs, tmp_path
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert generated_runs.trained
+    dataset = tmp_path / "warehouse"
+    args = generated_runs.score_args(dataset, "20261129")
+    first = score.main(args)
+    before = _partition_files(dataset, "20261129")
+    stats = tmp_path / "run_stats.json"
+    job = subprocess.Popen(
+        [sys.executable, str(Path(score.__file__)), *args, "--stats-uri", str(stats)],
+        start_new_session=True,  # the job, its JVM and Python workers: one process group
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    staged = dataset / "batch_predictions" / "_staging" / "pipeline_id=20261129" / "_SUCCESS"
+    try:
+        deadline = time.monotonic() + 300
+        while not staged.exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert staged.exists(), "the job never staged its one pass"
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert staged.parent.exists(), "the job committed before it was killed"
+    assert _partition_files(dataset, "20261129") == before
+    assert not stats.exists()
+    # The re-run takes the killed run's leftovers over and leaves none behind.
+    assert score.main(args) == first
+    assert not [p for p in dataset.rglob("_staging")]

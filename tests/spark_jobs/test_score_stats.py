@@ -27,18 +27,13 @@ def test_the_stats_document_is_what_the_job_counted(generated_runs, tmp_path):
     assert [n for n in leftovers if not n.endswith(".crc")] == ["run_stats.json"]
 
 
-def test_a_failed_run_writes_no_stats(tmp_path):
+def test_a_failed_run_writes_no_stats(generated_runs, tmp_path):
+    assert generated_runs.trained
     header_only = tmp_path / "header.csv"
     header_only.write_text(",".join(RAW_SCORE_COLUMNS) + "\n", encoding="utf-8")
     stats_file = tmp_path / "stats" / "run_stats.json"
-    args = [
-        "--pipeline-id", "bad-score",
-        "--input-uri", str(header_only),
-        "--model-uri", str(tmp_path / "no-model"),
-        "--model-version", "v1",
-        "--dataset-uri", str(tmp_path / "warehouse"),
-        "--stats-uri", str(stats_file),
-    ]  # fmt: skip
+    args = generated_runs.score_args(tmp_path / "warehouse", "bad-score")
+    args[args.index("--input-uri") + 1] = str(header_only)
     with pytest.raises(InputError, match="header but no rows"):
-        score.main(args)
+        score.main([*args, "--stats-uri", str(stats_file)])
     assert not stats_file.parent.exists()

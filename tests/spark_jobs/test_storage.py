@@ -199,3 +199,95 @@ def test_exists_delete_and_commit(spark, tmp_path):
     assert storage.exists(spark, f"file://{final}")
     storage.delete(spark, f"file://{final}")
     assert not storage.exists(spark, f"file://{final}")
+
+
+# --- One write for two tables -----------------------------------------------------------------
+
+RUN = {"pipeline_id": "20261129"}
+SIDE_COLUMNS = ("customer_id", "reason", "pipeline_id", "pipeline_execution_dt")
+
+
+def _routed(spark, rejected: set[int], n: int = 6, score: float = 0.0):
+    """Rows c0..c<n-1>; those in ``rejected`` carry a reason."""
+    return spark.createDataFrame(
+        [
+            (f"c{i}", float(i) + score, f"bad {i % 2}" if i in rejected else None, "20261129",
+             dt.date(2026, 11, 29))
+            for i in range(n)
+        ],
+        "customer_id string, score double, reason string, pipeline_id string, "
+        "pipeline_execution_dt date",
+    )  # fmt: skip
+
+
+def _split(spark, tmp_path, df):
+    main, side = str(tmp_path / "predictions"), str(tmp_path / "rejects")
+    split = storage.stage_split(df, "reason", main, side, SIDE_COLUMNS, RUN)
+    return split, main, side
+
+
+def _files(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_one_write_stages_two_tables_that_appear_together(spark, tmp_path):
+    split, main, side = _split(spark, tmp_path, _routed(spark, {1, 4}))
+    assert not (tmp_path / "predictions" / "pipeline_id=20261129").exists()
+    assert sorted(r.customer_id for r in split.side_rows().collect()) == ["c1", "c4"]
+    tables = split.tables()
+    assert not (tmp_path / "rejects" / "pipeline_id=20261129").exists()  # staged, not visible
+    storage.commit_all(tables)
+
+    predictions = storage.read_table(spark, main, RUN)
+    assert "reason" not in predictions.columns  # the route is no column of the main table
+    assert sorted(r.customer_id for r in predictions.collect()) == ["c0", "c2", "c3", "c5"]
+    rejects = storage.read_table(spark, side, RUN)
+    assert sorted(rejects.columns) == sorted(SIDE_COLUMNS)
+    assert {(r.customer_id, r.reason) for r in rejects.collect()} == {
+        ("c1", "bad 1"),
+        ("c4", "bad 0"),
+    }
+    for table in ("predictions", "rejects"):
+        assert not (tmp_path / table / "_staging").exists()
+
+
+def test_a_rerun_replaces_both_partitions(spark, tmp_path):
+    split, main, side = _split(spark, tmp_path, _routed(spark, {1, 4}))
+    storage.commit_all(split.tables())
+    again, _, _ = _split(spark, tmp_path, _routed(spark, {2}, n=3, score=0.5))
+    storage.commit_all(again.tables())
+    assert sorted(r.score for r in storage.read_table(spark, main).collect()) == [0.5, 1.5]
+    assert [r.customer_id for r in storage.read_table(spark, side).collect()] == ["c2"]
+
+
+@pytest.mark.parametrize("readied", [False, True])
+def test_a_discarded_split_leaves_nothing_and_changes_nothing(spark, tmp_path, readied):
+    first, _, _ = _split(spark, tmp_path, _routed(spark, {1}))
+    storage.commit_all(first.tables())
+    before = {t: _files(tmp_path / t) for t in ("predictions", "rejects")}
+    split, _, _ = _split(spark, tmp_path, _routed(spark, {0, 2, 3}, n=9))
+    tables = split.tables() if readied else []
+    split.discard()
+    for table in tables:
+        table.discard()
+    assert {t: _files(tmp_path / t) for t in ("predictions", "rejects")} == before
+
+
+def test_every_row_routed_to_the_side_still_replaces_the_main_partition(spark, tmp_path):
+    first, main, side = _split(spark, tmp_path, _routed(spark, set()))
+    storage.commit_all(first.tables())
+    split, _, _ = _split(spark, tmp_path, _routed(spark, {0, 1}, n=2))
+    storage.commit_all(split.tables())
+    predictions = storage.read_table(spark, main, RUN)
+    assert predictions.count() == 0
+    assert sorted(predictions.columns) == sorted(
+        ["customer_id", "score", "pipeline_id", "pipeline_execution_dt"]
+    )
+    assert storage.read_table(spark, side, RUN).count() == 2
+
+
+def test_write_bytes_round_trip(spark, tmp_path):
+    uri = str(tmp_path / "report" / "plot.png")
+    storage.write_bytes(spark, uri, b"\x89PNG\r\n\x1a\n\x00\xff")
+    assert (tmp_path / "report" / "plot.png").read_bytes() == b"\x89PNG\r\n\x1a\n\x00\xff"
+    assert not (tmp_path / "report" / "_staging").exists()

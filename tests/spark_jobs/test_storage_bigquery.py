@@ -79,11 +79,14 @@ def staged(execution_dt: dt.date | None = DAY) -> storage.StagedTable:
     return storage.StagedTable(None, URI, RUN, STAGING.name, COLUMNS, execution_dt)
 
 
-CREATE = ("query", bigquery_sql.create_table_sql(TARGET, STAGING, ["pipeline_id"]), [])
+CREATE = ("query", bigquery_sql.create_table_sql(TARGET, STAGING, ["pipeline_id"], COLUMNS), [])
+PARAMETERS = [("pipeline_execution_dt", "DATE", DAY), ("pipeline_id", "STRING", "20261129")]
 REPLACE = (
     "query",
-    bigquery_sql.replace_rows_sql(TARGET, STAGING, ["pipeline_id"], COLUMNS),
-    [("pipeline_execution_dt", "DATE", DAY), ("pipeline_id", "STRING", "20261129")],
+    bigquery_sql.transaction_sql(
+        [bigquery_sql.replace_rows_sql(TARGET, STAGING, ["pipeline_id"], COLUMNS)]
+    ),
+    PARAMETERS,
 )
 DROP = ("delete_table", STAGING.name, True)
 
@@ -134,3 +137,82 @@ def test_discard_drops_the_staging_table(client):
     recorder = client()
     staged().discard()
     assert recorder.calls == [DROP]
+
+
+# --- Tables committed together --------------------------------------------------------------
+
+PREDICTIONS = "bq://my-project.customer_churn_ds.batch_predictions"
+DRIFT = "bq://my-project.customer_churn_ds.feature_drift"
+SCORED = ("customer_id", "prediction", "pipeline_id", "pipeline_execution_dt")
+
+
+def split(spark=None) -> storage.StagedSplit:
+    """Predictions and rejects staged by one write into one staging table."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = StructType(
+        [StructField(c, StringType()) for c in (*SCORED[:2], "reject_reason", *SCORED[2:])]
+    )
+    staging = bigquery_sql.staging_table(bigquery_sql.bigquery_table(PREDICTIONS), RUN)
+    return storage.StagedSplit(
+        spark, PREDICTIONS, URI, "reject_reason", COLUMNS, RUN, DAY, staging.name, schema
+    )
+
+
+def test_one_staging_table_feeds_two_tables_in_one_transaction_with_a_third(client):
+    recorder = client()
+    routed = split()
+    drift = storage.StagedTable(None, DRIFT, RUN, "my-project.customer_churn_ds._staging_fd",
+                                ("feature", "pipeline_id"), DAY)  # fmt: skip
+    rejects, predictions = routed.tables()
+    assert predictions.columns == SCORED  # every column but the route
+    storage.commit_all([rejects, drift, predictions])
+
+    shared = bigquery_sql.bigquery_table(f"bq://{routed.staged}")
+    drift_staging = bigquery_sql.bigquery_table(f"bq://{drift.staged}")
+    targets = [TARGET, *(bigquery_sql.bigquery_table(u) for u in (DRIFT, PREDICTIONS))]
+    stagings = [shared, drift_staging, shared]
+    columns = [COLUMNS, drift.columns, SCORED]
+    routes = [
+        bigquery_sql.Route("reject_reason", False),
+        None,
+        bigquery_sql.Route("reject_reason", True),
+    ]
+    creates = [
+        ("query", bigquery_sql.create_table_sql(t, st, ["pipeline_id"], c), [])
+        for t, st, c in zip(targets, stagings, columns, strict=True)
+    ]
+    transaction = bigquery_sql.transaction_sql([
+        bigquery_sql.replace_rows_sql(t, st, ["pipeline_id"], c, r)
+        for t, st, c, r in zip(targets, stagings, columns, routes, strict=True)
+    ])  # fmt: skip
+    assert recorder.calls == [
+        *creates,
+        ("query", transaction, PARAMETERS),
+        ("delete_table", shared.name, True),
+        ("delete_table", drift_staging.name, True),
+    ]
+    assert transaction.count("BEGIN TRANSACTION") == 1
+
+
+def test_a_failed_transaction_changes_no_table_and_drops_every_staging_table(client):
+    recorder = client(BEGIN=[Forbidden("Access Denied: Table batch_rejects")])
+    with pytest.raises(Forbidden):
+        storage.commit_all(split().tables())
+    queries = [c for c in recorder.calls if c[0] == "query"]
+    assert len([q for q in queries if "BEGIN TRANSACTION" in q[1]]) == 1  # the only DML
+    assert recorder.calls[-1] == ("delete_table", split().staged, True)
+
+
+def test_tables_of_different_runs_are_not_committed_together(client):
+    recorder = client()
+    other = storage.StagedTable(None, DRIFT, {"pipeline_id": "20261130"}, "p.d._s", ("a",), DAY)
+    with pytest.raises(ValueError, match="one run"):
+        storage.commit_all([*split().tables(), other])
+    assert recorder.calls == []
+
+
+def test_discarding_a_split_drops_its_staging_table(client):
+    recorder = client()
+    split().discard()
+    assert recorder.calls == [("delete_table", split().staged, True)]
