@@ -12,19 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_ml import layout
+from churn_ml import layout, spark_conf
 
 BATCH_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,61}[a-z0-9]$")
 JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
 REPO = Path(__file__).resolve().parents[1]
 
-LOCAL_SPARK_PROPERTIES = {
-    "spark.driver.memory": "4g",
-    "spark.log.level": "WARN",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-}
 # Dataproc Serverless: a 4-core driver with room for maxDepth 15 forests, executors autoscaled.
 DATAPROC_SPARK_PROPERTIES = {
     "spark.driver.cores": "4",
@@ -64,7 +57,7 @@ class Environment:
             artifact_root=str(root),
             code_uri=str(REPO / "spark_jobs"),
             python_file_uris=(str(root / "code" / "churn_ml.zip"),),
-            spark_properties=LOCAL_SPARK_PROPERTIES,
+            spark_properties=spark_conf.local_properties(),  # read when the run starts
         )
 
     @classmethod

@@ -1,7 +1,8 @@
 """Batch scoring: the day's customers -> ``batch_predictions`` with the given model version.
 
-Rows that cannot be scored go to ``batch_rejects`` with the reason, so input = scored +
-rejected; past ``--max-reject-fraction`` the job fails before writing anything.
+Each input customer gets one row: a prediction, or in ``batch_rejects`` the reason it cannot
+be scored, so customers_in = scored + rejected (``churn_ml.customers`` defines the count);
+past ``--max-reject-fraction`` the job fails before writing anything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from churn_ml import cleaning, cli, raw_csv, storage
+from churn_ml import cleaning, cli, customers, raw_csv, storage
 from churn_ml.compiled_model import compile_model
 from churn_ml.layout import table_uri
 from churn_ml.model import CHURN_PROBABILITY, churn_probability
@@ -35,7 +36,7 @@ def parse_args(argv: Sequence[str] | None):
         "--max-reject-fraction",
         type=cli.fraction,
         default=0.05,
-        help="fail when more than this fraction of rows cannot be scored (default 0.05)",
+        help="fail when more than this fraction of customers cannot be scored (default 0.05)",
     )
     return p.parse_args(argv)
 
@@ -77,7 +78,8 @@ def reject_rows(parsed: DataFrame, model_version: str) -> DataFrame:
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-batch-scoring")
-    parsed = cleaning.parse(raw_csv.read(spark, args.input_uri, with_label=False))
+    raw = raw_csv.read(spark, args.input_uri, with_label=False)
+    parsed = customers.one_per_customer(cleaning.parse(raw))
     partition = {"pipeline_id": args.pipeline_id}
 
     def stage(table: str, df: DataFrame) -> storage.StagedTable:
@@ -87,11 +89,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     # Two passes over the input, no cache: the rejects (counting every row on the way), then,
     # once the counts are within the limit, the predictions. Both commit only at the end.
     counts = Observation("scoring input")
-    counted = parsed.observe(
-        counts,
-        F.count(F.lit(1)).alias("rows_in"),
-        F.count(cleaning.REJECT_REASON).alias("rejected"),
-    )
+    counted = parsed.observe(counts, *customers.tally())
     staged = []
     try:
         try:
@@ -101,14 +99,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
             if malformed:
                 raise malformed from err
             raise
-        rows_in, rejected = counts.get["rows_in"], counts.get["rejected"]
-        if not rows_in:
+        tally = counts.get
+        customers_in, rejected = tally["customers_in"], tally["rejected"]
+        if not customers_in:
             raise cli.InputError("the scoring input has a header but no rows")
-        if rejected > args.max_reject_fraction * rows_in:
+        if rejected > args.max_reject_fraction * customers_in:
             reasons = cleaning.rejects(parsed).groupBy(cleaning.REJECT_REASON).count().collect()
             raise cli.InputError(
-                f"{rejected} of {rows_in} rows cannot be scored, more than the allowed fraction "
-                f"{args.max_reject_fraction}: "
+                f"{rejected} of {customers_in} customers cannot be scored, more than the allowed "
+                f"fraction {args.max_reject_fraction}: "
                 + str({r[cleaning.REJECT_REASON]: r["count"] for r in reasons})
             )
         scorer = load_scorer(spark, args.model_uri)
@@ -121,13 +120,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for table in staged:
         table.commit()
     stats = {
-        "rows_in": rows_in,
-        "scored": rows_in - rejected,
-        "rejected": rejected,
+        **tally,
+        "scored": customers_in - rejected,
         "model_version": args.model_version,
     }
     log.info(
-        "scored %(scored)d of %(rows_in)d rows, rejected %(rejected)d, model %(model_version)s",
+        "scored %(scored)d of %(customers_in)d customers (%(rows_in)d rows, %(repeated_headers)d "
+        "repeated header lines dropped), rejected %(rejected)d, model %(model_version)s",
         stats,
     )
     return stats
