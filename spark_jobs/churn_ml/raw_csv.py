@@ -32,7 +32,10 @@ def malformed_input(err: Exception) -> InputError | None:
         return InputError(misplaced.group(0))
     part = _PART_HEADER.search(text)
     if part:
-        return InputError(f"the CSV header of {part.group(1)} lists the columns in another order")
+        return InputError(
+            f"the CSV header of {part.group(1)} lists the columns in another order than the "
+            "input's first file"
+        )
     if "Malformed" not in text and "MALFORMED" not in text:
         return None
     record = _MALFORMED_RECORD.search(text)
@@ -79,7 +82,7 @@ def check_header(header: str | None, with_label: bool) -> None:
 
 
 def first_line(spark: SparkSession, uri: str) -> str | None:
-    """The first line of a file, or of the first data file in a folder (None if empty).
+    """The first line of a file, or of a folder's first data file by name (None if empty).
 
     Read on the driver through Hadoop's filesystem (local, gs:// and hdfs:// alike),
     decompressed as Spark would: no Spark job. Raises InputError if nothing is there.
@@ -88,20 +91,20 @@ def first_line(spark: SparkSession, uri: str) -> str | None:
         raise InputError(f"input {uri} does not exist")
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = path.getFileSystem(conf)
-    files = fs.listFiles(path, True)
-    while files.hasNext():
-        status = files.next()
-        relative = status.getPath().toUri().getPath()[len(path.toUri().getPath()) :]
-        if not any(part.startswith(("_", ".")) for part in relative.split("/") if part):
-            break  # Spark skips hidden (_ or .) files and folders too
-    else:
+    root = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = root.getFileSystem(conf)
+    prefix = len(root.toUri().getPath())
+    files, listing = [], fs.listFiles(root, True)
+    while listing.hasNext():
+        path = listing.next().getPath()
+        parts = path.toUri().getPath()[prefix:].split("/")
+        if not any(p.startswith(("_", ".")) for p in parts if p):  # hidden to Spark too
+            files.append((path.toString(), path))
+    if not files:
         return None
-    stream = fs.open(status.getPath())
-    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(
-        status.getPath()
-    )
+    first = min(files, key=lambda f: f[0])[1]
+    stream = fs.open(first)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(first)
     reader = jvm.org.apache.hadoop.util.LineReader(
         codec.createInputStream(stream) if codec else stream
     )
