@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from churn_ml import cleaning, cli, customers, raw_csv, storage
-from churn_ml.compiled_model import compile_model
+from churn_ml.compiled_model import load_compiled
 from churn_ml.layout import table_uri
 from churn_ml.model import CHURN_PROBABILITY, churn_probability
 from churn_ml.schema import BATCH_PREDICTIONS, BATCH_REJECTS
@@ -50,10 +50,10 @@ def load_scorer(spark: SparkSession, model_uri: str) -> Scorer:
     The compiled form when the model has the shape training fits, else the model's transform.
     """
     uri = storage.normalize(model_uri)
-    model = PipelineModel.load(uri)
-    compiled = compile_model(spark, model, uri)
+    compiled = load_compiled(spark, uri)
     if compiled is not None:
         return compiled.transform
+    model = PipelineModel.load(uri)
     return lambda customers: churn_probability(model.transform(customers))
 
 

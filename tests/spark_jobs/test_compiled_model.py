@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import cleaning, raw_csv
-from churn_ml.compiled_model import compile_model, forest_from_nodes
+from churn_ml.compiled_model import forest_from_nodes, load_compiled, read_stages
 from churn_ml.model import FEATURES, LABEL_INDEX, churn_probability, fit
 
 
@@ -65,7 +65,7 @@ def test_compiled_equals_transform_to_the_bit(spark, runs):
     assert runs.trained
     uri = str(runs.train_model)
     model = PipelineModel.load(uri)
-    compiled = compile_model(spark, model, uri)
+    compiled = load_compiled(spark, uri)
     assert compiled is not None
     customers = cleaning.clean(
         cleaning.parse(raw_csv.read(spark, str(runs.source.score_csv), with_label=False))
@@ -99,7 +99,8 @@ def test_other_models_are_not_compiled_and_score_through_transform(spark, tmp_pa
     model = fit(Pipeline(stages=stages), rows)
     uri = str(tmp_path / "tree")
     model.save(uri)
-    assert compile_model(spark, model, uri) is None
+    assert [s.kind for s in read_stages(spark, uri)][-1] == "DecisionTreeClassificationModel"
+    assert load_compiled(spark, uri) is None
     expected = churn_probability(model.transform(rows)).select("prediction", "churn_probability")
     scored = score.load_scorer(spark, uri)(rows).select("prediction", "churn_probability")
     assertDataFrameEqual(scored, expected)
