@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export CHURN_ROOT ?= $(CURDIR)/.churn
 export PYTHONPATH := $(CURDIR):$(CURDIR)/spark_jobs:$(CURDIR)/plugins
 
-.PHONY: venv java browser demo test lint bench zip compile lock clean airflow-up airflow-down deploy-composer
+.PHONY: venv java browser demo test lint bench bench-scale zip compile lock clean airflow-up airflow-down deploy-composer
 
 venv: $(STAMP)
 
@@ -49,6 +49,10 @@ lint: venv
 
 bench: venv java
 	$(PY) -m tests.bench
+
+# How each job's time grows with its input (about an hour): docs/performance.md.
+bench-scale: venv java
+	$(PY) -m tests.bench_scale
 
 zip: venv
 	$(PY) spark_jobs/package_zip.py --output dist/churn_ml.zip

@@ -8,6 +8,10 @@ a pipeline step runs, so the small sizes show the fixed cost of a job:
 - tuning with a small grid (``SMALL_GRID``, 3 folds);
 - scoring, with the model trained on 100k rows.
 
+Then trains once more at the size a fixed-plus-per-row fit of the last two training points
+predicts for 10 minutes (rounded down to 500k rows), to measure the largest training set
+this machine fits in that time.
+
 Prints a table of seconds and rows/s and the slope of each segment (log10 of the time ratio
 per 10x rows: 1.0 is linear, 0 is all fixed cost), writes ``results.json`` and a log-log
 ``scaling.png`` to ``--output``, and notes the machine's load before and after each run.
@@ -34,6 +38,8 @@ SCORING_MODEL_ROWS = 100_000
 SMALL_GRID = {"max-depth": "5,10", "max-bins": "32", "num-trees": "10,20"}
 FOLDS = 3
 MASTER = "local[2]"
+TEN_MINUTES = 600.0
+PREPROCESS_10K_TARGET = 15.0  # seconds, a fresh process (issue 15)
 
 
 def load() -> str:
@@ -100,6 +106,19 @@ def slopes(points: list[tuple[int, float]]) -> list[float]:
     ]
 
 
+def largest_under(seconds: float, points: list[tuple[int, float]]) -> int | None:
+    """Rows a fixed cost plus a cost per row, fitted to the last two points, predicts in
+    ``seconds``; rounded down to 500k rows (the probe then measures it)."""
+    if len(points) < 2:
+        return None
+    (n0, t0), (n1, t1) = points[-2:]
+    per_row = (t1 - t0) / (n1 - n0)
+    if per_row <= 0:
+        return None
+    rows = n1 + (seconds - t1) / per_row
+    return int(min(rows, 20_000_000) // 500_000 * 500_000) or None
+
+
 def plot(results: dict[str, list[dict]], path: Path) -> None:
     import matplotlib
 
@@ -112,7 +131,7 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
         ax.plot(xs, ys, marker="o", label=job)
     lo = min(r["rows"] for runs in results.values() for r in runs)
     hi = max(r["rows"] for runs in results.values() for r in runs)
-    ax.plot([lo, hi], [600, 600], color="grey", linestyle=":", label="10 minutes")
+    ax.plot([lo, hi], [TEN_MINUTES] * 2, color="grey", linestyle=":", label="10 minutes")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("input rows (generated)")
@@ -134,6 +153,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--output", type=Path, default=REPO / "test-output" / "bench-scale")
     p.add_argument("--sizes", type=sizes, default=list(SIZES), help="training rows, e.g. 10000")
     p.add_argument("--score-sizes", type=sizes, default=list(SCORE_SIZES))
+    p.add_argument(
+        "--no-probe",
+        dest="probe",
+        action="store_false",
+        help="skip training at the size the curve predicts for 10 minutes",
+    )
     args = p.parse_args(argv)
     from churn_ml import sample_data
 
@@ -167,6 +192,12 @@ def main(argv: list[str] | None = None) -> dict:
         sample_data.write_csv(work / f"train-{rows}.csv", rows, seed=11)
         for job in ("preprocess", "train", "tune"):
             measure(job, rows)
+    probe = largest_under(TEN_MINUTES, [(r["rows"], r["seconds"]) for r in results["train"]])
+    if probe and args.probe:
+        sample_data.write_csv(work / f"train-{probe}.csv", probe, seed=11)
+        run_job("preprocess", job_args("preprocess", probe, work, model_rows), work / "probe.log")
+        (work / f"train-{probe}.csv").unlink()
+        measure("train", probe)
     for rows in args.score_sizes:
         csv = work / f"score-{rows}.csv"
         sample_data.write_csv(csv, rows, seed=12, with_label=False)
@@ -185,6 +216,18 @@ def main(argv: list[str] | None = None) -> dict:
             )
         summary[job] = {"runs": runs, "slopes": [round(s, 2) for s in job_slopes]}
     summary["scoring_model_rows"] = model_rows
+    small = next((r for r in results["preprocess"] if r["rows"] == 10_000), None)
+    if small:
+        verdict = "met" if small["seconds"] <= PREPROCESS_10K_TARGET else "not met"
+        print(
+            f"preprocessing 10k rows, fresh process: {small['seconds']:.1f} s "
+            f"(target at most {PREPROCESS_10K_TARGET:.0f} s: {verdict})"
+        )
+    if probe and args.probe:
+        took = results["train"][-1]["seconds"]
+        verdict = "within" if took <= TEN_MINUTES else "over"
+        print(f"training {probe:,d} rows (predicted for 10 minutes): {took:.0f} s, {verdict}")
+        summary["ten_minute_probe"] = {"rows": probe, "seconds": took}
     plot(results, args.output / "scaling.png")
     (args.output / "results.json").write_text(json.dumps(summary, indent=2))
     print(f"\nplot: {args.output / 'scaling.png'}; figures: {args.output / 'results.json'}")
