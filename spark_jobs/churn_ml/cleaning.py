@@ -21,7 +21,6 @@ with the columns in another order would shift every field after it, so it fails 
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -72,60 +71,65 @@ REJECT_REASONS = (
 )
 
 
+def sql_string(text: str) -> str:
+    """A Spark SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _sql_in(expr: str, values) -> str:
+    return (
+        f"{expr} IN ({', '.join(sql_string(v) if isinstance(v, str) else str(v) for v in values)})"
+    )
+
+
 def _number(name: str) -> str:
-    return f"_number_{name}"
+    return f"`_number_{name}`"
 
 
 def _unknown(name: str) -> str:
-    return f"_unknown_{name}"
+    return f"`_unknown_{name}`"
 
 
-def _typed(name: str) -> tuple[Column, dict[str, Column]]:
-    """The parsed value of one column and, per kind of ``checks(name)``, when it is broken.
-
-    Reads the trimmed text ``name``, its finite ``_number(name)`` for a number column, and
-    the ``_unknown(name)`` flag of a text category. Integers are judged as numbers first,
-    so 12.0 is 12 and 1e12 is out of range.
-    """
-    text = F.col(name)
-    value, broken = text, {"missing": text.isNull()}
+def _typed(name: str) -> tuple[str, dict[str, str]]:
+    """The parsed value of one column and, per kind of ``checks(name)``, when it is broken
+    (Spark SQL over the trimmed text ``name``, its finite ``_number`` for a number column,
+    and the ``_unknown`` flag of a text category). Integers are judged as numbers first, so
+    12.0 is 12 and 1e12 is out of range."""
+    text = f"`{name}`"
+    value, broken = text, {"missing": f"{text} IS NULL"}
     if name in INTEGER_COLUMNS or name in NUMERIC_FEATURES:
-        value = F.col(_number(name))
-        broken["non-numeric"] = value.isNull()
+        value = _number(name)
+        broken["non-numeric"] = f"{value} IS NULL"
     if name in INTEGER_COLUMNS:
-        broken["non-integer"] = value != F.rint(value)
-        broken["unknown"] = ~value.isin(*CATEGORY_DOMAINS.get(name, (value,)))
-        value = F.when(value == F.rint(value), value.try_cast("int"))
+        broken["non-integer"] = f"{value} != rint({value})"
+        if name in CATEGORY_DOMAINS:
+            broken["unknown"] = f"NOT {_sql_in(value, CATEGORY_DOMAINS[name])}"
+        value = f"CASE WHEN {value} = rint({value}) THEN try_cast({value} AS INT) END"
     elif name in CATEGORY_DOMAINS:
-        broken["unknown"] = F.col(_unknown(name))
+        broken["unknown"] = _unknown(name)
     if name == "tenure":
-        broken["out-of-range"] = ~F.col(_number(name)).between(*TENURE_RANGE)
+        broken["out-of-range"] = (
+            f"NOT ({_number(name)} BETWEEN {TENURE_RANGE[0]} AND {TENURE_RANGE[1]})"
+        )
     if name in NUMERIC_FEATURES:
-        broken["negative"] = value < 0
+        broken["negative"] = f"{value} < 0"
     return value, broken
 
 
-def _header_line(raw: DataFrame) -> Column:
+def _header_line(columns: list[str]) -> str:
     """``REPEATED_HEADER`` on a line equal to the header, null on data; raises on a line of
     the column names in another order (every field after it would be shifted)."""
-    fields = [F.trim(F.col(f"`{c}`")) for c in raw.columns]
-    line = F.concat_ws(",", *fields)
-    all_names = F.lit(True)
-    for field in fields:
-        all_names = all_names & field.isin(*raw.columns)
-    misplaced = F.raise_error(
-        F.concat(
-            F.lit(f"{MISPLACED_HEADER}: file "),
-            F.input_file_name(),
-            F.lit(", line '"),
-            line,
-            F.lit("'"),
-        )
+    fields = [f"trim(`{c}`)" for c in columns]
+    names = ", ".join(map(sql_string, columns))
+    line = f"concat_ws(',', {', '.join(fields)})"
+    all_names = " AND ".join(f"{f} IN ({names})" for f in fields)
+    before, after = sql_string(f"{MISPLACED_HEADER}: file "), sql_string(", line '")
+    message = f"concat({before}, input_file_name(), {after}, {line}, {sql_string(chr(39))})"
+    return (
+        f"CASE WHEN {fields[0]} IN ({names}) THEN "  # data lines stop at this one lookup
+        f"CASE WHEN {line} = {sql_string(','.join(columns))} THEN {sql_string(REPEATED_HEADER)} "
+        f"WHEN {all_names} THEN CAST(raise_error({message}) AS STRING) END END"
     )
-    header = F.when(line == ",".join(raw.columns), F.lit(REPEATED_HEADER)).when(
-        all_names, misplaced.cast("string")
-    )
-    return F.when(fields[0].isin(*raw.columns), header)  # data lines stop at one lookup
 
 
 def parse(raw: DataFrame) -> DataFrame:
@@ -134,38 +138,39 @@ def parse(raw: DataFrame) -> DataFrame:
     ``reject_reason`` is null for a usable row, else the first broken rule (module docstring),
     or ``REPEATED_HEADER``. The label is not judged here: see ``invalid_labels``. A header
     line in another column order raises, naming the file and the line, when the rows are read.
+
+    Three projections in Spark SQL text: each field is trimmed, then parsed, once, and the
+    rules read columns. (Column objects cost a py4j call per operator: 0.5 s a job.)
     """
     names = [RAW_TO_CLEAN[c] for c in raw.columns]
-    # Three projections, each field trimmed and parsed once, the rules spread over them: one
-    # projection of every rule over inlined expressions compiled to a method too big for the
-    # JIT (HotSpot interprets methods over 8,000 bytes of bytecode), 2.5x slower.
-    texts = raw.select(
-        *(
-            F.nullif(F.trim(F.col(f"`{c}`")), F.lit("")).alias(n)
-            for c, n in zip(raw.columns, names, strict=True)
-        ),
-        _header_line(raw).alias("_header"),
+    texts = raw.selectExpr(
+        *(f"nullif(trim(`{c}`), '') AS `{n}`" for c, n in zip(raw.columns, names, strict=True)),
+        f"{_header_line(raw.columns)} AS _header",
     )
-    typed = {}
+    typed = []
     for name in names:
         if name in INTEGER_COLUMNS or name in NUMERIC_FEATURES:
-            number = F.col(name).try_cast("double")  # NaN and infinity are not amounts
-            typed[_number(name)] = F.when(~F.isnan(number) & (F.abs(number) != math.inf), number)
+            number = f"try_cast(`{name}` AS DOUBLE)"  # NaN and infinity are not amounts
+            finite = f"NOT isnan({number}) AND abs({number}) != double('Infinity')"
+            typed.append(f"CASE WHEN {finite} THEN {number} END AS {_number(name)}")
         elif name in CATEGORY_DOMAINS:
-            typed[_unknown(name)] = ~F.col(name).isin(*CATEGORY_DOMAINS[name])
-    texts = texts.withColumns(typed)
-    columns, values, reasons = [], {}, [F.col("_header")]
+            typed.append(f"NOT {_sql_in(f'`{name}`', CATEGORY_DOMAINS[name])} AS {_unknown(name)}")
+    texts = texts.selectExpr("*", *typed)
+    columns, reasons = [], ["_header"]
     for name in names:
         if name == LABEL:
-            columns.append(F.lower(F.col(name)).alias(name))
+            columns.append(f"lower(`{name}`) AS `{name}`")
             continue
-        values[name], broken = _typed(name)
-        columns.append(values[name].alias(name))
-        reasons += [F.when(broken[kind], F.lit(f"{kind} {name}")) for kind in checks(name)]
-    billed = values["monthly_charges"] * values["tenure"]
-    too_low = values["total_charges"] < F.round(TOTAL_CHARGES_MIN_SHARE * billed, 2)  # cents
-    reasons.append(F.when(too_low, F.lit(TOTAL_BELOW_MONTHLY)))
-    return texts.select(*columns, F.coalesce(*reasons).alias(REJECT_REASON))
+        value, broken = _typed(name)
+        columns.append(f"{value} AS `{name}`")
+        reasons += [
+            f"CASE WHEN {broken[kind]} THEN {sql_string(f'{kind} {name}')} END"
+            for kind in checks(name)
+        ]
+    billed = f"{_number('monthly_charges')} * {_number('tenure')}"
+    too_low = f"{_number('total_charges')} < round({TOTAL_CHARGES_MIN_SHARE} * {billed}, 2)"
+    reasons.append(f"CASE WHEN {too_low} THEN {sql_string(TOTAL_BELOW_MONTHLY)} END")  # cents
+    return texts.selectExpr(*columns, f"coalesce({', '.join(reasons)}) AS {REJECT_REASON}")
 
 
 def invalid_labels(parsed: DataFrame) -> Column:

@@ -25,6 +25,7 @@ from churn_ml.cleaning import (
     REJECT_REASONS,
     REPEATED_HEADER,
     SOURCE_ROWS,
+    sql_string,
 )
 
 CUSTOMER_ID = "customer_id"
@@ -81,4 +82,4 @@ def tally() -> list[Column]:
 
 def reason_counts() -> list[Column]:
     """One aggregate per reject reason: the customers rejected for it."""
-    return [F.count_if(F.col(REJECT_REASON) == r).alias(r) for r in REJECT_REASONS]
+    return [F.expr(f"count_if({REJECT_REASON} = {sql_string(r)}) AS `{r}`") for r in REJECT_REASONS]
