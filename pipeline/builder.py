@@ -8,7 +8,7 @@ dataset record, run by ``kfp.local``. Topology, parameters and evaluation are sh
 from kfp import dsl
 
 from churn_ml import layout, runtime
-from churn_ml.schema import TRAINING_DATA
+from churn_ml.layout import TRAINING_DATA
 from pipeline import components as c
 from pipeline.params import DEFAULT_TUNING
 

@@ -11,19 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_ml import layout, runtime
+from churn_ml import layout, runtime, spark_conf
 from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
 from churn_ml.lineage import PIPELINE_STEPS, batch_id
 
 REPO = Path(__file__).resolve().parents[1]
 
-LOCAL_SPARK_PROPERTIES = {
-    "spark.driver.memory": "4g",
-    "spark.log.level": "WARN",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-}
 # Dataproc Serverless: a 4-core driver with room for maxDepth 15 forests, executors autoscaled.
 DATAPROC_SPARK_PROPERTIES = {
     "spark.driver.cores": "4",
@@ -66,7 +59,7 @@ class Environment:
             artifact_root=str(root),
             code_uri=str(REPO / "spark_jobs"),
             python_file_uris=(str(root / "code" / "churn_ml.zip"),),
-            spark_properties=LOCAL_SPARK_PROPERTIES,
+            spark_properties=spark_conf.local_properties(),  # read when the run starts
         )
 
     @classmethod

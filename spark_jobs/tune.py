@@ -48,12 +48,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     features = Pipeline(stages=feature_stages()).fit(train)
     vectors = features.transform(train).select("customer_id", FEATURES, LABEL_INDEX).cache()
     grid = Grid(args.max_depth_grid, args.max_bins_grid, args.num_trees_grid)
-    log.info(
-        "cross-validating %d grid points x %d folds on %d rows",
-        len(grid.params()),
-        args.folds,
-        vectors.count(),
-    )
     scores = cross_validate(vectors, grid, args.folds, args.seed, args.parallelism)
     winner = best(scores)
     log.info("best %s with mean AUPR %.4f", winner.params, winner.mean_au_pr)

@@ -26,7 +26,13 @@ from datetime import date
 from itertools import islice
 from pathlib import Path
 
-from churn_ml.schema import RAW_SCORE_COLUMNS, RAW_TRAIN_COLUMNS
+from churn_ml.schema import (
+    CONTRACTS,
+    INTERNET_TYPES,
+    PAYMENT_METHODS,
+    RAW_SCORE_COLUMNS,
+    RAW_TRAIN_COLUMNS,
+)
 
 __all__ = [
     "DEFAULT_BLANK_TOTAL_CHARGES_FRACTION",
@@ -51,7 +57,6 @@ BLANK = " "
 
 # --- Marginals / conditionals, rounded from the reference file ---------------
 # Everything below is indexed by contract: 0 month-to-month, 1 one year, 2 two year.
-CONTRACTS = ("Month-to-month", "One year", "Two year")
 CONTRACT_P = (0.550, 0.209, 0.241)
 # Tenure histogram (months 1..72) as (first month, width) bins: spikes at 1
 # and 72, 6-month bins in between; uniform inside a bin.
@@ -111,7 +116,6 @@ P_PARTNER = (0.356, 0.563, 0.703)
 P_DEPENDENTS_GIVEN_PARTNER = {True: 0.514, False: 0.099}
 P_MALE = 0.505
 P_MULTIPLE_LINES = (0.424, 0.464, 0.569)  # given PhoneService = Yes
-INTERNET_TYPES = ("DSL", "Fiber optic", "No")
 P_INTERNET = ((0.316, 0.549, 0.135), (0.387, 0.366, 0.247), (0.370, 0.255, 0.376))
 # Every customer without phone service has DSL (so overall PhoneService = Yes ~90.3%).
 P_PHONE_GIVEN_DSL = 0.718
@@ -123,12 +127,6 @@ P_SERVICES = (
     ((0.770, 0.693, 0.762, 0.817, 0.642, 0.665), (0.613, 0.718, 0.793, 0.718, 0.823, 0.818)),
 )
 P_PAPERLESS = (0.667, 0.543, 0.465)
-PAYMENT_METHODS = (
-    "Electronic check",
-    "Mailed check",
-    "Bank transfer (automatic)",
-    "Credit card (automatic)",
-)
 P_PAYMENT = (
     (0.477, 0.230, 0.152, 0.141),
     (0.236, 0.228, 0.266, 0.270),

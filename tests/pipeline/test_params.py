@@ -68,7 +68,8 @@ def test_parameter_values_gcp():
     }
 
 
-def test_parameter_values_local(tmp_path):
+def test_parameter_values_local(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHURN_SPARK_DRIVER_MEMORY", raising=False)
     tuning = Tuning(
         enabled=False,
         aupr_threshold=0.7,
@@ -111,6 +112,7 @@ def test_parameter_values_local(tmp_path):
             "spark.driver.memory": "4g",
             "spark.log.level": "WARN",
             "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "4",
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
         },
@@ -123,6 +125,12 @@ def test_parameter_values_local(tmp_path):
         "folds": 2,
         "seed": 7,
     }
+
+
+def test_local_driver_memory_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURN_SPARK_DRIVER_MEMORY", "9g")
+    values = parameter_values(Environment.local(tmp_path), "20261129", RUN_DATE)
+    assert values["spark_properties"]["spark.driver.memory"] == "9g"
 
 
 def test_parameter_values_local_default_landing_partition(tmp_path):

@@ -263,6 +263,8 @@ def test_validate_predictions_reads_the_stats_from_gcs_and_counts_in_bigquery(
         "pipeline_execution_dt": "2026-11-29",
         "model_version": "20261128-training-abcde-1",
         "rows_in": 411,
+        "repeated_headers": 0,
+        "customers_in": 411,
         "scored": 400,
         "rejected": 11,
     }
@@ -274,7 +276,7 @@ def test_validate_predictions_reads_the_stats_from_gcs_and_counts_in_bigquery(
     monkeypatch.setattr(BigQueryHook, "get_client", lambda self, project_id=None: bigquery)
 
     counts = scoring.validate(env, "20261129", DAY, "20261128-training-abcde-1")
-    assert counts == {"rows_in": 411, "scored": 400, "rejected": 11}
+    assert counts == {"rows_in": 411, "customers_in": 411, "scored": 400, "rejected": 11}
     params = [("pipeline_execution_dt", "DATE", DAY), ("pipeline_id", "STRING", "20261129")]
     assert bigquery.queries == [
         (bigquery_sql.count_rows_sql(bigquery_sql.BigQueryTable(PROJECT, layout.DATASET, t),
