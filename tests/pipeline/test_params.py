@@ -129,7 +129,7 @@ def test_parameter_values_local(tmp_path, monkeypatch):
 
 def test_local_driver_memory_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CHURN_SPARK_DRIVER_MEMORY", "9g")
-    values = parameter_values(Environment.local(tmp_path), "20261129", RUN_DATE)
+    values = parameter_values(Environment.local(tmp_path), "20261129", RUN_DATE, A1)
     assert values["spark_properties"]["spark.driver.memory"] == "9g"
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from test_cleaning import raw_rows
-
 from churn_ml import cleaning, customers
 from churn_ml.schema import RAW_TRAIN_COLUMNS
+from tests.spark_jobs.test_cleaning import raw_rows
 
 HEADER = {c: c for c in RAW_TRAIN_COLUMNS}
 
