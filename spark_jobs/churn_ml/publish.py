@@ -3,6 +3,8 @@
 A run publishes the model, ``test_predictions``,
 ``model_feature_importance_scores``, ``model_metrics`` and ``metrics.json``. The model and
 tables are committed first and ``metrics.json`` last, so its presence means a complete run.
+When the run started with a champion, the champion is scored on the same test rows and
+``metrics.json`` and ``model_metrics`` carry the comparison (see ``churn_ml.champion``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from churn_ml import cli, storage
+from churn_ml import champion as champions
+from churn_ml import cli, comparison, storage
 from churn_ml.cleaning import with_lineage
 from churn_ml.evaluation import evaluate
 from churn_ml.layout import (
@@ -78,14 +81,26 @@ def add_run_arguments(p) -> None:
         default=4,
         help="fixed partition count of the training rows (part of reproducibility)",
     )
+    champions.add_arguments(p)
+
+
+def parse_run_args(p, argv):
+    """The parsed arguments, with the champion to compare with as ``args.champion``."""
+    args = p.parse_args(argv)
+    args.champion = champions.from_args(p, args)
+    return args
 
 
 def load_split(spark, args):
-    """This run's training rows, labelled, in canonical order, split 80/20 by a seeded hash."""
+    """This run's training rows, labelled, in canonical order, split 80/20 by a seeded hash,
+    and the run's champion, loaded and checked against the test rows before any fit."""
     uri = table_uri(args.dataset_uri, TRAINING_DATA)
     rows = storage.read_table(spark, uri, {"pipeline_id": args.pipeline_id})
     train, test = split(with_label(rows), args.seed)
-    return canonical_order(train, args.partitions).cache(), test
+    champion = champions.prepare(spark, args.champion, args.seed, test)
+    if champion and champion.incomparable:
+        log.warning("champion %s is incomparable: %s", champion.ref.version, champion.incomparable)
+    return canonical_order(train, args.partitions).cache(), test, champion
 
 
 def run_target(args, operation: str) -> RunTarget:
@@ -111,7 +126,14 @@ def metric_rows(spark, metrics: dict[str, float]) -> DataFrame:
     )
 
 
-def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: dict) -> dict:
+def publish(
+    model: PipelineModel,
+    test: DataFrame,
+    target: RunTarget,
+    details: dict,
+    champion: champions.Champion | None = None,
+    replicates: int = comparison.REPLICATES,
+) -> dict:
     """Write the model, tables and metrics.json of one run; returns the metrics document."""
     spark = test.sparkSession
     if storage.exists(spark, storage.normalize(target.model_uri)):
@@ -122,6 +144,11 @@ def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: d
     try:
         report = evaluate(predictions)
         importances = feature_importances(model, predictions)
+        versus, summary = (
+            champions.compare(predictions, champion, report, replicates)
+            if champion
+            else (None, None)
+        )
         staged_model = storage.staging_uri(storage.normalize(target.model_uri))
         model.write().overwrite().save(staged_model)
         storage.commit(spark, staged_model, storage.normalize(target.model_uri))
@@ -130,7 +157,9 @@ def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: d
             FEATURE_IMPORTANCE: spark.createDataFrame(
                 importances, "feature_name string, importance double"
             ),
-            MODEL_METRICS: metric_rows(spark, report["metrics"]),
+            MODEL_METRICS: metric_rows(
+                spark, {**report["metrics"], **champions.metric_rows(summary, versus)}
+            ),
         }
         for name, df in tables.items():
             storage.write_table(
@@ -149,6 +178,8 @@ def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: d
         **details,
         **report,
         "feature_importances": [{"feature": f, "importance": w} for f, w in importances],
+        "champion": versus,
+        "comparison": summary,
     }
     storage.write_text(
         spark, target.metrics_uri.rstrip("/") + "/metrics.json", json.dumps(document, indent=2)
@@ -161,4 +192,18 @@ def publish(model: PipelineModel, test: DataFrame, target: RunTarget, details: d
         report["metrics"]["au_roc"],
         report["metrics"]["accuracy"],
     )
+    if summary and summary["comparable"]:
+        pr = summary["au_pr"]
+        log.info(
+            "champion %s on the same %d rows: AUPR %.4f, difference %+.4f, %.0f%% interval "
+            "[%+.4f, %+.4f] (%d bootstrap replicates)",
+            summary["champion"],
+            summary["rows"],
+            pr["champion"],
+            pr["delta"],
+            100 * summary["confidence"],
+            pr["lower"],
+            pr["upper"],
+            summary["replicates"],
+        )
     return document
