@@ -99,9 +99,8 @@ def replicate_differences(weighted: DataFrame, bins: int = DEFAULT_BINS) -> Data
     ``weighted`` holds replicate, weight, label and both models' churn probabilities. One
     bounded aggregation counts the weighted positives and negatives per (replicate, model,
     score bin); a window per replicate and model, in descending bin order, accumulates the
-    curve and its trapezoids as ``evaluation.curves`` does. The challenger's areas count
-    positive and the champion's negative. A replicate that drew no positive or no negative
-    row has no curves and is left out.
+    curve and its trapezoids as ``evaluation.curves`` does. A replicate that drew no positive
+    or no negative row has no curves and is left out.
     """
     models = F.inline(
         F.array(
@@ -147,19 +146,25 @@ def replicate_differences(weighted: DataFrame, bins: int = DEFAULT_BINS) -> Data
     prev_recall = previous("recall", F.lit(0.0))
     pr_area = (recall - prev_recall) * (precision + previous("precision", precision)) / 2
     roc_area = (fpr - previous("fpr", F.lit(0.0))) * (recall + prev_recall) / 2
-    sign = F.col("sign")
     areas = points.select(
         "replicate",
+        "sign",
         "positives",
         "negatives",
-        (sign * pr_area).alias("pr_area"),
-        (sign * roc_area).alias("roc_area"),
+        pr_area.alias("pr_area"),
+        roc_area.alias("roc_area"),
     )
+
+    def difference(area: str) -> Column:
+        # Each model's area is summed on its own, so two equal curves differ by exactly 0.
+        by_sign = {s: F.sum(F.when(F.col("sign") == s, F.col(area))) for s in (1, -1)}
+        return by_sign[1] - by_sign[-1]
+
     return (
         areas.groupBy("replicate")
         .agg(
-            F.sum("pr_area").alias("au_pr"),
-            F.sum("roc_area").alias("au_roc"),
+            difference("pr_area").alias("au_pr"),
+            difference("roc_area").alias("au_roc"),
             F.min("positives").alias("positives"),
             F.min("negatives").alias("negatives"),
         )
