@@ -120,10 +120,9 @@ def customer_churn_training():
     @task(multiple_outputs=True)
     def plan_run(params: dict, **context) -> dict:
         from churn_airflow import run_ids, settings
+        from churn_airflow.promotion import champion_to_score
         from churn_ml import layout, lineage
         from pipeline.params import Tuning, parameter_values
-
-        from churn_airflow.promotion import champion_to_score
 
         run = run_ids.identify_context(context, params)
         tuning = Tuning.of_grid(
@@ -135,9 +134,7 @@ def customer_churn_training():
         first = lineage.attempt(run.run_key, 1)  # each attempt of the pipeline task adapts it
         env = settings.environment()
         champion = champion_to_score(env.artifact_root)  # the one this run's models must beat
-        values = parameter_values(
-            env, run.pipeline_id, run.day, first, tuning, champion=champion
-        )
+        values = parameter_values(env, run.pipeline_id, run.day, first, tuning, champion=champion)
         return {
             **run.as_dict(),
             "input_prefix": layout.landing_prefix(layout.TRAIN_INPUT, run.day) + "/",

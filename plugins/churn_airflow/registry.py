@@ -95,7 +95,8 @@ def _signed(x: float) -> str:
 
 
 def evidence_text(best: Candidate) -> str:
-    """E.g. ``challenger 0.662 vs champion 0.655 on 1,409 rows, Δ +0.007 [−0.004, +0.018]``."""
+    """E.g. ``challenger V 0.662 vs champion C 0.655 on 1,409 rows, AUPR Δ +0.007 [-0.004,
+    +0.018] (95%)``, with true minus signs."""
     c = best.comparison
     pr = c["au_pr"]
     return (
@@ -123,31 +124,42 @@ def decide(
     if len(scored) != 1:
         raise ValueError(f"the run's models were compared with different champions: {scored}")
     best = max(candidates, key=lambda c: (c.au_pr, c.operation == "training"))
-    expected, current = scored.pop(), doc["champion"]
+    return best, *_verdict(doc, candidates, best, scored.pop(), threshold, min_improvement)
+
+
+def _verdict(
+    doc: dict,
+    candidates: list[Candidate],
+    best: Candidate,
+    expected: str | None,
+    threshold: float,
+    min_improvement: float,
+) -> tuple[bool, str]:
+    current = doc["champion"]
     if best.au_pr < threshold:
-        return best, False, (
+        return False, (
             f"{best.version}: test AUPR {best.au_pr:.3f} is below the threshold {threshold} "
             "(the sanity floor)"
         )
     if current != expected and current not in {c.version for c in candidates}:
-        return best, False, (
+        return False, (
             f"the champion changed from {expected or 'none'} to {current} while this run "
             f"scored {expected or 'no champion'}: {best.version} not promoted"
         )
     if expected is None:
-        return best, True, (
+        return True, (
             f"{best.version}: test AUPR {best.au_pr:.3f} passes the threshold {threshold} "
             "and there is no champion"
         )
     if not best.comparison["comparable"]:
-        return best, False, (
+        return False, (
             f"{best.comparison['reason']}; it is not compared, so {best.version} is not "
             "promoted automatically (promote it by hand with the registry CLI if it should be)"
         )
     lower = best.comparison["au_pr"]["lower"]
     if lower > 0 and lower >= min_improvement:
-        return best, True, f"{evidence_text(best)}: promoted"
-    return best, False, (
+        return True, f"{evidence_text(best)}: promoted"
+    return False, (
         f"{evidence_text(best)}: not promoted (the lower bound must be above zero and reach "
         f"{_signed(min_improvement)})"
     )

@@ -134,7 +134,9 @@ def test_below_threshold_is_registered_but_not_promoted():
     doc, decision = promote(empty(), [candidate("20261129", 0.42)], THRESHOLD, NOW)
     assert decision["promoted"] is False
     assert decision["champion"] is None
-    assert decision["reason"] == f"{OLD}: test AUPR 0.420 is below the threshold 0.5 (the sanity floor)"
+    assert decision["reason"] == (
+        f"{OLD}: test AUPR 0.420 is below the threshold 0.5 (the sanity floor)"
+    )
     assert doc["champion"] is None
     assert statuses(doc) == {OLD: BELOW_THRESHOLD}
     assert doc["history"] == []  # only promotions and dry runs are history
@@ -216,6 +218,7 @@ def test_a_champion_that_changed_since_the_run_scored_it_is_not_replaced():
 def test_a_run_that_started_without_a_champion_does_not_replace_a_new_one():
     doc, decision = promote(first_run(0.7), [candidate("20261130", 0.9)], THRESHOLD, LATER)
     assert decision["promoted"] is False
+    assert doc["champion"] == OLD
     assert decision["reason"] == (
         f"the champion changed from none to {OLD} while this run scored no champion: "
         f"{NEW} not promoted"

@@ -73,7 +73,7 @@ def test_weights_are_poisson_one_and_the_same_on_every_run(spark):
     assert stats.var == pytest.approx(1.0, abs=0.02)
     assert stats.p0 == pytest.approx(math.exp(-1), abs=0.005)
     assert stats.p2 == pytest.approx(math.exp(-1) / 2, abs=0.005)
-    assert 0.0 <= stats.low and stats.high < 1.0 and stats.distinct == stats.n
+    assert stats.low >= 0.0 and stats.high < 1.0 and stats.distinct == stats.n
     # The uniform numbers carry 53 bits: each is a whole multiple of 2^-53.
     scaled = weights.select((F.col("u") * 2.0**53).alias("k")).where(F.col("k") != F.floor("k"))
     assert scaled.count() == 0
@@ -96,9 +96,9 @@ def test_with_unit_weights_the_difference_is_the_evaluations(paired):
     ones = paired.withColumns({"replicate": F.lit(0), "weight": F.lit(1)})
     (row,) = comparison.replicate_differences(ones).collect()
     ours = evaluate(paired)["metrics"]
-    theirs = evaluate(
-        paired, probability=CHAMPION_PROBABILITY, prediction="champion_prediction"
-    )["metrics"]
+    theirs = evaluate(paired, probability=CHAMPION_PROBABILITY, prediction="champion_prediction")[
+        "metrics"
+    ]
     assert row.au_pr == pytest.approx(ours["au_pr"] - theirs["au_pr"], abs=1e-12)
     assert row.au_roc == pytest.approx(ours["au_roc"] - theirs["au_roc"], abs=1e-12)
     assert row.au_pr != 0.0
