@@ -6,7 +6,9 @@
 3. Scoring 1M generated rows against two I/O floors: the job itself with the model swapped
    for constant columns, and a single read, clean and write of the cleaned rows.
 4. Metrics on a 1M-row prediction set (one bounded aggregation).
-5. The whole local pipeline on the reference data with the default grid, per step.
+5. The training job on the reference data with the champion comparison (scoring the
+   champion and the paired bootstrap) and without, each run a fresh process, alternating.
+6. The whole local pipeline on the reference data with the default grid, per step.
 """
 
 from __future__ import annotations
@@ -228,6 +230,50 @@ def bench_metrics(spark, work: Path, model_uri: str, rows: int = 1_000_000) -> d
     return result
 
 
+def bench_comparison(work: Path, dataset: str, repeats: int = 3) -> dict:
+    """The training job with and without its champion, as the pipeline runs it: a fresh
+    process (and JVM) per run, off and on alternating so that both see the same load."""
+    import statistics
+    import subprocess
+    import sys
+
+    def job(name: str, *extra: str) -> float:
+        out = work / "comparison" / name
+        argv = [sys.executable, str(REPO / "spark_jobs" / "train.py"), "--pipeline-id", "bench",
+                "--dataset-uri", dataset, "--model-uri", str(out / "model"),
+                "--metrics-uri", str(out / "metrics"), *extra]  # fmt: skip
+        started = time.monotonic()
+        with (work / f"comparison-{name}.log").open("w") as log:
+            subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT)
+        seconds = time.monotonic() - started
+        print(f"training job, {name}: {seconds:.1f} s", flush=True)
+        return seconds
+
+    # The champion: a forest of another shape, trained on the same split.
+    job("champion", "--num-trees", "20", "--max-depth", "8")
+    model = str(work / "comparison" / "champion" / "model")
+    champion = ["--champion-version", "bench-champion", "--champion-seed", "42",
+                "--champion-model-uri", model]  # fmt: skip
+    runs = {"off": [], "on": []}
+    for i in range(repeats):
+        runs["off"].append(job(f"off-{i}"))
+        runs["on"].append(job(f"on-{i}", *champion))
+    summary = json.loads((work / "comparison" / "on-0" / "metrics" / "metrics.json").read_text())
+    result = {
+        "off_s": [round(s, 1) for s in runs["off"]],
+        "on_s": [round(s, 1) for s in runs["on"]],
+        "extra_by_medians": round(
+            statistics.median(runs["on"]) / statistics.median(runs["off"]) - 1, 3
+        ),
+        "extra_by_minima": round(min(runs["on"]) / min(runs["off"]) - 1, 3),
+        "rows": summary["comparison"]["rows"],
+        "replicates": summary["comparison"]["replicates"],
+        "au_pr": summary["comparison"]["au_pr"],
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def bench_local_pipeline(work: Path) -> dict:
     from pipeline.run_local import run
 
@@ -242,22 +288,31 @@ def bench_local_pipeline(work: Path) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Every benchmark; ``python -m tests.bench comparison`` runs only that one."""
+    import sys
+
     logging.basicConfig(level=logging.WARNING)
     from churn_ml.session import build_session
 
     if not REFERENCE.exists():
         raise SystemExit(f"the benchmarks use the reference data at {REFERENCE}")
+    only = sys.argv[1:] if argv is None else argv
     spark = build_session("churn-bench")
     results = {}
     with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
         work = Path(scratch)
         dataset, _ = prepare_training(work, REFERENCE)
+        if only == ["comparison"]:
+            spark.stop()
+            print(json.dumps(bench_comparison(work, dataset), indent=2))
+            return
         results["tuning_side_by_side"] = bench_tuning_side_by_side(spark, dataset)
         results["tuning_full_grid"] = bench_full_grid(work, dataset)
         results["scoring"], model_uri = bench_scoring(spark, work, dataset)
         results["metrics"] = bench_metrics(spark, work, model_uri)
         spark.stop()
+        results["comparison"] = bench_comparison(work, dataset)
         results["local_pipeline"] = bench_local_pipeline(work)
     print(json.dumps(results, indent=2))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 from pyspark.ml import PipelineModel
@@ -144,11 +145,12 @@ def publish(
     try:
         report = evaluate(predictions)
         importances = feature_importances(model, predictions)
-        versus, summary = (
-            champions.compare(predictions, champion, report, replicates)
-            if champion
-            else (None, None)
-        )
+        versus, summary = None, None
+        if champion:
+            started = time.monotonic()
+            versus, summary = champions.compare(predictions, champion, report, replicates)
+            log.info("compared with champion %s in %.1f s", champion.ref.version,
+                     time.monotonic() - started)  # fmt: skip
         staged_model = storage.staging_uri(storage.normalize(target.model_uri))
         model.write().overwrite().save(staged_model)
         storage.commit(spark, staged_model, storage.normalize(target.model_uri))
