@@ -2,7 +2,8 @@
 
 The plan passes the registry's champion as ``--champion-version``, ``--champion-model-uri``
 and ``--champion-seed`` (empty when there is none). Its model must load: a missing or
-unreadable one fails the job with one sentence naming the URI, before any fit. It is
+unreadable one fails the job with one sentence naming the URI (a missing one before any
+fit). The jobs load it while they fit their own model, and compare while they write it. It is
 *comparable* only when it was trained with the run's split seed (so none of the run's test
 customers were in its training rows) and it can read the run's rows; otherwise the run
 records it as incomparable, with the reason, and the promotion says so.
@@ -72,20 +73,27 @@ def from_args(p: argparse.ArgumentParser, args) -> ChampionRef | None:
     return ChampionRef(args.champion_version, args.champion_model_uri, args.champion_seed)
 
 
-def load(spark, ref: ChampionRef) -> PipelineModel:
-    uri = storage.normalize(ref.model_uri)
-    problem = None
-    if not storage.exists(spark, storage.join(uri, "metadata")):
-        problem = "it is missing"
-    else:
-        try:
-            return PipelineModel.load(uri)
-        except Exception as err:  # any reason the saved model cannot be read
-            problem = f"it is unreadable ({_first_line(err)})"
-    raise ChampionUnavailable(
+def _unavailable(ref: ChampionRef, problem: str) -> ChampionUnavailable:
+    return ChampionUnavailable(
         f"the champion {ref.version}'s model {ref.model_uri} cannot be scored: {problem}; "
         "restore it, or roll the registry back to another version"
     )
+
+
+def require_present(spark, ref: ChampionRef | None) -> None:
+    """Fail at once when the champion's model is not where the registry says."""
+    if ref and not storage.exists(
+        spark, storage.join(storage.normalize(ref.model_uri), "metadata")
+    ):
+        raise _unavailable(ref, "it is missing")
+
+
+def load(spark, ref: ChampionRef) -> PipelineModel:
+    require_present(spark, ref)
+    try:
+        return PipelineModel.load(storage.normalize(ref.model_uri))
+    except Exception as err:  # any reason the saved model cannot be read
+        raise _unavailable(ref, f"it is unreadable ({_first_line(err)})") from None
 
 
 def _first_line(err: Exception) -> str:

@@ -98,9 +98,11 @@ def replicate_differences(weighted: DataFrame, bins: int = DEFAULT_BINS) -> Data
 
     ``weighted`` holds replicate, weight, label and both models' churn probabilities. One
     bounded aggregation counts the weighted positives and negatives per (replicate, model,
-    score bin); a window per replicate and model, in descending bin order, accumulates the
-    curve and its trapezoids as ``evaluation.curves`` does. A replicate that drew no positive
-    or no negative row has no curves and is left out.
+    score bin). One running sum per replicate and model, in descending bin order, gives each
+    threshold's true and false positives (``tp``, ``fp``), and the trapezoids of
+    ``evaluation.curves`` follow from the bin's own counts: the PR segment of a bin with
+    ``pos`` positives is ``pos / P`` wide and the ROC segment of ``neg`` negatives ``neg / N``.
+    A replicate that drew no positive or no negative row has no curves and is left out.
     """
     models = F.inline(
         F.array(
@@ -117,59 +119,41 @@ def replicate_differences(weighted: DataFrame, bins: int = DEFAULT_BINS) -> Data
             F.sum(F.col("weight") * (1 - F.col("positive"))).alias("neg"),
         )
     )
-    curve = Window.partitionBy("replicate", "sign")
-    down = curve.orderBy(F.desc("bin"))
+    down = Window.partitionBy("replicate", "sign").orderBy(F.desc("bin"))
     running = down.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     points = counts.select(
         "replicate",
         "sign",
-        "bin",
-        F.sum("pos").over(curve).alias("positives"),
-        F.sum("neg").over(curve).alias("negatives"),
+        "pos",
+        "neg",
         F.sum("pos").over(running).alias("tp"),
         F.sum("neg").over(running).alias("fp"),
-    ).select(
+    )
+    pos, neg, tp, fp = (F.col(c) for c in ("pos", "neg", "tp", "fp"))
+    precision = tp / (tp + fp)  # every bin left holds a row, so tp + fp > 0
+    before = tp + fp - pos - neg  # rows above this bin: none at the first one
+    previous = F.when(before > 0, (tp - pos) / before).otherwise(precision)
+    terms = points.select(
         "replicate",
         "sign",
-        "bin",
-        "positives",
-        "negatives",
-        F.try_divide("tp", "positives").alias("recall"),
-        F.try_divide("fp", "negatives").alias("fpr"),
-        (F.col("tp") / (F.col("tp") + F.col("fp"))).alias("precision"),
+        "pos",
+        "neg",
+        (pos * (precision + previous) / 2).alias("pr"),  # times P: the recall step is pos / P
+        (neg * (2 * tp - pos) / 2).alias("roc"),  # times P * N
     )
 
-    def previous(name: str, default: Column) -> Column:
-        return F.coalesce(F.lag(name).over(down), default)
+    def of(sign: int, column: str) -> Column:
+        return F.sum(F.when(F.col("sign") == sign, F.col(column)))
 
-    recall, fpr, precision = F.col("recall"), F.col("fpr"), F.col("precision")
-    prev_recall = previous("recall", F.lit(0.0))
-    pr_area = (recall - prev_recall) * (precision + previous("precision", precision)) / 2
-    roc_area = (fpr - previous("fpr", F.lit(0.0))) * (recall + prev_recall) / 2
-    areas = points.select(
+    per_model = terms.groupBy("replicate").agg(
+        *[of(s, c).alias(f"{c}_{s}") for s in (1, -1) for c in ("pr", "roc", "pos", "neg")]
+    )
+    # Each model's area is summed on its own, so two equal curves differ by exactly 0.
+    positives, negatives = F.col("pos_1"), F.col("neg_1")  # the same rows and weights for both
+    return per_model.where((positives > 0) & (negatives > 0)).select(
         "replicate",
-        "sign",
-        "positives",
-        "negatives",
-        pr_area.alias("pr_area"),
-        roc_area.alias("roc_area"),
-    )
-
-    def difference(area: str) -> Column:
-        # Each model's area is summed on its own, so two equal curves differ by exactly 0.
-        by_sign = {s: F.sum(F.when(F.col("sign") == s, F.col(area))) for s in (1, -1)}
-        return by_sign[1] - by_sign[-1]
-
-    return (
-        areas.groupBy("replicate")
-        .agg(
-            difference("pr_area").alias("au_pr"),
-            difference("roc_area").alias("au_roc"),
-            F.min("positives").alias("positives"),
-            F.min("negatives").alias("negatives"),
-        )
-        .where((F.col("positives") > 0) & (F.col("negatives") > 0))
-        .select("replicate", "au_pr", "au_roc")
+        ((F.col("pr_1") - F.col("pr_-1")) / positives).alias("au_pr"),
+        ((F.col("roc_1") - F.col("roc_-1")) / (positives * negatives)).alias("au_roc"),
     )
 
 

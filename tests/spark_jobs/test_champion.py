@@ -210,6 +210,21 @@ def test_a_missing_champion_fails_the_job_before_it_fits(trained, tmp_path, capl
     assert not (warehouse / "model_metrics").exists()
 
 
+def test_an_unreadable_champion_fails_the_job_before_it_writes(trained, tmp_path):
+    """It loads while the run fits; the job waits for it before writing anything."""
+    warehouse = copy_rows(trained, tmp_path)
+    broken = tmp_path / "broken"
+    (broken / "metadata").mkdir(parents=True)
+    (broken / "metadata" / "part-00000").write_text("not json\n")
+    argv = job_args(
+        trained, warehouse, tmp_path, *champion_args(ChampionRef(VERSION, str(broken), 42))
+    )
+    with pytest.raises(ChampionUnavailable, match="it is unreadable"):
+        train.main(argv)
+    assert not (tmp_path / "model").exists() and not (tmp_path / "metrics").exists()
+    assert sorted(p.name for p in warehouse.iterdir()) == ["training_data"]
+
+
 def test_a_version_without_a_model_uri_is_a_bad_argument(capsys):
     with pytest.raises(SystemExit) as exit_:
         train.parse_args(["--pipeline-id", "p", "--dataset-uri", "/w", "--model-uri", "/m",
