@@ -231,23 +231,35 @@ def bench_metrics(spark, work: Path, model_uri: str, rows: int = 1_000_000) -> d
 
 
 def bench_comparison(work: Path, dataset: str, repeats: int = 3) -> dict:
-    """The training job with and without its champion, as the pipeline runs it: a fresh
-    process (and JVM) per run, off and on alternating so that both see the same load."""
+    """The training job with and without its champion, as the local pipeline runs it: one
+    spark-submit (a fresh JVM) per run, off and on alternating so that both see the same
+    load. Wall time, and the CPU time of the whole job (JVM and Python), which a busy machine
+    disturbs less."""
+    import resource
     import statistics
     import subprocess
     import sys
 
-    def job(name: str, *extra: str) -> float:
+    from pipeline.params import LOCAL_SPARK_PROPERTIES
+
+    submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[*]"]
+    for key, value in sorted(LOCAL_SPARK_PROPERTIES.items()):
+        submit += ["--conf", f"{key}={value}"]
+
+    def job(name: str, *extra: str) -> tuple[float, float]:
         out = work / "comparison" / name
-        argv = [sys.executable, str(REPO / "spark_jobs" / "train.py"), "--pipeline-id", "bench",
+        argv = [*submit, str(REPO / "spark_jobs" / "train.py"), "--pipeline-id", "bench",
                 "--dataset-uri", dataset, "--model-uri", str(out / "model"),
                 "--metrics-uri", str(out / "metrics"), *extra]  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         with (work / f"comparison-{name}.log").open("w") as log:
             subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT)
         seconds = time.monotonic() - started
-        print(f"training job, {name}: {seconds:.1f} s", flush=True)
-        return seconds
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        print(f"training job, {name}: {seconds:.1f} s, CPU {cpu:.1f} s", flush=True)
+        return seconds, cpu
 
     # The champion: a forest of another shape, trained on the same split.
     job("champion", "--num-trees", "20", "--max-depth", "8")
@@ -259,13 +271,19 @@ def bench_comparison(work: Path, dataset: str, repeats: int = 3) -> dict:
         runs["off"].append(job(f"off-{i}"))
         runs["on"].append(job(f"on-{i}", *champion))
     summary = json.loads((work / "comparison" / "on-0" / "metrics" / "metrics.json").read_text())
+
+    def extra(pick, how) -> float:
+        on, off = ([pick(r) for r in runs[k]] for k in ("on", "off"))
+        return round(how(on) / how(off) - 1, 3)
+
     result = {
-        "off_s": [round(s, 1) for s in runs["off"]],
-        "on_s": [round(s, 1) for s in runs["on"]],
-        "extra_by_medians": round(
-            statistics.median(runs["on"]) / statistics.median(runs["off"]) - 1, 3
-        ),
-        "extra_by_minima": round(min(runs["on"]) / min(runs["off"]) - 1, 3),
+        "off_s": [round(wall, 1) for wall, _ in runs["off"]],
+        "on_s": [round(wall, 1) for wall, _ in runs["on"]],
+        "off_cpu_s": [round(cpu, 1) for _, cpu in runs["off"]],
+        "on_cpu_s": [round(cpu, 1) for _, cpu in runs["on"]],
+        "extra_wall_by_medians": extra(lambda r: r[0], statistics.median),
+        "extra_wall_by_minima": extra(lambda r: r[0], min),
+        "extra_cpu_by_medians": extra(lambda r: r[1], statistics.median),
         "rows": summary["comparison"]["rows"],
         "replicates": summary["comparison"]["replicates"],
         "au_pr": summary["comparison"]["au_pr"],

@@ -118,6 +118,7 @@ def replicate_differences(weighted: DataFrame, bins: int = DEFAULT_BINS) -> Data
             F.sum(F.col("weight") * F.col("positive")).alias("pos"),
             F.sum(F.col("weight") * (1 - F.col("positive"))).alias("neg"),
         )
+        .where(F.col("pos") + F.col("neg") > 0)  # a bin of zero weights is no threshold
     )
     down = Window.partitionBy("replicate", "sign").orderBy(F.desc("bin"))
     running = down.rowsBetween(Window.unboundedPreceding, Window.currentRow)
@@ -130,7 +131,7 @@ def replicate_differences(weighted: DataFrame, bins: int = DEFAULT_BINS) -> Data
         F.sum("neg").over(running).alias("fp"),
     )
     pos, neg, tp, fp = (F.col(c) for c in ("pos", "neg", "tp", "fp"))
-    precision = tp / (tp + fp)  # every bin left holds a row, so tp + fp > 0
+    precision = tp / (tp + fp)  # every bin left holds weight, so tp + fp > 0
     before = tp + fp - pos - neg  # rows above this bin: none at the first one
     previous = F.when(before > 0, (tp - pos) / before).otherwise(precision)
     terms = points.select(
