@@ -22,13 +22,15 @@ def render_plots(doc: dict, out_dir: str) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     os.makedirs(out_dir, exist_ok=True)
-    title = f"{doc['operation']} {doc['pipeline_id']}"
+    run = title = f"{doc['operation']} {doc['pipeline_id']}"
     summary = doc.get("comparison") or {}
     champion = doc.get("champion") if summary.get("comparable") else None
-    # (label, document, colour): this run's model, then the champion on the same rows.
-    models = [("this model", doc, "tab:blue")]
+    # (label, document, colour, line): this run's model, then the champion on the same rows,
+    # dashed so that equal curves show both.
+    models = [("this model", doc, "tab:blue", "-")]
     if champion:
-        models.append((f"champion {champion['version']}", champion, "tab:orange"))
+        models.append(("champion", champion, "tab:orange", "--"))
+        title += f"\nvs champion {champion['version']}"
     paths = {}
 
     def save(figure, name):
@@ -40,7 +42,8 @@ def render_plots(doc: dict, out_dir: str) -> dict[str, str]:
     labels = doc["confusion_matrix"]["labels"]
     cmap = plt.get_cmap("Blues")
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False)
-    for ax, (name, model, _) in zip(axes[0], models, strict=True):
+    for ax, (name, model, _, _) in zip(axes[0], models, strict=True):
+        subtitle = run if model is doc else champion["version"]
         matrix = model["confusion_matrix"]["matrix"]
         top = max(max(row) for row in matrix) or 1
         ax.imshow(matrix, cmap=cmap, vmin=0, vmax=top)
@@ -54,36 +57,36 @@ def render_plots(doc: dict, out_dir: str) -> dict[str, str]:
         ax.set_yticks(range(len(labels)), labels)
         ax.set_xlabel("predicted churn")
         ax.set_ylabel("actual churn")
-        ax.set_title(f"Confusion matrix, {name}\n{title}", fontsize=10)
+        ax.set_title(f"Confusion matrix, {name}\n{subtitle}", fontsize=9)
     save(fig, "confusion_matrix")
 
     fig, ax = plt.subplots(figsize=(4.6, 4.0))
-    for name, model, colour in models:
+    for name, model, colour, line in models:
         roc = model["roc_curve"]
         auc = model["metrics"]["au_roc"]
-        ax.plot([0.0, *roc["fpr"]], [0.0, *roc["tpr"]], lw=2, color=colour,
+        ax.plot([0.0, *roc["fpr"]], [0.0, *roc["tpr"]], lw=2, color=colour, ls=line,
                 label=f"{name}, AUC {auc:.3f}")  # fmt: skip
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(f"ROC on the same {doc['rows']:,} test rows\n{title}", fontsize=10)
+    ax.set_title(f"ROC on the same {doc['rows']:,} test rows\n{title}", fontsize=9)
     save(fig, "roc_curve")
 
     matrix = doc["confusion_matrix"]["matrix"]
     base_rate = sum(matrix[1]) / max(1, sum(map(sum, matrix)))
     fig, ax = plt.subplots(figsize=(4.6, 4.0))
-    for name, model, colour in models:
+    for name, model, colour, line in models:
         pr = model["pr_curve"]
         area = model["metrics"]["au_pr"]
-        ax.plot(pr["recall"], pr["precision"], lw=2, color=colour,
+        ax.plot(pr["recall"], pr["precision"], lw=2, color=colour, ls=line,
                 label=f"{name}, AUPR {area:.3f}")  # fmt: skip
     ax.axhline(base_rate, ls="--", color="grey", lw=1, label=f"base rate {base_rate:.2f}")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_ylim(0, 1.02)
     ax.legend(loc="lower left", fontsize=8)
-    ax.set_title(f"Precision-recall on the same {doc['rows']:,} test rows\n{title}", fontsize=10)
+    ax.set_title(f"Precision-recall on the same {doc['rows']:,} test rows\n{title}", fontsize=9)
     save(fig, "pr_curve")
 
     if champion:
@@ -91,7 +94,7 @@ def render_plots(doc: dict, out_dir: str) -> dict[str, str]:
         deltas = [summary[m]["delta"] for m in ("au_pr", "au_roc")]
         lows = [summary[m]["lower"] for m in ("au_pr", "au_roc")]
         highs = [summary[m]["upper"] for m in ("au_pr", "au_roc")]
-        fig, ax = plt.subplots(figsize=(5.6, 2.6))
+        fig, ax = plt.subplots(figsize=(6.0, 3.0))
         errors = [[d - lo for d, lo in zip(deltas, lows, strict=True)],
                   [hi - d for d, hi in zip(deltas, highs, strict=True)]]  # fmt: skip
         ax.errorbar(deltas, [1, 0], xerr=errors, fmt="o", capsize=6, color="tab:blue")
@@ -99,13 +102,16 @@ def render_plots(doc: dict, out_dir: str) -> dict[str, str]:
             ax.annotate(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]", (d, y), xytext=(0, 9),
                         textcoords="offset points", ha="center", fontsize=9)  # fmt: skip
         ax.axvline(0, color="grey", ls="--", lw=1)
+        low, high = min(0.0, *lows), max(0.0, *highs)
+        pad = 0.3 * max(high - low, 0.01)
+        ax.set_xlim(low - pad, high + pad)
         ax.set_yticks([1, 0], names)
         ax.set_ylim(-0.6, 1.6)
-        ax.set_xlabel(f"this model minus champion {champion['version']}")
+        ax.set_xlabel("this model minus the champion")
         ax.set_title(
-            f"Difference on the same {summary['rows']:,} rows, "
-            f"{summary['confidence']:.0%} interval ({summary['replicates']:,} paired bootstrap "
-            f"replicates)\n{title}",
+            f"Difference on the same {summary['rows']:,} rows with its "
+            f"{summary['confidence']:.0%} interval\n({summary['replicates']:,} paired "
+            f"bootstrap replicates) {title}",
             fontsize=9,
         )
         save(fig, "comparison")
@@ -114,7 +120,7 @@ def render_plots(doc: dict, out_dir: str) -> dict[str, str]:
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.barh([f["feature"] for f in top], [f["importance"] for f in top])
     ax.set_xlabel("importance")
-    ax.set_title(f"Top feature importances\n{title}", fontsize=10)
+    ax.set_title(f"Top feature importances\n{run}", fontsize=10)
     save(fig, "feature_importances")
     return paths
 

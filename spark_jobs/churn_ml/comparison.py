@@ -86,8 +86,8 @@ def replicate_weights(paired: DataFrame, replicates: int) -> DataFrame:
         CHAMPION_PROBABILITY,
     )
     exploded = numbers.repartition(parts, "replicate").crossJoin(F.broadcast(rows))
-    # The uniform number is its own column, read by the weight's CASE and by the filter
-    # (u below P(X = 0) is a zero weight) instead of hashing again.
+    # The uniform number is its own column, so the weight's CASE hashes once; a u below
+    # P(X = 0) is a zero weight, dropped at once (37% of the rows never reach the counts).
     drawn = exploded.withColumn("u", uniform(F.col("key"), F.col("replicate")))
     kept = drawn.where(F.col("u") >= POISSON_CDF[0])
     return kept.withColumn("weight", poisson_weight(F.col("u")))
