@@ -8,8 +8,12 @@ RUN apt-get update \
 ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 
 USER airflow
-# The same lock file the Makefile installs from.
+# The same lock file the Makefile installs from, then this project (editable: compose mounts
+# the same folders over these, so the containers run the working tree).
 COPY requirements.lock /requirements.lock
 RUN pip install --no-cache-dir --require-hashes -r /requirements.lock
-
-ENV PYTHONPATH=/opt/airflow:/opt/airflow/spark_jobs:/opt/airflow/plugins
+COPY --chown=airflow:root pyproject.toml /opt/airflow/
+COPY --chown=airflow:root spark_jobs /opt/airflow/spark_jobs
+COPY --chown=airflow:root plugins /opt/airflow/plugins
+COPY --chown=airflow:root pipeline /opt/airflow/pipeline
+RUN pip install --no-cache-dir --no-deps --no-build-isolation -e /opt/airflow

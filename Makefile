@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine with Python 3.11 and Java 17:
 #   make demo   run the whole job end to end on the embedded (local) backend
 #   make test   lint and run the whole test suite
-# Both bootstrap .venv from the pinned requirements.lock.
+# Both bootstrap .venv from the pinned requirements.lock, then install this project into it
+# (editable), so `churn`, the DAGs and the tests import it without any PYTHONPATH.
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -9,17 +10,18 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 export CHURN_ROOT ?= $(CURDIR)/.churn
-export PYTHONPATH := $(CURDIR):$(CURDIR)/spark_jobs:$(CURDIR)/plugins
 
-.PHONY: venv java browser demo test lint bench zip compile lock clean airflow-up airflow-down deploy-composer
+.PHONY: compose-env postgres venv java browser demo test test-fast lint bench zip compile lock clean airflow-up airflow-down deploy-composer
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock
+# uv pip sync removes what the lock does not list, this project included: install it after.
+$(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required: install python3.11 and retry."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 
 java:
@@ -27,21 +29,30 @@ java:
 		echo "Spark needs Java 17: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless) and put java on PATH or set JAVA_HOME."; \
 		exit 1; }
 
-# Debian's Chromium, for the browser test of the Airflow UI (tests/dags/test_airflow_ui.py).
+# $(call debian_package,<command it provides>,<package>,<what needs it>): install if missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+debian_package = command -v $(1) >/dev/null || { \
+	echo "Installing Debian's $(2) for $(3)"; \
+	{ $(SUDO) apt-get install -y -q $(2) || { $(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q $(2); }; } >/dev/null || { \
+	echo "$(3) needs Debian's $(2) package: apt-get install $(2)"; exit 1; }; }
+
+# The test of the running Airflow drives the UI in Chromium, on the compose topology over
+# PostgreSQL (tests/dags/test_running_airflow.py).
 browser:
-	@command -v chromium >/dev/null || { \
-		echo "Installing Debian's chromium for the browser test of the Airflow UI"; \
-		{ $(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && \
-			$(SUDO) apt-get install -y -q chromium; }; } >/dev/null || { \
-		echo "The UI test needs Chromium: install Debian's chromium package (apt-get install chromium)."; \
-		exit 1; }; }
+	@$(call debian_package,chromium,chromium,the browser test of the Airflow UI)
+postgres:
+	@$(call debian_package,$(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb)),postgresql,the compose-stack test)
 
 demo: venv java
 	$(PY) -m churn_airflow.demo
 
-test: venv java browser lint
+test: venv java browser postgres lint
 	$(VENV)/bin/pytest -q --durations=10
+
+# The inner loop: everything but the end-to-end runs (marked slow), in about two minutes.
+test-fast: venv java
+	$(VENV)/bin/pytest -q -m "not slow" --durations=5
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -74,6 +85,16 @@ airflow-down:
 		for child in $$(pgrep -P $$pid); do pkill -TERM -P $$child; kill $$child; done; \
 		kill $$pid 2>/dev/null; rm -f .airflow/standalone.pid; echo "Airflow stopped"; \
 	else echo "no Airflow started by make airflow-up"; fi
+
+# .env for docker-compose.yaml, written once: your uid and the secrets every service shares.
+COMPOSE_SECRETS := import os, secrets; from cryptography.fernet import Fernet; \
+	print(f"AIRFLOW_UID={os.getuid()}"); \
+	print(f"AIRFLOW__API_AUTH__JWT_SECRET={secrets.token_urlsafe(32)}"); \
+	print(f"AIRFLOW__API__SECRET_KEY={secrets.token_urlsafe(32)}"); \
+	print(f"AIRFLOW__CORE__FERNET_KEY={Fernet.generate_key().decode()}")
+compose-env: venv
+	@mkdir -p .churn
+	@if [ -f .env ]; then echo ".env exists: kept"; else $(PY) -c '$(COMPOSE_SECRETS)' > .env && echo "wrote .env"; fi
 
 # Deploy to Cloud Composer with your own gcloud credentials (docs/gcp.md), e.g.
 #   make deploy-composer DEPLOY_ARGS="--environment ENV --location REGION --project P \

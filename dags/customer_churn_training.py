@@ -50,10 +50,9 @@ from airflow.sdk import Param, dag, task
 from churn_airflow import factory
 from churn_airflow.assets import CHAMPION_MODEL
 from churn_airflow.registry import AUTO, MIN_IMPROVEMENT, MODES
-from churn_airflow.run_ids import RUN_VALUES_KEY
+from churn_airflow.run_ids import RUN_VALUES_KEY, identity_params
 from churn_airflow.settings import REGISTRY_POOL
 from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, MAX_FOLDS, MIN_FOLDS
-from churn_ml.lineage import PIPELINE_ID_PATTERN
 
 
 @dag(
@@ -87,18 +86,7 @@ from churn_ml.lineage import PIPELINE_ID_PATTERN
             maximum=MAX_FOLDS,
             description="Cross-validation folds.",
         ),
-        "pipeline_id": Param(
-            None,
-            type=["null", "string"],
-            pattern=PIPELINE_ID_PATTERN,
-            description="Optional id to process under; default: from the run's day.",
-        ),
-        "day": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Optional day (YYYY-MM-DD) whose input to process; default: the run's.",
-        ),
+        **identity_params("process"),
         "min_aupr_improvement": Param(
             MIN_IMPROVEMENT,
             type="number",

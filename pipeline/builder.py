@@ -189,6 +189,15 @@ def build(target: str):
         )
         au_pr = evaluation.outputs["Output"]
         tasks = [preprocessing, dataset, training, evaluation]
+
+        def record_skip(switched_off: bool, title: str):
+            return skip(
+                metrics_uri=metrics[layout.TUNING],
+                au_pr=au_pr,
+                threshold=aupr_threshold,
+                switched_off=switched_off,
+            ).set_display_name(title)
+
         with dsl.If(tuning == True, name=TUNING_ON_NAME):  # noqa: E712 (a KFP condition)
             with dsl.If(au_pr >= aupr_threshold, name=GATE_NAME):
                 tuner = spark_step(
@@ -206,21 +215,9 @@ def build(target: str):
                 )
                 tasks += [tuner, tuned]
             with dsl.Else(name=SKIP_NAME):
-                below = skip(
-                    metrics_uri=metrics[layout.TUNING],
-                    au_pr=au_pr,
-                    threshold=aupr_threshold,
-                    switched_off=False,
-                ).set_display_name("Record tuning skipped below the threshold")
-                tasks.append(below)
+                tasks.append(record_skip(False, "Record tuning skipped below the threshold"))
         with dsl.Else(name=TUNING_OFF_NAME):
-            off = skip(
-                metrics_uri=metrics[layout.TUNING],
-                au_pr=au_pr,
-                threshold=aupr_threshold,
-                switched_off=True,
-            ).set_display_name("Record tuning switched off")
-            tasks.append(off)
+            tasks.append(record_skip(True, "Record tuning switched off"))
         for task in tasks:
             task.set_caching_options(False)
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kfp import local
+from package_zip import build as build_zip
 
 from churn_ml import layout, lineage, sample_data
 from pipeline.builder import build
@@ -25,15 +26,6 @@ from pipeline.params import DEFAULT_TUNING, REPO, Environment, Tuning, parameter
 
 log = logging.getLogger("pipeline.run_local")
 DEFAULT_ROOT = Path(os.environ.get("CHURN_ROOT", REPO / ".churn"))
-
-
-def prepare(zip_path: str) -> None:
-    """Ship the job package the way Dataproc gets it, and let components import the project."""
-    from package_zip import build as build_zip
-
-    build_zip(Path(zip_path))
-    paths = [str(REPO), str(REPO / "spark_jobs"), os.environ.get("PYTHONPATH", "")]
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
 
 
 def step_times(run_dir: Path) -> dict[str, float]:
@@ -54,7 +46,7 @@ def read_metrics(root: str, operation: str, pipeline_id: str, attempt: str) -> d
 def run_values(values: dict, pipeline_root: Path) -> dict:
     """Run the local pipeline with these parameter values; raises if a step fails."""
     env_root = values["artifact_root"]
-    prepare(values["python_file_uris"][0])
+    build_zip(Path(values["python_file_uris"][0]))  # the job package, as Dataproc gets it
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
     started = time.monotonic()
     before = set(pipeline_root.glob("*"))

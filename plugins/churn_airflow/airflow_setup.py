@@ -1,11 +1,13 @@
 """Prepares an Airflow metadata DB for these DAGs: migrates it and creates their pool.
 
-``python -m churn_airflow.airflow_setup`` runs it in the current Airflow environment; the demo,
-``make airflow-up``, the compose ``airflow-init`` service and the tests all call it.
+``churn airflow-setup`` (or ``python -m churn_airflow.airflow_setup``) runs it in the current
+Airflow environment; the demo, ``make airflow-up``, the compose ``airflow-init`` service and the
+tests all call it.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -19,7 +21,8 @@ def pool_commands() -> list[list[str]]:
     return [["pools", "set", name, str(slots), about] for name, (slots, about) in POOLS.items()]
 
 
-def main(env: dict[str, str] | None = None) -> None:
+def setup(env: dict[str, str] | None = None) -> None:
+    """Migrate the DB and create the pools of the Airflow that ``env`` configures."""
     for command in (["db", "migrate"], *pool_commands()):
         subprocess.run(
             [sys.executable, "-m", "airflow", *command],
@@ -27,6 +30,11 @@ def main(env: dict[str, str] | None = None) -> None:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    setup()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The main job on the embedded default: both DAGs end to end with ``airflow dags test``.
+"""The main job on the embedded default: both DAGs end to end with ``dag.test()``.
 
 Seeds sample data for a day, runs the training DAG then the scoring DAG on a project-local
-AIRFLOW_HOME (SQLite) and prints what happened. ``make demo`` runs it.
+AIRFLOW_HOME (SQLite), shows one line per task as it starts and ends, and prints a summary.
+Airflow's, kfp's and Spark's own output goes to a log file whose path it prints. ``make demo``
+(or ``churn demo``) runs it; ``--json`` prints the summary as JSON instead.
 """
 
 from __future__ import annotations
@@ -10,17 +12,26 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
+import time
 from pathlib import Path
+
+import pluggy
 
 from churn_airflow import airflow_setup
 
 REPO = Path(__file__).resolve().parents[2]
+DAGS = (("customer_churn_training", "training"), ("customer_churn_batch_scoring", "scoring"))
+BAD_INPUT = re.compile(r"bad input: .*")
+JOB_LOG = re.compile(r"\(log: (\S+)\)")
+# Airflow's own listener marker (``airflow.listeners.hookimpl``), without importing Airflow
+# before the demo has configured it.
+hookimpl = pluggy.HookimplMarker("airflow")
 
 
 def airflow_env(root: Path) -> dict[str, str]:
     """A project-local Airflow: SQLite home under .airflow, this repo's DAGs and plugins."""
-    paths = [str(REPO), str(REPO / "spark_jobs"), str(REPO / "plugins")]
     return {
         "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", str(REPO / ".airflow")),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -28,12 +39,11 @@ def airflow_env(root: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "CHURN_BACKEND": "local",
         "CHURN_ROOT": str(root),
-        "PYTHONPATH": os.pathsep.join(paths),
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def parse_args(argv: list[str] | None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--date", type=dt.date.fromisoformat, default=dt.datetime.now(dt.UTC).date()
     )
@@ -42,71 +52,206 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--root", type=Path, default=Path(os.environ.get("CHURN_ROOT", REPO / ".churn"))
     )
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     env = airflow_env(args.root.resolve())
-    if "AIRFLOW_HOME" not in os.environ:  # not yet configured: re-run in the configured env
-        airflow_setup.main({**os.environ, **env})
+    if os.environ.get("AIRFLOW_HOME") != env["AIRFLOW_HOME"] or "CHURN_ROOT" not in os.environ:
+        # Airflow reads its configuration on import: re-run in the configured environment.
+        Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         os.execve(
             sys.executable,
-            [sys.executable, "-m", "churn_airflow.demo", *(argv or sys.argv[1:])],
+            [sys.executable, "-m", "churn_airflow.demo", *(sys.argv[1:] if argv is None else argv)],
             {**os.environ, **env},
         )
-    run(args)
+    log_path = Path(env["AIRFLOW_HOME"]) / "demo.log"
+    with Console(log_path) as console:
+        console.say(f"Full Airflow, kfp and Spark output: {log_path}")
+        airflow_setup.setup(os.environ.copy())
+        summary = run(args, console)
+        console.say(json.dumps(summary, indent=2) if args.json else render(summary))
+        if summary["failed"]:
+            raise SystemExit(1)
 
 
-def run(args) -> None:
-    from airflow.models.dagbag import DagBag
+class Console:
+    """This process's output goes to the log file, child processes' too (the file descriptors
+    are redirected); ``say`` writes to the terminal the demo started on."""
 
-    from churn_airflow import promotion, registry, run_ids, settings
-    from churn_ml import layout, sample_data
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+
+    def __enter__(self) -> Console:
+        sys.stdout.flush(), sys.stderr.flush()
+        self.saved = (os.dup(1), os.dup(2))
+        self.terminal = os.fdopen(os.dup(1), "w", buffering=1)
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1), os.dup2(log, 2)
+        os.close(log)
+        return self
+
+    def say(self, text: str) -> None:
+        print(text, file=self.terminal, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        sys.stdout.flush(), sys.stderr.flush()
+        for fd, saved in zip((1, 2), self.saved, strict=True):
+            os.dup2(saved, fd)
+            os.close(saved)
+        self.terminal.close()
+
+
+class Progress:
+    """An Airflow listener: one line per task as it starts and as it ends (``dag.test()`` runs
+    the tasks in this process, so the task runner calls it here)."""
+
+    def __init__(self, console: Console, label: str):
+        self.console, self.label, self.started = console, label, {}
+        self.failures: list[dict] = []
+
+    def _line(self, mark: str, task_id: str, detail: str = "") -> None:
+        elapsed = time.monotonic() - self.started.get(task_id, time.monotonic())
+        seconds = f"{elapsed:6.1f} s" if task_id in self.started else " " * 8
+        self.console.say(f"  {mark} {self.label:<8} {task_id:<24} {seconds} {detail}".rstrip())
+
+    @hookimpl
+    def on_task_instance_running(self, previous_state, task_instance):
+        if task_instance.task_id not in self.started:
+            self._line("…", task_instance.task_id)
+            self.started[task_instance.task_id] = time.monotonic()
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state, task_instance):
+        self._line("✓", task_instance.task_id)
+
+    @hookimpl
+    def on_task_instance_skipped(self, previous_state, task_instance):
+        self._line("-", task_instance.task_id, "skipped")
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state, task_instance, error):
+        reason, job_log = failure_reason(str(error))
+        self._line("✗", task_instance.task_id, reason)
+        self.failures.append({"task": task_instance.task_id, "reason": reason, "log": job_log})
+
+
+def failure_reason(text: str) -> tuple[str, str | None]:
+    """One line that says what went wrong (a job's 'bad input: ...' when it has one), and the
+    job's own log when the error names it."""
+    bad = BAD_INPUT.findall(text)
+    reason = bad[-1] if bad else text.strip().splitlines()[0] if text.strip() else "failed"
+    log = JOB_LOG.search(text)
+    return reason[:300], log.group(1) if log else None
+
+
+def run(args, console: Console) -> dict:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.listener import get_listener_manager
+
+    from churn_airflow import settings
+    from churn_ml import sample_data
 
     env = settings.environment()
-    day = args.date.isoformat()
-    sample_data.write_daily_partitions(env.training_data_root, [day], args.rows)
+    sample_data.write_daily_partitions(env.training_data_root, [args.date], args.rows)
     sample_data.write_daily_partitions(
-        env.scoring_data_root, [day], args.rows // 4, with_label=False
+        env.scoring_data_root, [args.date], args.rows // 4, with_label=False
     )
+    console.say(f"Sample data for {args.date}: {args.rows} training, {args.rows // 4} scoring rows")
     bag = DagBag(str(REPO / "dags"))
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     when = dt.datetime.combine(args.date, dt.time(), tzinfo=dt.UTC)
-    states = {}
-    for dag_id, conf in (
-        ("customer_churn_training", {"grid": args.grid, "folds": 3}),
-        ("customer_churn_batch_scoring", {}),
-    ):
-        dag_run = bag.get_dag(dag_id).test(logical_date=when, run_conf=conf)
-        states[dag_id] = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    conf = {"customer_churn_training": {"grid": args.grid, "folds": 3}}
+    listeners = get_listener_manager()
+    dag_runs, failed = {}, []
+    for dag_id, label in DAGS:
+        progress = Progress(console, label)
+        listeners.add_listener(progress)
+        started = time.monotonic()
+        dag_run = bag.get_dag(dag_id).test(logical_date=when, run_conf=conf.get(dag_id, {}))
+        listeners.pm.unregister(progress)
+        console.say(f"  {label} run {dag_run.state} in {time.monotonic() - started:.0f} s")
+        dag_runs[label] = dag_run
         if dag_run.state != "success":
-            print(json.dumps(states, indent=2))
-            raise SystemExit(f"{dag_id} failed: see the task logs above")
+            failed = progress.failures or [{"task": dag_id, "reason": "failed", "log": None}]
+            break
+    return summarize(env, dag_runs, failed, console.log_path)
+
+
+def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
+    from churn_airflow import promotion, registry, run_ids
+    from churn_ml import layout
+
+    summary = {"failed": failed, "log": str(log_path)}
+    training = dag_runs.get("training")
+    if training is None or training.state != "success":
+        return summary
     run = run_ids.identify(
-        dag_run.run_id, dag_run.run_type, dag_run.logical_date, dag_run.run_after
+        training.run_id, training.run_type, training.logical_date, training.run_after
     )
     doc = registry.store(env.artifact_root).read()
     models = [v for v in doc["versions"] if v["pipeline_id"] == run.pipeline_id]
     attempt = models[-1]["attempt"]
-    stats = promotion.read_json(layout.scoring_stats_file(env.artifact_root, run.pipeline_id))
+    tuned = promotion.read_json(
+        layout.metrics_file(env.artifact_root, layout.TUNING, run.pipeline_id, attempt)
+    )
+    versions = {m["version"] for m in models}
+    decision = next((h for h in reversed(doc["history"]) if h["version"] in versions), None)
     reports = [
         Path(layout.metrics_uri(env.artifact_root, op, run.pipeline_id, attempt), "report.html")
         for op in layout.OPERATIONS
     ]
-    summary = {
-        "pipeline_id": run.pipeline_id,
-        "tasks": states,
-        "models": {
-            v["version"]: {"test_au_pr": round(v["metrics"]["au_pr"], 4), "status": v["status"]}
+    summary.update(
+        pipeline_id=run.pipeline_id,
+        models=[
+            {
+                "version": v["version"],
+                "test_au_pr": round(v["metrics"]["au_pr"], 4),
+                "status": v["status"],
+            }
             for v in models
-        },
-        "tuning": promotion.read_json(
-            layout.metrics_file(env.artifact_root, layout.TUNING, run.pipeline_id, attempt)
-        ).get("reason", "ran"),
-        "champion": registry.champion(doc)["version"],
-        "scoring": {key: stats[key] for key in ("rows_in", "scored", "rejected")},
-        "reports": [str(r) for r in reports if r.exists()],
-        "registry": registry.registry_uri(env.artifact_root),
-    }
-    print(json.dumps(summary, indent=2))
+        ],
+        champion=doc["champion"],
+        why=decision["reason"] if decision else "this run's models were not promoted",
+        tuning=tuned.get("reason") or f"ran: best {tuned['params']}",
+        reports=[str(r) for r in reports if r.exists()],
+        registry=registry.registry_uri(env.artifact_root),
+    )
+    stats = promotion.read_json(layout.scoring_stats_file(env.artifact_root, run.pipeline_id))
+    if stats:
+        summary["scoring"] = {k: stats[k] for k in ("rows_in", "scored", "rejected")}
+    return summary
+
+
+def render(summary: dict) -> str:
+    """The summary as a few aligned lines a person reads at a glance."""
+    lines = [""]
+    for failure in summary["failed"]:
+        lines.append(f"FAILED {failure['task']}: {failure['reason']}")
+        lines.append(f"  log: {failure['log'] or summary['log']}")
+    if "models" in summary:
+        lines.append(f"Run {summary['pipeline_id']}")
+        width = max(len(m["version"]) for m in summary["models"])
+        lines.append(f"  {'model version':<{width}}  test AUPR  status")
+        for m in summary["models"]:
+            lines.append(f"  {m['version']:<{width}}  {m['test_au_pr']:9.4f}  {m['status']}")
+        lines.append(f"Champion: {summary['champion']}")
+        lines.append(f"  why: {summary['why']}")
+        lines.append(f"Tuning: {summary['tuning']}")
+    if "scoring" in summary:
+        s = summary["scoring"]
+        lines.append(
+            f"Scoring: {s['rows_in']} rows in, {s['scored']} scored, {s['rejected']} rejected"
+        )
+    for report in summary.get("reports", []):
+        lines.append(f"Report: {report}")
+    if "registry" in summary:
+        lines.append(f"Registry: {summary['registry']}")
+    lines.append(f"Log: {summary['log']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

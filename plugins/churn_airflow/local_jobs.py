@@ -82,7 +82,6 @@ def submit(folder: Path, request: dict) -> dict:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )
     created = psutil.Process(process.pid).create_time()
     _write(folder, "process.json", {"pid": process.pid, "created": created})

@@ -80,7 +80,10 @@ class LocalPipelineOperator(BaseOperator):
         self.log.info("pipeline job %s (log: %s)", self.folder.name, self.folder / local_jobs.LOG)
         final = self._wait()
         if final["state"] != local_jobs.SUCCEEDED:
-            raise AirflowException(f"pipeline job {self.folder.name} failed: {final['message']}")
+            log = self.folder / local_jobs.LOG
+            raise AirflowException(
+                f"pipeline job {self.folder.name} failed (log: {log}): {final['message']}"
+            )
         self.log.info("local pipeline finished: %s", final["summary"])
         return final["summary"]
 
@@ -141,8 +144,12 @@ class LocalBatchSensor(BaseSensorOperator):
         self.root = root or settings.local_root()
 
     def poke(self, context) -> bool:
-        current = local_jobs.state(local_jobs.job_dir(self.root, local_jobs.BATCH, self.batch_id))
+        folder = local_jobs.job_dir(self.root, local_jobs.BATCH, self.batch_id)
+        current = local_jobs.state(folder)
         if current["state"] == local_jobs.FAILED:
-            raise AirflowException(f"Batch {self.batch_id} failed: {current.get('message')}")
+            log = folder / local_jobs.LOG
+            raise AirflowException(
+                f"Batch {self.batch_id} failed (log: {log}): {current.get('message')}"
+            )
         self.log.info("batch %s is %s", self.batch_id, current["state"])
         return current["state"] == local_jobs.SUCCEEDED

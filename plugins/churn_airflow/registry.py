@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-MODEL = "customer-churn-model"
+from churn_ml.layout import MODEL_NAME
+
 CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
     "champion",
     "candidate",
@@ -28,11 +29,11 @@ CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
 
 
 def registry_uri(artifact_root: str) -> str:
-    return f"{artifact_root.rstrip('/')}/registry/{MODEL}.json"
+    return f"{artifact_root.rstrip('/')}/registry/{MODEL_NAME}.json"
 
 
 def empty() -> dict:
-    return {"model": MODEL, "champion": None, "versions": [], "history": []}
+    return {"model": MODEL_NAME, "champion": None, "versions": [], "history": []}
 
 
 MIN_IMPROVEMENT = 0.005  # of AUPR, at the lower bound of the comparison's interval
@@ -353,7 +354,9 @@ def utc_now() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Show the churn model registry or roll back.")
+    parser = argparse.ArgumentParser(
+        prog="churn registry", description="Show the churn model registry or roll back."
+    )
     parser.add_argument("--root", required=True, help="artifact root: a folder or gs://bucket")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("show", help="print the registry document")
@@ -362,7 +365,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     registry = store(args.root)
     if args.command == "promote":
-        registry.update(lambda doc: (set_champion(doc, args.version, utc_now()), None))
+        try:
+            registry.update(lambda doc: (set_champion(doc, args.version, utc_now()), None))
+        except ValueError as err:
+            raise SystemExit(f"churn registry: {err}") from None
     print(json.dumps(registry.read(), indent=2))
 
 

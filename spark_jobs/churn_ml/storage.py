@@ -82,6 +82,14 @@ def commit(spark: SparkSession, staged: str, final: str) -> None:
         raise OSError(f"could not commit {staged} to {final}")
     if old is not None:
         fs.delete(old, True)
+    _remove_if_empty(fs, staged_path.getParent())
+
+
+def _remove_if_empty(fs, folder) -> None:
+    """Leave no empty ``_staging`` behind; a non-recursive delete spares one another writer
+    has just filled."""
+    if folder.getName() == "_staging" and fs.exists(folder) and not fs.listStatus(folder):
+        fs.delete(folder, False)
 
 
 def staging_uri(final: str) -> str:
@@ -162,6 +170,8 @@ class StagedTable:
             _bigquery_client(bq.project).delete_table(self.staged, not_found_ok=True)
         else:
             delete(self.spark, self.staged)
+            fs, path = _fs(self.spark, self.staged)
+            _remove_if_empty(fs, path.getParent())
 
 
 def stage_table(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,5 +15,5 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def airflow_db() -> str:
     """An initialised metadata DB (SQLite) in the session's AIRFLOW_HOME, with our pool."""
-    airflow_setup.main({**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    airflow_setup.setup(os.environ.copy())
     return os.environ["AIRFLOW_HOME"]

@@ -1,5 +1,6 @@
-"""Both DAGs on a running Airflow (``airflow standalone``) with job scheduling on, as a data
-engineer drives them: the CLI, the UI in a real browser, the REST API, assets and backfills.
+"""Both DAGs on a running Airflow with job scheduling on, as a data engineer drives them: the
+CLI, the UI in a real browser, the REST API, assets and backfills. The Airflow is the compose
+stack's topology (``compose_stack``): PostgreSQL and the LocalExecutor, a process per service.
 
 One server serves the whole module, and its tests run in order, each building on the last:
 
@@ -31,9 +32,8 @@ from urllib.parse import unquote
 import pyarrow.parquet as pq
 import pytest
 
-from churn_airflow import airflow_setup
+from tests.dags.compose_stack import airflow, stack
 from tests.dags.conftest import REPO
-from tests.dags.standalone import airflow, airflow_env, standalone
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 # Without the networking flags Chromium keeps calling Google's hosts, which this machine refuses.
@@ -73,7 +73,8 @@ def noise_labels(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A fresh Airflow (own SQLite home and churn root) with the inputs landed."""
+    """A fresh Airflow in the compose topology (PostgreSQL, the LocalExecutor, a process per
+    service) with its own churn root and the inputs landed."""
     from churn_ml import sample_data
 
     if not CHROMIUM.exists():
@@ -87,13 +88,13 @@ def server(tmp_path_factory):
     sample_data.write_daily_partitions(
         score, BACKFILL_DAYS, BACKFILL_ROWS, seed=11, with_label=False
     )
-    env = airflow_env(PORT, AIRFLOW_HOME=str(home), CHURN_ROOT=str(root), CHURN_BACKEND="local")
-    airflow_setup.main(env)
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
-    with standalone(env, SHOTS / "standalone.log", wait=True):
-        password_file = home / "simple_auth_manager_passwords.json.generated"
-        yield {"root": root, "env": env, "password": json.loads(password_file.read_text())["admin"]}
+    settings = {"CHURN_ROOT": str(root), "CHURN_BACKEND": "local"}
+    with stack(home, PORT, settings, SHOTS) as services:
+        password_file = services["api_home"] / "simple_auth_manager_passwords.json.generated"
+        password = json.loads(password_file.read_text())["admin"]
+        yield {"root": root, "env": services["env"], "password": password}
 
 
 @pytest.fixture(scope="module")
@@ -400,12 +401,15 @@ def champion_entry(server) -> dict:
 def test_clearing_a_succeeded_scoring_task_re_scores_with_a_new_batch(server, api):
     import airflow_client.client as client
     from airflow_client.client.models.clear_task_instances_body import ClearTaskInstancesBody
+    from airflow_client.client.models.clear_task_instances_body_task_ids_inner import (
+        ClearTaskInstancesBodyTaskIdsInner as TaskId,
+    )
 
     pipeline_id = f"{TODAY:%Y%m%d}"
     before = batch_ids(server)
     body = ClearTaskInstancesBody(
         dag_run_id=STATE["rescore"],
-        task_ids=["submit_scoring"],
+        task_ids=[TaskId("submit_scoring")],
         include_downstream=True,
         only_failed=False,
         dry_run=False,
@@ -445,3 +449,18 @@ def test_backfill_scores_each_date_into_its_own_partition(server, api):
         assert len(scored) + rejected == BACKFILL_ROWS
         assert {r["model_version"] for r in scored} == {STATE["champion"]}
         assert {r["pipeline_execution_dt"] for r in scored} == {day}
+
+
+# --- the services work together --------------------------------------------------------------
+
+
+def test_the_api_server_reads_a_task_log_from_the_scheduler(server, api):
+    """The API server fetches logs from the worker's log server: with the compose file's
+    shared API secret key it may; without it, it gets 403."""
+    import airflow_client.client as client
+
+    run_id = STATE["rescore"]
+    log = client.TaskInstanceApi(api).get_log(SCORING, run_id, "plan_scoring", 1, full_content=True)
+    text = log.to_json()
+    assert "Pushing xcom" in text or "Returned value" in text, text[:2000]
+    assert "403" not in text and "Could not read served logs" not in text, text[:2000]

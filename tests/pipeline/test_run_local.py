@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import re
 from pathlib import Path
 
@@ -52,14 +51,6 @@ def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("churn-root")
 
 
-@pytest.fixture(scope="module")
-def isolated_env():
-    """run() exports PYTHONPATH for the component subprocesses; restore it afterwards."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-        yield mp
-
-
 def metrics_path(root: Path, operation: str, attempt: str, pipeline_id: str = PIPELINE_ID) -> Path:
     return Path(layout.metrics_file(str(root), operation, pipeline_id, attempt))
 
@@ -75,7 +66,7 @@ def run_and_read(root: Path, tuning: Tuning, training_csv: Path, champion=None) 
 
 
 @pytest.fixture(scope="module")
-def tuned_run(root, reference_csv, isolated_env) -> dict:
+def tuned_run(root, reference_csv) -> dict:
     """Threshold 0.0: tuning always runs."""
     return run_and_read(root, small_grid(0.0), reference_csv)
 
@@ -197,7 +188,7 @@ def test_rerun_scores_its_champion_on_the_same_rows(skipped_run, tuned_run):
     assert (Path(report).parent / "comparison.png").is_file()
 
 
-def test_failing_step_fails_the_pipeline(root, reference_csv, isolated_env, tmp_path, capfd):
+def test_failing_step_fails_the_pipeline(root, reference_csv, tmp_path, capfd):
     broken = tmp_path / "no_contract.csv"
     with reference_csv.open(newline="") as src, broken.open("w", newline="") as out:
         reader, writer = csv.reader(src), csv.writer(out)

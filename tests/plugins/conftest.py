@@ -9,13 +9,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Subprocesses (the registry CLI, local batches) import the same packages as the tests.
-SUBPROCESS_PYTHONPATH = os.pathsep.join(str(REPO / p) for p in ("", "spark_jobs", "plugins"))
-
 
 @pytest.fixture
 def subprocess_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": SUBPROCESS_PYTHONPATH}
+    """This process's environment: subprocesses import the project installed in the venv."""
+    return dict(os.environ)
 
 
 @pytest.fixture(autouse=True)

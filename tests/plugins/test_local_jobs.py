@@ -163,7 +163,10 @@ def test_sensor_on_the_real_batches(batches):
     ok = LocalBatchSensor(task_id="wait", batch_id=OK_ID, root=batches.root)
     assert ok.poke({}) is True
     bad = LocalBatchSensor(task_id="wait", batch_id=BAD_ID, root=batches.root)
-    with pytest.raises(AirflowException, match=rf"Batch {BAD_ID} failed: .*exit code 3"):
+    with pytest.raises(
+        AirflowException,
+        match=rf"Batch {BAD_ID} failed \(log: .*/{BAD_ID}/driver.log\): .*exit code 3",
+    ):
         bad.poke({})
 
 
@@ -257,7 +260,9 @@ def test_sensor_pokes(tmp_path, state, done):
 def test_sensor_fails_with_the_batch_message(tmp_path):
     fake_batch(tmp_path, "b1", local_jobs.FAILED, message="boom: exit code 3")
     sensor = LocalBatchSensor(task_id="wait", batch_id="b1", root=str(tmp_path))
-    with pytest.raises(AirflowException, match="Batch b1 failed: boom: exit code 3"):
+    with pytest.raises(
+        AirflowException, match=r"Batch b1 failed \(log: .*/b1/driver.log\): boom: exit code 3"
+    ):
         sensor.poke({})
 
 
@@ -387,7 +392,10 @@ def test_a_pipeline_retry_attaches_to_the_running_job_and_returns_its_summary(tm
 
 def test_a_failed_pipeline_job_fails_the_task_with_its_message(tmp_path, popen):
     finish_later(pipeline_dir(tmp_path, 1), local_jobs.FAILED, message="Spark batch x failed")
-    with pytest.raises(AirflowException, match=r"pipeline job .*-1 failed: Spark batch x failed"):
+    with pytest.raises(
+        AirflowException,
+        match=r"pipeline job .*-1 failed \(log: .*driver.log\): Spark batch x failed",
+    ):
         pipeline_operator(tmp_path).execute({"ti": ti(1, max_tries=1)})
     request = json.loads((pipeline_dir(tmp_path, 1) / "request.json").read_text())
     assert request["parameter_values"]["attempt"] == f"{RUN_KEY}-1"
@@ -415,4 +423,4 @@ def test_killing_the_pipeline_task_cancels_the_job_it_attached_to(tmp_path, pope
     waiting.join(10)
     killpg.assert_called_once_with(os.getpid(), local_jobs.signal.SIGTERM)
     assert local_jobs.state(folder) == {"state": local_jobs.FAILED, "message": "cancelled"}
-    assert outcome["error"].endswith("failed: cancelled")
+    assert outcome["error"].endswith("): cancelled")

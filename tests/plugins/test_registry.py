@@ -593,9 +593,13 @@ def test_local_concurrent_updates_from_processes_all_survive(tmp_path, subproces
 # --- CLI ----------------------------------------------------------------------------------------
 
 
+CHURN = Path(sys.executable).with_name("churn")  # the console script `make` installs
+
+
 def cli(root: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """``churn registry --root ROOT ...``, as the README gives it."""
     return subprocess.run(
-        [sys.executable, "-m", "churn_airflow.registry", "--root", str(root), *args],
+        [str(CHURN), "registry", "--root", str(root), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -630,14 +634,15 @@ def test_cli_promote_of_an_unknown_version_fails(tmp_path, subprocess_env):
     registry.store(str(tmp_path)).update(promote_change("20261129", 0.7))
     before = Path(registry.registry_uri(str(tmp_path))).read_text()
     failed = cli(tmp_path, subprocess_env, "promote", "nope")
-    assert failed.returncode != 0
-    assert "version 'nope' is not registered" in failed.stderr
+    assert failed.returncode == 1
+    assert failed.stderr.strip().startswith("churn registry: version 'nope' is not registered")
+    assert "Traceback" not in failed.stderr
     assert Path(registry.registry_uri(str(tmp_path))).read_text() == before
 
 
 def test_cli_needs_a_root(tmp_path, subprocess_env):
     result = subprocess.run(
-        [sys.executable, "-m", "churn_airflow.registry", "show"],
+        [str(CHURN), "registry", "show"],
         env=subprocess_env,
         capture_output=True,
         text=True,
