@@ -111,6 +111,9 @@ def build(target: str):
         num_trees_grid: str = DEFAULT_TUNING.num_trees_grid,
         folds: int = DEFAULT_TUNING.folds,
         seed: int = DEFAULT_TUNING.seed,
+        champion_version: str = "",
+        champion_model_uri: str = "",
+        champion_seed: str = "",
     ):
         """Daily retrain of the customer-churn random forest.
 
@@ -143,6 +146,11 @@ def build(target: str):
             num_trees_grid: Tuning grid of numTrees, comma-separated.
             folds: Cross-validation folds of the tuning step.
             seed: Seed of the split, the folds and the forests.
+            champion_version: The registry's champion when the run started, scored on the
+                run's test rows beside each model; empty when there is none.
+            champion_model_uri: The champion's saved model.
+            champion_seed: The split seed the champion was trained with; empty when unknown
+                (the champion is then incomparable).
         """
         p = dict(locals())
         root, run, this = str(artifact_root), str(pipeline_id), str(attempt)
@@ -154,6 +162,9 @@ def build(target: str):
                 "--model-uri", layout.model_uri(root, op, run, this),
                 "--metrics-uri", metrics[op],
                 "--seed", seed,
+                "--champion-version", champion_version,
+                "--champion-model-uri", champion_model_uri,
+                "--champion-seed", champion_seed,
             ]
             for op in layout.OPERATIONS
         }  # fmt: skip

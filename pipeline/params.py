@@ -119,6 +119,18 @@ def for_attempt(values: dict, attempt: str) -> dict:
     return {**values, **ids, "attempt": attempt}
 
 
+def champion_values(champion: Mapping | None) -> dict:
+    """The champion the run scores beside its models (``version``, ``model_uri``, ``seed``,
+    from the registry), as pipeline parameters; empty when there is none."""
+    champion = champion or {}
+    seed = champion.get("seed")
+    return {
+        "champion_version": champion.get("version", ""),
+        "champion_model_uri": champion.get("model_uri", ""),
+        "champion_seed": "" if seed is None else str(seed),
+    }
+
+
 def parameter_values(
     env: Environment,
     pipeline_id: str,
@@ -126,6 +138,7 @@ def parameter_values(
     attempt: str,
     tuning: Tuning = DEFAULT_TUNING,
     training_data_uri: str | None = None,
+    champion: Mapping | None = None,
 ) -> dict:
     """Every runtime parameter of the compiled template for one attempt of a run."""
     values = {
@@ -153,5 +166,6 @@ def parameter_values(
         "num_trees_grid": tuning.num_trees_grid,
         "folds": tuning.folds,
         "seed": tuning.seed,
+        **champion_values(champion),
     }
     return for_attempt(values, attempt)

@@ -28,14 +28,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from churn_ml import raw_csv, storage
-from churn_ml.model import CHURN_PROBABILITY
+from churn_ml.model import CHURN_PROBABILITY, PREDICTION
 
 log = logging.getLogger(__name__)
 # The scoring function reaches Python workers with this module's code inside, so they need
 # numpy, pandas and pyarrow but not the churn_ml package on their path.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-PREDICTION = "prediction"
 _SIGNED = "_signed_probability"
 _SHAPE = (
     "StringIndexerModel",

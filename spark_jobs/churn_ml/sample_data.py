@@ -233,11 +233,13 @@ def generate_rows(
     *,
     with_label: bool = True,
     blank_total_charges_fraction: float = DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
+    churn_shift: float = 0.0,
 ) -> Iterator[tuple[str, ...]]:
     """Lazily yield ``n`` rows: tuples of strings in TRAIN_COLUMNS (or SCORE_COLUMNS) order.
 
     Arguments are checked eagerly. With the same seed, score rows are the train
-    rows without the Churn column.
+    rows without the Churn column. ``churn_shift`` moves the churn logit's intercept: the
+    base rate rises above 0 and falls below, the customers stay the same.
     """
     if n < 0 or n > _ID_SPACE:
         raise ValueError(f"n must be in 0..{_ID_SPACE}, got {n}")
@@ -245,10 +247,12 @@ def generate_rows(
         raise ValueError(
             f"blank_total_charges_fraction must be in [0, 1), got {blank_total_charges_fraction}"
         )
-    return _rows(n, seed, with_label, blank_total_charges_fraction)
+    return _rows(n, seed, with_label, blank_total_charges_fraction, churn_shift)
 
 
-def _rows(n: int, seed: int, with_label: bool, p_new: float) -> Iterator[tuple[str, ...]]:
+def _rows(
+    n: int, seed: int, with_label: bool, p_new: float, churn_shift: float = 0.0
+) -> Iterator[tuple[str, ...]]:
     rng = random.Random(seed)
     rand = rng.random
     # customerID: a seeded 4-round Feistel permutation of the row index over
@@ -296,6 +300,7 @@ def _rows(n: int, seed: int, with_label: bool, p_new: float) -> Iterator[tuple[s
             pay_cdf,
             logit,
         ) = by_contract[c]
+        logit += churn_shift
         if tenure:
             first, width = bins[bisect_right(tenure_cdf, rand())]
             tenure = first + int(rand() * width)
@@ -449,6 +454,7 @@ def write_csv(
     *,
     with_label: bool = True,
     blank_total_charges_fraction: float = DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
+    churn_shift: float = 0.0,
     progress_every: int = 1_000_000,
 ) -> int:
     """Write header + ``n`` rows to ``path`` atomically; return the rows written.
@@ -458,7 +464,11 @@ def write_csv(
     """
     path = Path(path)
     rows = generate_rows(
-        n, seed, with_label=with_label, blank_total_charges_fraction=blank_total_charges_fraction
+        n,
+        seed,
+        with_label=with_label,
+        blank_total_charges_fraction=blank_total_charges_fraction,
+        churn_shift=churn_shift,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
