@@ -11,7 +11,7 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 export CHURN_ROOT ?= $(CURDIR)/.churn
 
-.PHONY: compose-env postgres venv java browser demo test test-fast lint bench zip compile lock clean airflow-up airflow-down deploy-composer
+.PHONY: compose-env postgres venv java browser demo test test-fast lint bench bench-scale zip compile lock clean airflow-up airflow-down deploy-composer
 
 venv: $(STAMP)
 
@@ -60,6 +60,10 @@ lint: venv
 
 bench: venv java
 	$(PY) -m tests.bench
+
+# How each job's time grows with its input (about an hour): docs/performance.md.
+bench-scale: venv java
+	$(PY) -m tests.bench_scale
 
 zip: venv
 	$(PY) spark_jobs/package_zip.py --output dist/churn_ml.zip

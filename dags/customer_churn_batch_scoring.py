@@ -36,7 +36,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 
 from churn_airflow import factory
 from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL
-from churn_ml.lineage import PIPELINE_ID_PATTERN
+from churn_airflow.run_ids import identity_params
 
 
 @dag(
@@ -52,18 +52,7 @@ from churn_ml.lineage import PIPELINE_ID_PATTERN
     render_template_as_native_obj=True,
     default_args={"owner": "ml-platform", "retries": 1, "retry_delay": dt.timedelta(minutes=5)},
     params={
-        "pipeline_id": Param(
-            None,
-            type=["null", "string"],
-            pattern=PIPELINE_ID_PATTERN,
-            description="Optional id to score under; default: from the run's day.",
-        ),
-        "day": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Optional day (YYYY-MM-DD) whose input to score; default: the run's.",
-        ),
+        **identity_params("score"),
         "max_reject_fraction": Param(
             0.05,
             type="number",

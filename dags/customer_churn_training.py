@@ -16,14 +16,20 @@ backfill's `--from-date`/`--to-date` exactly the days it processes.)
    threshold. With `CHURN_BACKEND=gcp` it is a Vertex AI pipeline of Dataproc Serverless
    batches and the task defers while it runs; locally the same pipeline runs with `kfp.local`
    on local Spark. Every attempt writes its models under folders of its own.
-4. **promote_champion** registers the attempt's models and makes the best one champion only if
-   its test AUPR passes the threshold and beats the current champion. A new champion
-   updates the `champion` asset, which starts the batch-scoring DAG. When the run's best
-   model is not promoted the task ends *skipped* and says why.
+4. **promote_champion** registers the attempt's models. The plan passed the champion of that
+   moment to the pipeline, which scored it on the run's own test rows beside each model,
+   with a paired bootstrap interval of the AUPR difference. The best model becomes champion
+   when its AUPR passes the threshold (a sanity floor) and the interval's lower bound is above
+   zero and reaches `min_aupr_improvement`, and only if that champion is still the registry's;
+   with no champion the threshold alone decides. A new champion updates the `champion` asset
+   (its event's extra holds the evidence), which starts the batch-scoring DAG. Otherwise the
+   task ends *skipped* and quotes both AUPRs and the interval.
 
 **Params** (Trigger DAG w/ config): `aupr_threshold` (0-1), `tuning` (on/off), `grid`
 (`small`, `default` = the lab's 27 combinations, `large`), `folds`, `pipeline_id` to process
-under a chosen id, and `day` to process another day's input.
+under a chosen id, `day` to process another day's input, `min_aupr_improvement` and
+`promotion_mode` (`auto`; `dry_run` decides and records the decision in the registry history
+without moving the champion; `off` only registers the models).
 
 **Re-run a day**: clear the run (or one task) in the UI. The re-run replaces that
 `pipeline_id`'s partitions, never duplicates them, and submits new cloud jobs; the models it
@@ -43,10 +49,10 @@ from airflow.sdk import Param, dag, task
 
 from churn_airflow import factory
 from churn_airflow.assets import CHAMPION_MODEL
-from churn_airflow.run_ids import RUN_VALUES_KEY
+from churn_airflow.registry import AUTO, MIN_IMPROVEMENT, MODES
+from churn_airflow.run_ids import RUN_VALUES_KEY, identity_params
 from churn_airflow.settings import REGISTRY_POOL
 from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, MAX_FOLDS, MIN_FOLDS
-from churn_ml.lineage import PIPELINE_ID_PATTERN
 
 
 @dag(
@@ -80,17 +86,21 @@ from churn_ml.lineage import PIPELINE_ID_PATTERN
             maximum=MAX_FOLDS,
             description="Cross-validation folds.",
         ),
-        "pipeline_id": Param(
-            None,
-            type=["null", "string"],
-            pattern=PIPELINE_ID_PATTERN,
-            description="Optional id to process under; default: from the run's day.",
+        **identity_params("process"),
+        "min_aupr_improvement": Param(
+            MIN_IMPROVEMENT,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Promote only when the interval's lower bound of the AUPR gain over "
+            "the champion, on the same rows, is above zero and at least this.",
         ),
-        "day": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Optional day (YYYY-MM-DD) whose input to process; default: the run's.",
+        "promotion_mode": Param(
+            AUTO,
+            type="string",
+            enum=list(MODES),
+            description="auto: promote when earned; dry_run: decide and record only; "
+            "off: register the models only.",
         ),
     },
 )
@@ -98,6 +108,7 @@ def customer_churn_training():
     @task(multiple_outputs=True)
     def plan_run(params: dict, **context) -> dict:
         from churn_airflow import run_ids, settings
+        from churn_airflow.promotion import champion_to_score
         from churn_ml import layout, lineage
         from pipeline.params import Tuning, parameter_values
 
@@ -109,7 +120,9 @@ def customer_churn_training():
             folds=params["folds"],
         )
         first = lineage.attempt(run.run_key, 1)  # each attempt of the pipeline task adapts it
-        values = parameter_values(settings.environment(), run.pipeline_id, run.day, first, tuning)
+        env = settings.environment()
+        champion = champion_to_score(env.artifact_root)  # the one this run's models must beat
+        values = parameter_values(env, run.pipeline_id, run.day, first, tuning, champion=champion)
         return {
             **run.as_dict(),
             "input_prefix": layout.landing_prefix(layout.TRAIN_INPUT, run.day) + "/",
@@ -118,14 +131,22 @@ def customer_churn_training():
         }
 
     @task(outlets=[CHAMPION_MODEL], pool=REGISTRY_POOL)
-    def promote_champion(values: dict, params: dict) -> dict:
+    def promote_champion(values: dict, params: dict, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from churn_airflow import promotion
 
-        decision = promotion.promote_run(values, params["aupr_threshold"])
+        decision = promotion.promote_run(
+            values,
+            params["aupr_threshold"],
+            params["min_aupr_improvement"],
+            params["promotion_mode"],
+        )
+        # Airflow records the outlet's event only when the task succeeds: every decision that
+        # leaves the champion where it is (dry_run and off included) ends skipped.
         if not decision["promoted"]:
             raise AirflowSkipException(decision["reason"])
+        outlet_events[CHAMPION_MODEL].extra = promotion.event_extra(decision)
         return decision
 
     plan = plan_run()

@@ -8,7 +8,7 @@ dataset record, run by ``kfp.local``. Topology, parameters and evaluation are sh
 from kfp import dsl
 
 from churn_ml import layout, runtime
-from churn_ml.schema import TRAINING_DATA
+from churn_ml.layout import TRAINING_DATA
 from pipeline import components as c
 from pipeline.params import DEFAULT_TUNING
 
@@ -111,6 +111,9 @@ def build(target: str):
         num_trees_grid: str = DEFAULT_TUNING.num_trees_grid,
         folds: int = DEFAULT_TUNING.folds,
         seed: int = DEFAULT_TUNING.seed,
+        champion_version: str = "",
+        champion_model_uri: str = "",
+        champion_seed: str = "",
     ):
         """Daily retrain of the customer-churn random forest.
 
@@ -143,6 +146,11 @@ def build(target: str):
             num_trees_grid: Tuning grid of numTrees, comma-separated.
             folds: Cross-validation folds of the tuning step.
             seed: Seed of the split, the folds and the forests.
+            champion_version: The registry's champion when the run started, scored on the
+                run's test rows beside each model; empty when there is none.
+            champion_model_uri: The champion's saved model.
+            champion_seed: The split seed the champion was trained with; empty when unknown
+                (the champion is then incomparable).
         """
         p = dict(locals())
         root, run, this = str(artifact_root), str(pipeline_id), str(attempt)
@@ -154,6 +162,9 @@ def build(target: str):
                 "--model-uri", layout.model_uri(root, op, run, this),
                 "--metrics-uri", metrics[op],
                 "--seed", seed,
+                "--champion-version", champion_version,
+                "--champion-model-uri", champion_model_uri,
+                "--champion-seed", champion_seed,
             ]
             for op in layout.OPERATIONS
         }  # fmt: skip
@@ -178,6 +189,15 @@ def build(target: str):
         )
         au_pr = evaluation.outputs["Output"]
         tasks = [preprocessing, dataset, training, evaluation]
+
+        def record_skip(switched_off: bool, title: str):
+            return skip(
+                metrics_uri=metrics[layout.TUNING],
+                au_pr=au_pr,
+                threshold=aupr_threshold,
+                switched_off=switched_off,
+            ).set_display_name(title)
+
         with dsl.If(tuning == True, name=TUNING_ON_NAME):  # noqa: E712 (a KFP condition)
             with dsl.If(au_pr >= aupr_threshold, name=GATE_NAME):
                 tuner = spark_step(
@@ -195,21 +215,9 @@ def build(target: str):
                 )
                 tasks += [tuner, tuned]
             with dsl.Else(name=SKIP_NAME):
-                below = skip(
-                    metrics_uri=metrics[layout.TUNING],
-                    au_pr=au_pr,
-                    threshold=aupr_threshold,
-                    switched_off=False,
-                ).set_display_name("Record tuning skipped below the threshold")
-                tasks.append(below)
+                tasks.append(record_skip(False, "Record tuning skipped below the threshold"))
         with dsl.Else(name=TUNING_OFF_NAME):
-            off = skip(
-                metrics_uri=metrics[layout.TUNING],
-                au_pr=au_pr,
-                threshold=aupr_threshold,
-                switched_off=True,
-            ).set_display_name("Record tuning switched off")
-            tasks.append(off)
+            tasks.append(record_skip(True, "Record tuning switched off"))
         for task in tasks:
             task.set_caching_options(False)
 

@@ -115,22 +115,38 @@ def evaluate_model(
     metrics_uri: str,
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
+    champion_classification: Output[ClassificationMetrics],
     report: Output[HTML],
 ) -> float:
-    """Log a run's metrics.json to Vertex, render its plots and report; returns test AUPR."""
+    """Log a run's metrics.json to Vertex, render its plots and report; returns test AUPR.
+
+    With a champion compared on the same rows, ``metrics`` also holds the champion's metrics
+    (``champion_*``) and each difference with its interval, and ``champion_classification``
+    the champion's confusion matrix and ROC curve.
+    """
     import json
     import os
     import tempfile
 
     doc = json.loads(read_text(f"{metrics_uri.rstrip('/')}/metrics.json"))
+    summary = doc.get("comparison") or {}
+    compared = doc["champion"] if summary.get("comparable") else None
     for name, value in doc["metrics"].items():
         metrics.log_metric(name, float(value))
     metrics.log_metric("test_rows", float(doc["rows"]))
-    classification.log_confusion_matrix(
-        doc["confusion_matrix"]["labels"], doc["confusion_matrix"]["matrix"]
-    )
-    roc = doc["roc_curve"]
-    classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    for target, source in ((classification, doc), (champion_classification, compared)):
+        if source is None:
+            continue
+        matrix = source["confusion_matrix"]
+        target.log_confusion_matrix(matrix["labels"], matrix["matrix"])
+        roc = source["roc_curve"]
+        target.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    if compared:
+        for name, value in compared["metrics"].items():
+            metrics.log_metric(f"champion_{name}", float(value))
+        for name in ("au_pr", "au_roc"):
+            for part in ("delta", "lower", "upper"):
+                metrics.log_metric(f"{name}_{part}", float(summary[name][part]))
     with tempfile.TemporaryDirectory() as scratch:
         plots = render_plots(doc, scratch)
         page = render_html(doc, plots)
@@ -142,6 +158,15 @@ def evaluate_model(
         for path in [*plots.values(), html_path]:
             write_file(path, f"{metrics_uri.rstrip('/')}/{os.path.basename(path)}")
     print(f"{doc['operation']} {doc['pipeline_id']}: AUPR {doc['metrics']['au_pr']:.4f}")
+    if compared:
+        pr = summary["au_pr"]
+        print(
+            f"champion {compared['version']} on the same {summary['rows']} rows: AUPR "
+            f"{pr['champion']:.4f}, difference {pr['delta']:+.4f} "
+            f"[{pr['lower']:+.4f}, {pr['upper']:+.4f}]"
+        )
+    elif summary:
+        print(f"not compared: {summary['reason']}")
     print(f"report: {metrics_uri.rstrip('/')}/report.html")
     return float(doc["metrics"]["au_pr"])
 

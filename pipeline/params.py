@@ -11,19 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_ml import layout, runtime
+from churn_ml import layout, runtime, spark_conf
 from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
 from churn_ml.lineage import PIPELINE_STEPS, batch_id
 
 REPO = Path(__file__).resolve().parents[1]
 
-LOCAL_SPARK_PROPERTIES = {
-    "spark.driver.memory": "4g",
-    "spark.log.level": "WARN",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-}
 # Dataproc Serverless: a 4-core driver with room for maxDepth 15 forests, executors autoscaled.
 DATAPROC_SPARK_PROPERTIES = {
     "spark.driver.cores": "4",
@@ -66,7 +59,7 @@ class Environment:
             artifact_root=str(root),
             code_uri=str(REPO / "spark_jobs"),
             python_file_uris=(str(root / "code" / "churn_ml.zip"),),
-            spark_properties=LOCAL_SPARK_PROPERTIES,
+            spark_properties=spark_conf.local_properties(),  # read when the run starts
         )
 
     @classmethod
@@ -126,6 +119,18 @@ def for_attempt(values: dict, attempt: str) -> dict:
     return {**values, **ids, "attempt": attempt}
 
 
+def champion_values(champion: Mapping | None) -> dict:
+    """The champion the run scores beside its models (``version``, ``model_uri``, ``seed``,
+    from the registry), as pipeline parameters; empty when there is none."""
+    champion = champion or {}
+    seed = champion.get("seed")
+    return {
+        "champion_version": champion.get("version", ""),
+        "champion_model_uri": champion.get("model_uri", ""),
+        "champion_seed": "" if seed is None else str(seed),
+    }
+
+
 def parameter_values(
     env: Environment,
     pipeline_id: str,
@@ -133,6 +138,7 @@ def parameter_values(
     attempt: str,
     tuning: Tuning = DEFAULT_TUNING,
     training_data_uri: str | None = None,
+    champion: Mapping | None = None,
 ) -> dict:
     """Every runtime parameter of the compiled template for one attempt of a run."""
     values = {
@@ -160,5 +166,6 @@ def parameter_values(
         "num_trees_grid": tuning.num_trees_grid,
         "folds": tuning.folds,
         "seed": tuning.seed,
+        **champion_values(champion),
     }
     return for_attempt(values, attempt)

@@ -1,6 +1,9 @@
 """Run the training pipeline with kfp.local on local Spark and print where everything is.
 
 python -m pipeline.run_local --date 2026-11-29 [--aupr-threshold 0.5] [--generate-rows 20000]
+
+When the root's registry has a champion, the run scores it beside its models (--no-champion:
+do not); promotion is the training DAG's work.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from kfp import local
@@ -74,13 +78,21 @@ def run(
     execution_date: dt.date,
     tuning: Tuning = DEFAULT_TUNING,
     training_data_uri: str | None = None,
+    champion: Mapping | None = None,
 ) -> dict:
-    """Run the local pipeline once for a day under ``root``: new work, so a new attempt."""
+    """Run the local pipeline once for a day under ``root``: new work, so a new attempt.
+    ``champion`` (version, model_uri, seed) is scored beside the run's models."""
     env = Environment.local(root)
     started = dt.datetime.now(dt.UTC).isoformat()
     attempt = lineage.attempt(lineage.run_key(f"run_local__{pipeline_id}__{started}"), 1)
     values = parameter_values(
-        env, pipeline_id, execution_date, attempt, tuning, training_data_uri=training_data_uri
+        env,
+        pipeline_id,
+        execution_date,
+        attempt,
+        tuning,
+        training_data_uri=training_data_uri,
+        champion=champion,
     )
     return run_values(values, Path(root) / "kfp")
 
@@ -110,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-bins-grid", default=defaults.max_bins_grid)
     parser.add_argument("--num-trees-grid", default=defaults.num_trees_grid)
     parser.add_argument("--folds", type=int, default=defaults.folds)
+    parser.add_argument(
+        "--champion",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score the registry's champion under --root beside the run's models",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -125,12 +143,18 @@ def main(argv: list[str] | None = None) -> None:
         num_trees_grid=args.num_trees_grid,
         folds=args.folds,
     )
+    champion = None
+    if args.champion:
+        from churn_airflow.promotion import champion_to_score
+
+        champion = champion_to_score(str(Path(args.root).resolve()))
     summary = run(
         args.root,
         args.pipeline_id or args.date.strftime("%Y%m%d"),
         args.date,
         tuning,
         args.training_data_uri,
+        champion,
     )
     print(json.dumps(summary, indent=2))
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from churn_ml import cleaning, cli, raw_csv, storage
-from churn_ml.layout import table_uri
-from churn_ml.schema import TRAINING_DATA
+from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import functions as F
+
+from churn_ml import cleaning, cli, customers, raw_csv, storage
+from churn_ml.layout import TRAINING_DATA, table_uri
 from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.preprocess")
@@ -21,7 +23,7 @@ def parse_args(argv: Sequence[str] | None):
         "--max-drop-fraction",
         type=cli.fraction,
         default=0.05,
-        help="fail when more than this fraction of rows is unusable (default 0.05)",
+        help="fail when more than this fraction of the customers is unusable (default 0.05)",
     )
     return p.parse_args(argv)
 
@@ -29,68 +31,77 @@ def parse_args(argv: Sequence[str] | None):
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-preprocessing")
-    parsed = cleaning.parse(raw_csv.read(spark, args.input_uri, with_label=True)).cache()
+    raw = raw_csv.read(spark, args.input_uri, with_label=True)
+    records = customers.one_per_customer(cleaning.parse(raw))
+    # One pass: the rows are staged while an Observation counts them, then judged.
+    counts = Observation("preprocessing input")
+    observed = records.observe(counts, *input_counts(records))
+    out = cleaning.with_lineage(
+        cleaning.clean(observed), args.pipeline_id, args.pipeline_execution_dt
+    )
+    target = table_uri(args.dataset_uri, TRAINING_DATA)
+    staged = raw_csv.reading(
+        lambda: storage.stage_table(out, target, {"pipeline_id": args.pipeline_id})
+    )
     try:
-        stats = drop_stats(parsed)
-        if stats["invalid_labels"]:
-            raise cli.InputError(
-                f"{stats['invalid_labels']} rows have a Churn label other than Yes/No"
-            )
-        if not stats["rows_in"]:
-            raise cli.InputError("the input has a header but no rows")
-        dropped = sum(stats["dropped"].values())
-        if dropped > args.max_drop_fraction * stats["rows_in"]:
-            raise cli.InputError(
-                f"{dropped} of {stats['rows_in']} rows are unusable, more than the allowed "
-                f"fraction {args.max_drop_fraction}: {stats['dropped']}"
-            )
-        cleaned = cleaning.clean(parsed)
-        unique = cleaned.dropDuplicates()
-        out = cleaning.with_lineage(unique, args.pipeline_id, args.pipeline_execution_dt).cache()
-        stats["rows_out"] = out.count()
-        stats["duplicates"] = stats["rows_in"] - dropped - stats["rows_out"]
-        target = table_uri(args.dataset_uri, TRAINING_DATA)
-        storage.write_table(out, target, {"pipeline_id": args.pipeline_id})
-    finally:
-        parsed.unpersist()
+        stats = drop_stats(counts.get)
+        check(stats, args.max_drop_fraction)
+    except BaseException:
+        staged.discard()
+        raise
+    staged.commit()
     log.info(
-        "rows in %d, dropped %d %s, duplicates removed %d, rows out %d -> %s",
+        "rows in %d (%d repeated header lines dropped), duplicates removed %d, customers %d, "
+        "dropped %d %s, rows out %d -> %s",
         stats["rows_in"],
-        dropped,
-        stats["dropped"],
+        stats["repeated_headers"],
         stats["duplicates"],
+        stats["customers"],
+        stats["customers"] - stats["rows_out"],
+        stats["dropped"],
         stats["rows_out"],
         target,
     )
     return stats
 
 
-def drop_stats(parsed) -> dict:
-    """Row count, unusable rows by reason and bad labels, in one Spark job."""
-    try:
-        rows = (
-            parsed.groupBy(
-                cleaning.REJECT_REASON, cleaning.invalid_labels(parsed).alias("bad_label")
-            )
-            .count()
-            .collect()
-        )
-    except Exception as err:  # FAILFAST read: a line that is not a CSV record
-        malformed = raw_csv.malformed_input(err)
-        if malformed:
-            raise malformed from err
-        raise
-    dropped: dict[str, int] = {}
-    for r in rows:
-        if r[cleaning.REJECT_REASON]:
-            dropped[r[cleaning.REJECT_REASON]] = (
-                dropped.get(r[cleaning.REJECT_REASON], 0) + r["count"]
-            )
+def input_counts(records: DataFrame) -> list[Column]:
+    """The aggregates ``drop_stats`` reads, over ``one_per_customer``'s records."""
+    usable = F.col(cleaning.REJECT_REASON).isNull()
+    header = customers.repeated_header()
+    return [
+        *customers.tally(),
+        *customers.reason_counts(),
+        F.count_if(~header & cleaning.invalid_labels(records)).alias("invalid_labels"),
+        F.count_if(usable).alias("rows_out"),
+    ]
+
+
+def drop_stats(counts: dict) -> dict:
+    """The job's statistics from the ``input_counts`` of its records."""
     return {
-        "rows_in": sum(r["count"] for r in rows),
-        "dropped": dict(sorted(dropped.items())),
-        "invalid_labels": sum(r["count"] for r in rows if r["bad_label"]),
+        "rows_in": counts["rows_in"],
+        "repeated_headers": counts["repeated_headers"],
+        "duplicates": counts["rows_in"] - counts["customers_in"],
+        "customers": counts["customers_in"],
+        "dropped": {r: counts[r] for r in sorted(cleaning.REJECT_REASONS) if counts[r]},
+        "invalid_labels": counts["invalid_labels"],
+        "rows_out": counts["rows_out"],
     }
+
+
+def check(stats: dict, max_drop_fraction: float) -> None:
+    """Raise InputError when the input breaks the contract as a whole."""
+    if stats["invalid_labels"]:
+        raise cli.InputError(f"{stats['invalid_labels']} rows have a Churn label other than Yes/No")
+    if not stats["customers"]:
+        raise cli.InputError("the input has a header but no rows")
+    dropped = stats["customers"] - stats["rows_out"]
+    if dropped > max_drop_fraction * stats["customers"]:
+        raise cli.InputError(
+            f"{dropped} of {stats['customers']} customers are unusable, more than the allowed "
+            f"fraction {max_drop_fraction}: {stats['dropped']}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Batch scoring: the day's customers -> ``batch_predictions`` with the given model version.
 
-Rows that cannot be scored go to ``batch_rejects`` with the reason, so input = scored +
-rejected. One pass over the input cleans and scores every row and stages both tables, counting
-on the way; past ``--max-reject-fraction`` the staged rows are dropped and the job fails with
+Each input customer gets one row: a prediction, or in ``batch_rejects`` the reason it cannot
+be scored, so customers_in = scored + rejected (``churn_ml.customers`` defines the count).
+One pass over the input cleans and scores every customer and stages both tables, counting on
+the way; past ``--max-reject-fraction`` the staged rows are dropped and the job fails with
 nothing visible. Both tables commit together, then ``--stats-uri`` receives the run's counts
 as a small JSON document.
 
@@ -23,8 +24,8 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from churn_ml import cleaning, cli, drift, drift_report, psi, raw_csv, storage
-from churn_ml.compiled_model import compile_model
+from churn_ml import cleaning, cli, customers, drift, drift_report, psi, raw_csv, storage
+from churn_ml.compiled_model import load_compiled
 from churn_ml.layout import (
     BATCH_PREDICTIONS,
     BATCH_REJECTS,
@@ -53,7 +54,7 @@ def parse_args(argv: Sequence[str] | None):
         "--max-reject-fraction",
         type=cli.fraction,
         default=0.05,
-        help="fail when more than this fraction of rows cannot be scored (default 0.05)",
+        help="fail when more than this fraction of customers cannot be scored (default 0.05)",
     )
     p.add_argument(
         "--stats-uri",
@@ -94,10 +95,10 @@ def load_scorer(spark: SparkSession, model_uri: str) -> Scorer:
     The compiled form when the model has the shape training fits, else the model's transform.
     """
     uri = storage.normalize(model_uri)
-    model = PipelineModel.load(uri)
-    compiled = compile_model(spark, model, uri)
+    compiled = load_compiled(spark, uri)
     if compiled is not None:
         return compiled.transform
+    model = PipelineModel.load(uri)
     return lambda customers: churn_probability(model.transform(customers))
 
 
@@ -135,21 +136,21 @@ def load_profile(spark: SparkSession, model_uri: str, model_version: str):
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-batch-scoring")
-    parsed = cleaning.parse(raw_csv.read(spark, args.input_uri, with_label=False))
+    raw = raw_csv.read(spark, args.input_uri, with_label=False)
+    records = customers.one_per_customer(cleaning.parse(raw))
     scorer = load_scorer(spark, args.model_uri)
     profile, no_baseline = None, None
     if args.drift_uri:
         profile, no_baseline = load_profile(spark, args.model_uri, args.model_version)
     scored = F.col(cleaning.REJECT_REASON).isNull()
     counts = Observation("scoring input")
+    counted = records.observe(counts, *customers.tally()).where(~customers.repeated_header())
     rows = cleaning.with_lineage(
-        outcomes(scorer, parsed, args.model_version), args.pipeline_id, args.pipeline_execution_dt
-    ).observe(
-        counts,
-        F.count(F.lit(1)).alias("rows_in"),
-        F.count(cleaning.REJECT_REASON).alias("rejected"),
-        *(drift.observed_counts(profile, scored) if profile else []),
+        outcomes(scorer, counted, args.model_version), args.pipeline_id, args.pipeline_execution_dt
     )
+    drifts = Observation("drift")  # the scored rows' bins, in the same pass
+    if profile:
+        rows = rows.observe(drifts, *drift.observed_counts(profile, scored))
     # The one pass: predictions and rejects staged by a single write, counted on the way.
     try:
         split = storage.stage_split(
@@ -168,11 +169,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         raise
     tables = []
     try:
-        rows_in, rejected = counts.get["rows_in"], counts.get["rejected"]
-        check_rejects(split, rows_in, rejected, args.max_reject_fraction)
+        tally = counts.get
+        check_rejects(split, tally["customers_in"], tally["rejected"], args.max_reject_fraction)
         tables = split.tables()
         if args.drift_uri:
-            document = drift_document(args, profile, counts.get, no_baseline)
+            observed = drifts.get if profile else None
+            document = drift_document(args, profile, observed, no_baseline)
             tables.append(stage_drift_table(spark, args, document))
         storage.commit_all(tables)  # rejects, predictions, drift (simultaneous on BigQuery)
     except BaseException:
@@ -182,11 +184,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         raise
     if args.drift_uri:
         drift_report.write(spark, args.drift_uri, document)
-    stats = run_stats(args, rows_in, rejected)
+    stats = run_stats(args, tally)
     if args.stats_uri:
         storage.write_text(spark, args.stats_uri, json.dumps(stats, indent=2) + "\n")
     log.info(
-        "scored %(scored)d of %(rows_in)d rows, rejected %(rejected)d, model %(model_version)s",
+        "scored %(scored)d of %(customers_in)d customers (%(rows_in)d rows, %(repeated_headers)d "
+        "repeated header lines dropped), rejected %(rejected)d, model %(model_version)s",
         stats,
     )
     return stats
@@ -219,29 +222,33 @@ def stage_drift_table(spark: SparkSession, args, document: dict) -> storage.Stag
 
 
 def check_rejects(
-    split: storage.StagedSplit, rows_in: int, rejected: int, max_fraction: float
+    split: storage.StagedSplit, customers_in: int, rejected: int, max_fraction: float
 ) -> None:
-    """Fail when there is nothing to score, or when too many rows cannot be scored (the
+    """Fail when there is nothing to score, or when too many customers cannot be scored (the
     reasons counted from the staged rejects)."""
-    if not rows_in:
+    if not customers_in:
         raise cli.InputError("the scoring input has a header but no rows")
-    if rejected > max_fraction * rows_in:
+    if rejected > max_fraction * customers_in:
         reasons = split.side_rows().groupBy(cleaning.REJECT_REASON).count().collect()
         raise cli.InputError(
-            f"{rejected} of {rows_in} rows cannot be scored, more than the allowed fraction "
-            f"{max_fraction}: " + str({r[cleaning.REJECT_REASON]: r["count"] for r in reasons})
+            f"{rejected} of {customers_in} customers cannot be scored, more than the allowed "
+            f"fraction {max_fraction}: "
+            + str({r[cleaning.REJECT_REASON]: r["count"] for r in reasons})
         )
 
 
-def run_stats(args, rows_in: int, rejected: int) -> dict:
-    """What the run knows of itself, for the check that compares it with the tables."""
+def run_stats(args, tally: dict) -> dict:
+    """What the run knows of itself, for the check that compares it with the tables
+    (``customers.tally``'s counts)."""
     return {
         "pipeline_id": args.pipeline_id,
         "pipeline_execution_dt": args.pipeline_execution_dt.isoformat(),
         "model_version": args.model_version,
-        "rows_in": rows_in,
-        "scored": rows_in - rejected,
-        "rejected": rejected,
+        "rows_in": tally["rows_in"],
+        "repeated_headers": tally["repeated_headers"],
+        "customers_in": tally["customers_in"],
+        "scored": tally["customers_in"] - tally["rejected"],
+        "rejected": tally["rejected"],
     }
 
 

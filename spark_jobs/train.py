@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from churn_ml import cli, drift, layout
 from churn_ml.model import ForestParams, fit, training_pipeline
-from churn_ml.publish import add_run_arguments, load_split, publish, run_target
+from churn_ml.publish import add_run_arguments, load_split, parse_run_args, publish, run_target
 from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.train")
@@ -20,20 +20,23 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--num-trees", type=cli.positive_int, default=defaults.num_trees)
     p.add_argument("--max-depth", type=cli.positive_int, default=defaults.max_depth)
     p.add_argument("--max-bins", type=cli.positive_int, default=defaults.max_bins)
-    return p.parse_args(argv)
+    return parse_run_args(p, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-training")
-    train, test = load_split(spark, args)
+    train, test, champion = load_split(spark, args)
     params = ForestParams(args.num_trees, args.max_depth, args.max_bins)
-    log.info("fitting %s on %d rows", params, train.count())
+    log.info("fitting %s", params)  # no count: an extra pass only for this line
     model = fit(training_pipeline(params, args.seed), train)
     profiled = drift.feature_bins(train)
     train.unpersist()
     details = {"params": params.as_dict(), "seed": args.seed}
-    return publish(model, test, run_target(args, layout.TRAINING), details, features=profiled)
+    target = run_target(args, layout.TRAINING)
+    return publish(
+        model, test, target, details, champion, args.bootstrap_replicates, features=profiled
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pyspark.ml import Pipeline, PipelineModel
 from churn_ml import cli, drift, layout
 from churn_ml.grids import DEFAULT_FOLDS, MAX_FOLDS, MIN_FOLDS
 from churn_ml.model import FEATURES, LABEL_INDEX, feature_stages, fit, forest
-from churn_ml.publish import add_run_arguments, load_split, publish, run_target
+from churn_ml.publish import add_run_arguments, load_split, parse_run_args, publish, run_target
 from churn_ml.session import build_session
 from churn_ml.tuning import Grid, best, cross_validate
 
@@ -33,7 +33,7 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument(
         "--parallelism", type=cli.positive_int, default=6, help="forests fitted at once (default 6)"
     )
-    args = p.parse_args(argv)
+    args = parse_run_args(p, argv)
     if min(args.max_bins_grid) < 2:
         p.error("--max-bins-grid values must be at least 2")
     if not MIN_FOLDS <= args.folds <= MAX_FOLDS:
@@ -44,16 +44,10 @@ def parse_args(argv: Sequence[str] | None):
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-hyperparameter-tuning")
-    train, test = load_split(spark, args)
+    train, test, champion = load_split(spark, args)
     features = Pipeline(stages=feature_stages()).fit(train)
     vectors = features.transform(train).select("customer_id", FEATURES, LABEL_INDEX).cache()
     grid = Grid(args.max_depth_grid, args.max_bins_grid, args.num_trees_grid)
-    log.info(
-        "cross-validating %d grid points x %d folds on %d rows",
-        len(grid.params()),
-        args.folds,
-        vectors.count(),
-    )
     scores = cross_validate(vectors, grid, args.folds, args.seed, args.parallelism)
     winner = best(scores)
     log.info("best %s with mean AUPR %.4f", winner.params, winner.mean_au_pr)
@@ -70,7 +64,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "cv_mean_au_pr": winner.mean_au_pr,
         "cv_results": [s.as_dict() for s in scores],
     }
-    return publish(model, test, run_target(args, layout.TUNING), details, features=profiled)
+    target = run_target(args, layout.TUNING)
+    return publish(
+        model, test, target, details, champion, args.bootstrap_replicates, features=profiled
+    )
 
 
 if __name__ == "__main__":

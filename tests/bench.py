@@ -7,7 +7,9 @@
    for constant columns, and a single read, clean and write of the cleaned rows.
    Then scoring with drift against scoring without it, alternated on the same 1M rows.
 4. Metrics on a 1M-row prediction set (one bounded aggregation).
-5. The whole local pipeline on the reference data with the default grid, per step.
+5. The training job on the reference data with the champion comparison (scoring the
+   champion and the paired bootstrap) and without, each run a fresh process, alternating.
+6. The whole local pipeline on the reference data with the default grid, per step.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tup
     import train
     from pyspark.sql import functions as F
 
-    from churn_ml import cleaning, raw_csv, sample_data, storage
+    from churn_ml import cleaning, customers, raw_csv, sample_data, storage
     from churn_ml.model import CHURN_PROBABILITY
 
     model_uri = str(work / "model")
@@ -164,7 +166,8 @@ def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tup
 
     def one_write_floor():
         parsed = cleaning.parse(raw_csv.read(spark, str(source), with_label=False))
-        out = cleaning.with_lineage(cleaning.clean(parsed), "floor", DAY)
+        records = customers.one_per_customer(parsed)  # the job's cleaning: one row per customer
+        out = cleaning.with_lineage(cleaning.clean(records), "floor", DAY)
         storage.write_table(out, str(work / "floor"), {"pipeline_id": "floor"})
 
     def args(pipeline_id: str) -> list[str]:
@@ -255,6 +258,68 @@ def bench_metrics(spark, work: Path, model_uri: str, rows: int = 1_000_000) -> d
     return result
 
 
+def bench_comparison(work: Path, dataset: str, repeats: int = 3) -> dict:
+    """The training job with and without its champion, as the local pipeline runs it: one
+    spark-submit (a fresh JVM) per run, off and on alternating so that both see the same
+    load. Wall time, and the CPU time of the whole job (JVM and Python), which a busy machine
+    disturbs less."""
+    import resource
+    import statistics
+    import subprocess
+    import sys
+
+    from pipeline.params import LOCAL_SPARK_PROPERTIES
+
+    submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[*]"]
+    for key, value in sorted(LOCAL_SPARK_PROPERTIES.items()):
+        submit += ["--conf", f"{key}={value}"]
+
+    def job(name: str, *extra: str) -> tuple[float, float]:
+        out = work / "comparison" / name
+        argv = [*submit, str(REPO / "spark_jobs" / "train.py"), "--pipeline-id", "bench",
+                "--dataset-uri", dataset, "--model-uri", str(out / "model"),
+                "--metrics-uri", str(out / "metrics"), *extra]  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        with (work / f"comparison-{name}.log").open("w") as log:
+            subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT)
+        seconds = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        print(f"training job, {name}: {seconds:.1f} s, CPU {cpu:.1f} s", flush=True)
+        return seconds, cpu
+
+    # The champion: a forest of another shape, trained on the same split.
+    job("champion", "--num-trees", "20", "--max-depth", "8")
+    model = str(work / "comparison" / "champion" / "model")
+    champion = ["--champion-version", "bench-champion", "--champion-seed", "42",
+                "--champion-model-uri", model]  # fmt: skip
+    runs = {"off": [], "on": []}
+    for i in range(repeats):
+        runs["off"].append(job(f"off-{i}"))
+        runs["on"].append(job(f"on-{i}", *champion))
+    summary = json.loads((work / "comparison" / "on-0" / "metrics" / "metrics.json").read_text())
+
+    def extra(pick, how) -> float:
+        on, off = ([pick(r) for r in runs[k]] for k in ("on", "off"))
+        return round(how(on) / how(off) - 1, 3)
+
+    result = {
+        "off_s": [round(wall, 1) for wall, _ in runs["off"]],
+        "on_s": [round(wall, 1) for wall, _ in runs["on"]],
+        "off_cpu_s": [round(cpu, 1) for _, cpu in runs["off"]],
+        "on_cpu_s": [round(cpu, 1) for _, cpu in runs["on"]],
+        "extra_wall_by_medians": extra(lambda r: r[0], statistics.median),
+        "extra_wall_by_minima": extra(lambda r: r[0], min),
+        "extra_cpu_by_medians": extra(lambda r: r[1], statistics.median),
+        "rows": summary["comparison"]["rows"],
+        "replicates": summary["comparison"]["replicates"],
+        "au_pr": summary["comparison"]["au_pr"],
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def bench_local_pipeline(work: Path) -> dict:
     from pipeline.run_local import run
 
@@ -269,23 +334,32 @@ def bench_local_pipeline(work: Path) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Every benchmark; ``python -m tests.bench comparison`` runs only that one."""
+    import sys
+
     logging.basicConfig(level=logging.WARNING)
     from churn_ml.session import build_session
 
     if not REFERENCE.exists():
         raise SystemExit(f"the benchmarks use the reference data at {REFERENCE}")
+    only = sys.argv[1:] if argv is None else argv
     spark = build_session("churn-bench")
     results = {}
     with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
         work = Path(scratch)
         dataset, _ = prepare_training(work, REFERENCE)
+        if only == ["comparison"]:
+            spark.stop()
+            print(json.dumps(bench_comparison(work, dataset), indent=2))
+            return
         results["tuning_side_by_side"] = bench_tuning_side_by_side(spark, dataset)
         results["tuning_full_grid"] = bench_full_grid(work, dataset)
         results["scoring"], model_uri = bench_scoring(spark, work, dataset)
         results["drift"] = bench_drift(spark, work, dataset, model_uri)
         results["metrics"] = bench_metrics(spark, work, model_uri)
         spark.stop()
+        results["comparison"] = bench_comparison(work, dataset)
         results["local_pipeline"] = bench_local_pipeline(work)
     print(json.dumps(results, indent=2))
 

@@ -20,7 +20,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from churn_ml import sample_data
-from churn_ml.session import COMMON_CONF
+from churn_ml.spark_conf import COMMON
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "2g")
     )
-    for key, value in COMMON_CONF.items():
+    for key, value in COMMON.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

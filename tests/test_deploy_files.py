@@ -70,3 +70,28 @@ def test_every_airflow_setup_creates_the_pool():
     spec = compose()
     # as the image's airflow user, whose Python has airflow and this project's packages
     assert spec["services"]["airflow-init"]["user"] == spec["x-airflow-common"]["user"]
+
+
+def test_make_compose_env_writes_every_variable_the_compose_file_requires(tmp_path):
+    """Each `${X:?...}` of the compose file is a line of the .env `make compose-env` writes."""
+    import re
+    import subprocess
+    import sys
+
+    text = (REPO / "docker-compose.yaml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    assert required >= {
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__CORE__FERNET_KEY",
+    }
+    makefile = (REPO / "Makefile").read_text()
+    program = makefile.split("COMPOSE_SECRETS := ", 1)[1].split("\ncompose-env:", 1)[0]
+    program = program.replace("\\\n\t", "").replace("$$", "$")
+    written = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    ).stdout
+    keys = {line.split("=", 1)[0] for line in written.splitlines()}
+    assert keys == required | {"AIRFLOW_UID"}
+    values = dict(line.split("=", 1) for line in written.splitlines())
+    assert all(len(values[k]) >= 32 for k in required)

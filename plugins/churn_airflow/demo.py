@@ -222,7 +222,7 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     )
     stats = promotion.read_json(layout.scoring_stats_file(env.artifact_root, run.pipeline_id))
     if stats:
-        summary["scoring"] = {k: stats[k] for k in ("rows_in", "scored", "rejected")}
+        summary["scoring"] = {k: stats[k] for k in ("customers_in", "scored", "rejected")}
     return summary
 
 
@@ -244,7 +244,8 @@ def render(summary: dict) -> str:
     if "scoring" in summary:
         s = summary["scoring"]
         lines.append(
-            f"Scoring: {s['rows_in']} rows in, {s['scored']} scored, {s['rejected']} rejected"
+            f"Scoring: {s['customers_in']} customers in, {s['scored']} scored, "
+            f"{s['rejected']} rejected"
         )
     for report in summary.get("reports", []):
         lines.append(f"Report: {report}")

@@ -1,4 +1,5 @@
-"""Champion promotion after a training run: read its metrics, decide, update the registry."""
+"""Champion promotion around a training run: resolve the champion the run compares with,
+then read the run's metrics, decide and update the registry."""
 
 from __future__ import annotations
 
@@ -52,18 +53,73 @@ def registry_store(artifact_root: str):
     return registry.store(artifact_root)
 
 
-def promote_run(values: dict, threshold: float) -> dict:
+def report_uri(artifact_root: str, candidate: registry.Candidate) -> str:
+    """The HTML report of a candidate's run."""
+    folder = layout.metrics_uri(
+        artifact_root, candidate.operation, candidate.pipeline_id, candidate.attempt
+    )
+    return f"{folder}/report.html"
+
+
+def promote_run(
+    values: dict,
+    threshold: float,
+    min_improvement: float = registry.MIN_IMPROVEMENT,
+    mode: str = registry.AUTO,
+) -> dict:
     """Register the models of the attempt that ``values`` ran, and promote the best one if it
-    earns it; returns the decision."""
+    earns it (``mode``: auto, dry_run or off); returns the decision with its report's URI."""
     root, pipeline_id = values["artifact_root"], values["pipeline_id"]
     candidates = run_candidates(root, pipeline_id, values["attempt"])
     decision = registry_store(root).update(
-        lambda doc: registry.promote(doc, candidates, threshold, registry.utc_now())
+        lambda doc: registry.promote(
+            doc, candidates, threshold, registry.utc_now(), min_improvement, mode
+        )
     )
-    log.info("promotion of %s: %s", pipeline_id, decision)
+    best = next(c for c in candidates if c.version == decision["version"])
+    decision["report"] = report_uri(root, best)
+    log.info("promotion of %s: %s", pipeline_id, decision["reason"])
     return decision
+
+
+def event_extra(decision: dict) -> dict:
+    """What the champion Asset event carries: the new version, the evidence and the report."""
+    extra = {"version": decision["version"], "reason": decision["reason"],
+             "report": decision["report"]}  # fmt: skip
+    comparison = decision.get("comparison")
+    if comparison and comparison.get("comparable"):
+        pr = comparison["au_pr"]
+        extra.update(
+            replaced=comparison["champion"],
+            rows=comparison["rows"],
+            challenger_au_pr=pr["challenger"],
+            champion_au_pr=pr["champion"],
+            au_pr_delta=pr["delta"],
+            au_pr_interval=[pr["lower"], pr["upper"]],
+            confidence=comparison["confidence"],
+        )
+    return extra
 
 
 def resolve_champion(artifact_root: str) -> dict:
     """The champion entry at this moment (batch scoring pins it for the whole run)."""
     return registry.champion(registry_store(artifact_root).read())
+
+
+def champion_to_score(artifact_root: str) -> dict | None:
+    """The champion a training run scores beside its own model: version, model URI and the
+    split seed it was trained with (from its run's metrics.json for entries older than the
+    seed's record; None when unknown); None when the registry has no champion."""
+    doc = registry_store(artifact_root).read()
+    entry = registry.find(doc, doc["champion"])
+    if entry is None:
+        return None
+    seed = entry.get("seed")
+    if seed is None and "attempt" in entry:
+        run = read_json(
+            layout.metrics_file(
+                artifact_root, entry["operation"], entry["pipeline_id"], entry["attempt"]
+            )
+        )
+        seed = (run or {}).get("seed")
+    return {"version": entry["version"], "model_uri": entry["model_uri"], "seed": seed}

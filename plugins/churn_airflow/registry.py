@@ -36,15 +36,29 @@ def empty() -> dict:
     return {"model": MODEL_NAME, "champion": None, "versions": [], "history": []}
 
 
+MIN_IMPROVEMENT = 0.005  # of AUPR, at the lower bound of the comparison's interval
+AUTO, DRY_RUN, OFF = "auto", "dry_run", "off"
+MODES = (AUTO, DRY_RUN, OFF)
+# What a version's entry keeps of its run's comparison (the report has the rest).
+EVIDENCE = ("champion", "comparable", "reason", "rows", "replicates", "confidence",
+            "au_pr", "au_roc")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A model one attempt of a run produced, from its metrics.json."""
+    """A model one attempt of a run produced, from its metrics.json.
+
+    ``comparison`` is how it did against the champion the run started with, on the same
+    test rows; None when the run started without a champion.
+    """
 
     pipeline_id: str
     operation: str
     attempt: str
     model_uri: str
     metrics: dict
+    seed: int | None = None
+    comparison: dict | None = None
 
     @property
     def version(self) -> str:
@@ -54,53 +68,110 @@ class Candidate:
     def au_pr(self) -> float:
         return float(self.metrics["au_pr"])
 
+    @property
+    def scored_champion(self) -> str | None:
+        return self.comparison["champion"] if self.comparison else None
+
     @classmethod
     def from_metrics(cls, doc: dict, attempt: str) -> Candidate:
-        return cls(doc["pipeline_id"], doc["operation"], attempt, doc["model_uri"], doc["metrics"])
+        comparison = doc.get("comparison")
+        evidence = {k: comparison[k] for k in EVIDENCE if k in comparison} if comparison else None
+        return cls(
+            doc["pipeline_id"],
+            doc["operation"],
+            attempt,
+            doc["model_uri"],
+            doc["metrics"],
+            doc.get("seed"),
+            evidence,
+        )
 
 
 def find(doc: dict, version: str | None) -> dict | None:
     return next((v for v in doc["versions"] if v["version"] == version), None)
 
 
-def promote(
-    doc: dict, candidates: list[Candidate], threshold: float, now: str
-) -> tuple[dict, dict]:
-    """Register an attempt's candidates as new versions; make the best one champion if it
-    passes the threshold and beats the current champion's test AUPR (or there is none).
-    Returns (document, decision). Registering the same versions again replaces their entries.
+def _signed(x: float) -> str:
+    return f"{x:+.3f}".replace("-", "\u2212")
+
+
+def evidence_text(best: Candidate) -> str:
+    """E.g. ``challenger V 0.662 vs champion C 0.655 on 1,409 rows, AUPR Δ +0.007 [-0.004,
+    +0.018] (95%)``, with true minus signs."""
+    c = best.comparison
+    pr = c["au_pr"]
+    return (
+        f"challenger {best.version} {pr['challenger']:.3f} vs champion {c['champion']} "
+        f"{pr['champion']:.3f} on {c['rows']:,} rows, AUPR \u0394 {_signed(pr['delta'])} "
+        f"[{_signed(pr['lower'])}, {_signed(pr['upper'])}] ({c['confidence']:.0%})"
+    )
+
+
+def decide(
+    doc: dict, candidates: list[Candidate], threshold: float, min_improvement: float
+) -> tuple[Candidate, bool, str]:
+    """(the run's best model, whether it earns the champion's place, why).
+
+    The threshold is a sanity floor on the best model's own test AUPR. Above it, with no
+    champion when the run started, the model is promoted. With one, the run scored both on
+    its test rows: the model is promoted when the interval of challenger minus champion AUPR
+    lies above zero and its lower bound reaches ``min_improvement``. The decision holds only
+    if that champion is still the registry's (compare-and-swap); an incomparable champion
+    is never replaced automatically.
     """
     if not candidates:
         raise ValueError("a run must produce at least one model to register")
-    new = {c.version for c in candidates}
-    champion = find(doc, doc["champion"])
-    baseline = None if champion is None or champion["version"] in new else champion
+    scored = {c.scored_champion for c in candidates}
+    if len(scored) != 1:
+        raise ValueError(f"the run's models were compared with different champions: {scored}")
     best = max(candidates, key=lambda c: (c.au_pr, c.operation == "training"))
-    against = f"{baseline['version']} ({baseline['metrics']['au_pr']:.4f})" if baseline else None
+    return best, *_verdict(doc, candidates, best, scored.pop(), threshold, min_improvement)
+
+
+def _verdict(
+    doc: dict,
+    candidates: list[Candidate],
+    best: Candidate,
+    expected: str | None,
+    threshold: float,
+    min_improvement: float,
+) -> tuple[bool, str]:
+    current = doc["champion"]
     if best.au_pr < threshold:
-        promoted, reason = (
-            False,
-            f"best test AUPR {best.au_pr:.4f} is below the threshold {threshold}",
+        return False, (
+            f"{best.version}: test AUPR {best.au_pr:.3f} is below the threshold {threshold} "
+            "(the sanity floor)"
         )
-    elif baseline and best.au_pr <= baseline["metrics"]["au_pr"]:
-        promoted, reason = (
-            False,
-            f"best test AUPR {best.au_pr:.4f} does not beat champion {against}",
+    if current != expected and current not in {c.version for c in candidates}:
+        return False, (
+            f"the champion changed from {expected or 'none'} to {current} while this run "
+            f"scored {expected or 'no champion'}: {best.version} not promoted"
         )
-    else:
-        promoted = True
-        reason = (
-            f"test AUPR {best.au_pr:.4f} passes {threshold} and beats {against or 'no champion'}"
+    if expected is None:
+        return True, (
+            f"{best.version}: test AUPR {best.au_pr:.3f} passes the threshold {threshold} "
+            "and there is no champion"
         )
-    new_champion = best.version if promoted else doc["champion"]
+    if not best.comparison["comparable"]:
+        return False, (
+            f"{best.comparison['reason']}; it is not compared, so {best.version} is not "
+            "promoted automatically (promote it by hand with the registry CLI if it should be)"
+        )
+    lower = best.comparison["au_pr"]["lower"]
+    if lower > 0 and lower >= min_improvement:
+        return True, f"{evidence_text(best)}: promoted"
+    return False, (
+        f"{evidence_text(best)}: not promoted (the lower bound must be above zero and reach "
+        f"{_signed(min_improvement)})"
+    )
+
+
+def register(doc: dict, candidates: list[Candidate], threshold: float, now: str) -> dict:
+    """The document with the attempt's candidates as versions (registering the same versions
+    again replaces their entries); the champion pointer and history are unchanged."""
+    new = {c.version for c in candidates}
     versions = [dict(v) for v in doc["versions"] if v["version"] not in new]
-    for v in versions:
-        if v["version"] == new_champion:
-            v["status"] = CHAMPION
-        elif v["status"] == CHAMPION:
-            v["status"] = RETIRED
     for c in candidates:
-        status = CANDIDATE if c.au_pr >= threshold else BELOW_THRESHOLD
         versions.append({
             "version": c.version,
             "pipeline_id": c.pipeline_id,
@@ -108,13 +179,66 @@ def promote(
             "attempt": c.attempt,
             "model_uri": c.model_uri,
             "metrics": c.metrics,
+            "seed": c.seed,
+            "comparison": c.comparison,
             "registered_at": now,
-            "status": CHAMPION if c.version == new_champion else status,
+            "status": CANDIDATE if c.au_pr >= threshold else BELOW_THRESHOLD,
         })  # fmt: skip
-    decision = {"promoted": promoted, "version": best.version, "champion": new_champion,
-                "reason": reason, "at": now}  # fmt: skip
-    history = [*doc["history"], decision] if promoted else doc["history"]
-    return {**doc, "champion": new_champion, "versions": versions, "history": history}, decision
+    current = doc["champion"]
+    for v in versions:
+        if v["version"] == current:
+            v["status"] = CHAMPION
+    return {**doc, "versions": versions}
+
+
+def _moved(doc: dict, champion: str) -> dict:
+    """The document with ``champion`` as the champion and the previous one retired."""
+    versions = []
+    for v in doc["versions"]:
+        status = v["status"]
+        if v["version"] == champion:
+            status = CHAMPION
+        elif status == CHAMPION:
+            status = RETIRED
+        versions.append({**v, "status": status})
+    return {**doc, "champion": champion, "versions": versions}
+
+
+def promote(
+    doc: dict,
+    candidates: list[Candidate],
+    threshold: float,
+    now: str,
+    min_improvement: float = MIN_IMPROVEMENT,
+    mode: str = AUTO,
+) -> tuple[dict, dict]:
+    """Register an attempt's candidates as new versions and, in ``auto`` mode, make the best
+    one champion if ``decide`` says it earns it. ``dry_run`` decides and records the decision
+    in the history, marked so, without moving the champion; ``off`` only registers.
+    Returns (document, decision); ``decision["promoted"]`` says whether the champion moved.
+    """
+    if mode not in MODES:
+        raise ValueError(f"promotion mode {mode!r}: use one of {MODES}")
+    registered = register(doc, candidates, threshold, now)
+    best, earns, reason = decide(doc, candidates, threshold, min_improvement)
+    champion = doc["champion"]
+    decision = {"promoted": False, "version": best.version, "champion": champion,
+                "mode": mode, "reason": reason, "at": now,
+                "compared_with": best.scored_champion, "comparison": best.comparison}  # fmt: skip
+    if mode == OFF:
+        decision["reason"] = f"promotion is off for this run: {best.version} registered only"
+        return registered, decision
+    if mode == DRY_RUN:
+        decision.update(
+            would_promote=earns, reason=f"dry run, {'would' if earns else 'would not'} promote: "
+            f"{reason}; the champion stays {champion or 'unset'}"
+        )  # fmt: skip
+        return {**registered, "history": [*doc["history"], decision]}, decision
+    if not earns:
+        return registered, decision
+    decision.update(promoted=True, champion=best.version)
+    moved = _moved(registered, best.version)
+    return {**moved, "history": [*doc["history"], decision]}, decision
 
 
 def set_champion(doc: dict, version: str, now: str) -> dict:
@@ -122,12 +246,6 @@ def set_champion(doc: dict, version: str, now: str) -> dict:
     if find(doc, version) is None:
         known = [v["version"] for v in doc["versions"]]
         raise ValueError(f"version {version!r} is not registered; known: {known}")
-    versions = []
-    for v in doc["versions"]:
-        status = CHAMPION if v["version"] == version else v["status"]
-        if v["status"] == CHAMPION and v["version"] != version:
-            status = RETIRED
-        versions.append({**v, "status": status})
     event = {
         "promoted": True,
         "version": version,
@@ -135,7 +253,7 @@ def set_champion(doc: dict, version: str, now: str) -> dict:
         "reason": "manual",
         "at": now,
     }
-    return {**doc, "champion": version, "versions": versions, "history": [*doc["history"], event]}
+    return {**_moved(doc, version), "history": [*doc["history"], event]}
 
 
 def champion(doc: dict) -> dict:

@@ -73,6 +73,27 @@ def identify_context(context, params: dict) -> RunIdentity:
     )
 
 
+def identity_params(verb: str) -> dict:
+    """The DAG Params that choose a run's identity, ``pipeline_id`` and ``day`` (read by
+    ``identify_context``); ``verb`` says what the run does with its day's input."""
+    from airflow.sdk import Param
+
+    return {
+        "pipeline_id": Param(
+            None,
+            type=["null", "string"],
+            pattern=lineage.PIPELINE_ID_PATTERN,
+            description=f"Optional id to {verb} under; default: from the run's day.",
+        ),
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description=f"Optional day (YYYY-MM-DD) whose input to {verb}; default: the run's.",
+        ),
+    }
+
+
 def tries_since_clear(try_number: int, max_tries: int, retries: int) -> range:
     """The tries of a task instance since it was last cleared (or created), this one included.
 

@@ -64,7 +64,8 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
 
 
 def check_run(stats: dict | None, tables: dict[str, int], run: dict):
-    """The job's own counts agree with the rows its partition holds, and something was scored.
+    """The job's own counts agree with the rows its partition holds, and something was scored:
+    one prediction or one reject per input customer (``churn_ml.customers``).
 
     ``stats`` is the job's run_stats.json (None if it wrote none); ``tables`` the rows of the
     run's partition in each output table; ``run`` the pipeline_id, pipeline_execution_dt and
@@ -74,15 +75,17 @@ def check_run(stats: dict | None, tables: dict[str, int], run: dict):
         raise ValueError(f"scoring run {run['pipeline_id']} left no run stats: did it finish?")
     if (earlier := {key: stats[key] for key in run}) != run:
         raise ValueError(f"the run stats are of {earlier}, not of this run {run}")
-    rows_in, scored, rejected = stats["rows_in"], stats["scored"], stats["rejected"]
-    if scored + rejected != rows_in:
-        raise ValueError(f"scoring lost rows: {rows_in} in, {scored} scored + {rejected} rejected")
+    customers, scored, rejected = stats["customers_in"], stats["scored"], stats["rejected"]
+    if scored + rejected != customers:
+        raise ValueError(
+            f"scoring lost customers: {customers} in, {scored} scored + {rejected} rejected"
+        )
     found = {BATCH_PREDICTIONS: scored, BATCH_REJECTS: rejected}
     if tables != found:
         raise ValueError(f"the job counted {found} rows but the tables hold {tables}")
     if scored == 0:
-        raise ValueError(f"no predictions were written for {rows_in} input rows")
-    return {"rows_in": rows_in, "scored": scored, "rejected": rejected}
+        raise ValueError(f"no predictions were written for {customers} input customers")
+    return {key: stats[key] for key in ("rows_in", "customers_in", "scored", "rejected")}
 
 
 def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:

@@ -18,6 +18,10 @@ class InputError(ValueError):
     """The input data breaks the contract; the message says how."""
 
 
+class JobError(RuntimeError):
+    """The job cannot do what it was asked; the message says why in one sentence."""
+
+
 def pipeline_id(value: str) -> str:
     try:
         return lineage.check_pipeline_id(value)
@@ -102,7 +106,7 @@ def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | No
     except InputError as err:
         log.error("bad input: %s", err)
         sys.exit(3)
-    except JavaMissingError as err:
+    except (JavaMissingError, JobError) as err:
         log.error("%s", err)
         sys.exit(1)
     except Exception:

@@ -8,11 +8,13 @@ a time with numpy. Predictions and probabilities equal ``transform``'s to the la
 same comparisons, and the trees' votes summed in the same order (tests check).
 
 Only the shape ``churn_ml.model`` fits is compiled (keep-invalid indexer and encoder, the
-assembler, a two-class forest); ``compile_model`` returns None for anything else.
+assembler, a two-class forest); ``load_compiled`` reads it from the saved model's files and
+returns None for anything else.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -22,23 +24,24 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 from pyspark import cloudpickle
-from pyspark.ml import PipelineModel
-from pyspark.ml.classification import RandomForestClassificationModel
-from pyspark.ml.feature import OneHotEncoderModel, StringIndexerModel, VectorAssembler
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from churn_ml import storage
-from churn_ml.model import CHURN_PROBABILITY
+from churn_ml import raw_csv, storage
+from churn_ml.model import CHURN_PROBABILITY, PREDICTION
 
 log = logging.getLogger(__name__)
 # The scoring function reaches Python workers with this module's code inside, so they need
 # numpy, pandas and pyarrow but not the churn_ml package on their path.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-PREDICTION = "prediction"
 _SIGNED = "_signed_probability"
-_SHAPE = (StringIndexerModel, OneHotEncoderModel, VectorAssembler, RandomForestClassificationModel)
+_SHAPE = (
+    "StringIndexerModel",
+    "OneHotEncoderModel",
+    "VectorAssembler",
+    "RandomForestClassificationModel",
+)
 
 
 @dataclass(frozen=True)
@@ -109,17 +112,29 @@ def forest_from_nodes(nodes: pd.DataFrame, depth: int) -> Forest | None:
     return Forest(feature, threshold, children, votes, first.astype(np.int32), depth)
 
 
+# Only the fields read, so Spark reads the saved Parquet without first inferring its schema.
+_NODES_SCHEMA = (
+    "treeID int, nodeData struct<id: int, leftChild: int, rightChild: int, impurityStats: "
+    "array<double>, split: struct<featureIndex: int, leftCategoriesOrThreshold: array<double>, "
+    "numCategories: int>>"
+)
+
+
 def read_nodes(spark: SparkSession, stage_uri: str) -> pd.DataFrame:
     """The node table a saved RandomForestClassificationModel keeps under ``data/``."""
-    rows = spark.read.parquet(storage.join(stage_uri, "data")).select(
-        F.col("treeID").alias("tree"),
-        F.col("nodeData.id").alias("id"),
-        F.col("nodeData.leftChild").alias("left"),
-        F.col("nodeData.rightChild").alias("right"),
-        F.col("nodeData.split.featureIndex").alias("feature"),
-        F.col("nodeData.split.numCategories").alias("num_categories"),
-        F.col("nodeData.split.leftCategoriesOrThreshold").alias("split_values"),
-        F.col("nodeData.impurityStats").alias("stats"),
+    rows = (
+        spark.read.schema(_NODES_SCHEMA)
+        .parquet(storage.join(stage_uri, "data"))
+        .select(
+            F.col("treeID").alias("tree"),
+            F.col("nodeData.id").alias("id"),
+            F.col("nodeData.leftChild").alias("left"),
+            F.col("nodeData.rightChild").alias("right"),
+            F.col("nodeData.split.featureIndex").alias("feature"),
+            F.col("nodeData.split.numCategories").alias("num_categories"),
+            F.col("nodeData.split.leftCategoriesOrThreshold").alias("split_values"),
+            F.col("nodeData.impurityStats").alias("stats"),
+        )
     )
     return pd.DataFrame([r.asDict() for r in rows.collect()])
 
@@ -219,47 +234,84 @@ class CompiledModel:
         )
 
 
-def stage_uri(model_uri: str, model: PipelineModel, index: int) -> str:
-    """Where PipelineModel.save put a stage: ``stages/<zero-padded index>_<uid>``."""
-    width = len(str(len(model.stages)))
-    return storage.join(model_uri, "stages", f"{index:0{width}d}_{model.stages[index].uid}")
+@dataclass(frozen=True)
+class Stage:
+    """A saved pipeline stage: its folder and its metadata document."""
+
+    uri: str
+    metadata: dict
+
+    @property
+    def kind(self) -> str:
+        return self.metadata["class"].rsplit(".", 1)[-1]
+
+    def param(self, name: str):
+        """The value the stage was saved with: set explicitly, else Spark's default."""
+        explicit = self.metadata.get("paramMap", {})
+        return explicit[name] if name in explicit else self.metadata["defaultParamMap"].get(name)
 
 
-def compile_model(
-    spark: SparkSession, model: PipelineModel, model_uri: str
-) -> CompiledModel | None:
-    """The compiled form of a saved churn model, or None (with the reason logged)."""
-    why = _unsupported(model)
+def _metadata(spark: SparkSession, folder: str) -> dict:
+    text = raw_csv.first_line(spark, storage.join(folder, "metadata"))  # one JSON line
+    return json.loads(text or "{}")
+
+
+def read_stages(spark: SparkSession, model_uri: str) -> list[Stage]:
+    """The stages of a saved PipelineModel, read on the driver (no Spark job).
+
+    ``PipelineModel.load`` runs 19 Spark jobs for the churn model (each stage's metadata and
+    data, the forest's trees rebuilt as JVM objects): 3-8 s of a scoring job's start here.
+    """
+    pipeline = _metadata(spark, model_uri)
+    uids = pipeline.get("paramMap", {}).get("stageUids", [])
+    width = len(str(len(uids)))
+    folders = [storage.join(model_uri, "stages", f"{i:0{width}d}_{u}") for i, u in enumerate(uids)]
+    return [Stage(folder, _metadata(spark, folder)) for folder in folders]
+
+
+def load_compiled(spark: SparkSession, model_uri: str) -> CompiledModel | None:
+    """The compiled form of a saved churn model, from its files, or None (reason logged)."""
+    stages = read_stages(spark, model_uri)
+    why = _unsupported(stages)
     if why is None:
-        indexer, _, assembler, forest_model = model.stages
-        forest = forest_from_nodes(
-            read_nodes(spark, stage_uri(model_uri, model, 3)), forest_model.getMaxDepth()
+        labels = spark.read.schema("labelsArray array<array<string>>").parquet(
+            storage.join(stages[0].uri, "data")
         )
+        labels = tuple(tuple(ls) for ls in labels.first()["labelsArray"])
+        why = _unsupported_vector(stages, labels)
+    if why is None:
+        forest = forest_from_nodes(read_nodes(spark, stages[3].uri), stages[3].param("maxDepth"))
         if forest is None:
             why = "a tree split other than a threshold or a one-hot slot test"
     if why is not None:
         log.info("scoring with PipelineModel.transform: the model has %s", why)
         return None
-    labels = tuple(tuple(ls) for ls in indexer.labelsArray)
-    numeric = tuple(assembler.getInputCols()[len(labels) :])
-    return CompiledModel(tuple(zip(indexer.getInputCols(), labels, strict=True)), numeric, forest)
+    categorical = tuple(zip(stages[0].param("inputCols"), labels, strict=True))
+    numeric = tuple(stages[2].param("inputCols")[len(labels) :])
+    return CompiledModel(categorical, numeric, forest)
 
 
-def _unsupported(model: PipelineModel) -> str | None:
-    """What keeps the model from being compiled, or None."""
-    if tuple(type(s) for s in model.stages) != _SHAPE:
-        return "stages " + ", ".join(type(s).__name__ for s in model.stages)
-    indexer, encoder, assembler, forest = model.stages
-    labels = indexer.labelsArray
+def _unsupported(stages: list[Stage]) -> str | None:
+    """What in the stages' shape keeps the model from being compiled, or None."""
+    if tuple(s.kind for s in stages) != _SHAPE:
+        return "stages " + ", ".join(s.kind for s in stages)
+    indexer, encoder, assembler, forest = stages
     checks = {
-        "an indexer that does not keep unseen labels": indexer.getHandleInvalid() != "keep",
-        "an encoder that does not keep unseen labels": encoder.getHandleInvalid() != "keep"
-        or not encoder.getDropLast(),
-        "stages wired differently": encoder.getInputCols() != indexer.getOutputCols()
-        or assembler.getInputCols()[: len(labels)] != encoder.getOutputCols(),
-        "a vector size that does not match": forest.numFeatures
-        != sum(len(ls) + 1 for ls in labels) + len(assembler.getInputCols()) - len(labels),
-        "more than two classes or set thresholds": forest.numClasses != 2
-        or forest.isDefined(forest.thresholds),
+        "an indexer that does not keep unseen labels": indexer.param("handleInvalid") != "keep",
+        "an encoder that does not keep unseen labels": encoder.param("handleInvalid") != "keep"
+        or not encoder.param("dropLast"),
+        "stages wired differently": encoder.param("inputCols") != indexer.param("outputCols")
+        or assembler.param("inputCols")[: len(encoder.param("outputCols"))]
+        != encoder.param("outputCols"),
+        "more than two classes or set thresholds": forest.metadata.get("numClasses") != 2
+        or forest.param("thresholds") is not None,
     }
     return next((why for why, failed in checks.items() if failed), None)
+
+
+def _unsupported_vector(stages: list[Stage], labels: tuple[tuple[str, ...], ...]) -> str | None:
+    assembled = len(stages[2].param("inputCols"))
+    width = sum(len(ls) + 1 for ls in labels) + assembled - len(labels)
+    if stages[3].metadata.get("numFeatures") != width:
+        return "a vector size that does not match"
+    return None

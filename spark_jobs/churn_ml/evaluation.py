@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from churn_ml.model import CHURN_PROBABILITY, LABEL_INDEX
+from churn_ml.model import CHURN_PROBABILITY, LABEL_INDEX, PREDICTION
 from churn_ml.schema import LABEL_VALUES
 
 DEFAULT_BINS = 200
@@ -27,18 +27,27 @@ class Count:
     n: int
 
 
-def binned_counts(predictions: DataFrame, bins: int = DEFAULT_BINS) -> DataFrame:
+def score_bin(probability: str, bins: int = DEFAULT_BINS) -> Column:
+    """The bin k of a probability p: k / bins <= p < (k + 1) / bins, and p = 1 in the top bin."""
+    return F.least(F.floor(F.col(probability) * bins), F.lit(bins)).cast("int")
+
+
+def binned_counts(
+    predictions: DataFrame,
+    bins: int = DEFAULT_BINS,
+    probability: str = CHURN_PROBABILITY,
+    prediction: str = PREDICTION,
+) -> DataFrame:
     """Pure transform: row counts per (label, prediction, churn-probability bin)."""
-    score_bin = F.least(F.floor(F.col(CHURN_PROBABILITY) * bins), F.lit(bins)).cast("int")
     return predictions.groupBy(
         F.col(LABEL_INDEX).cast("int").alias("label"),
-        F.col("prediction").cast("int").alias("prediction"),
-        score_bin.alias("bin"),
+        F.col(prediction).cast("int").alias("prediction"),
+        score_bin(probability, bins).alias("bin"),
     ).count()
 
 
-def collect_counts(predictions: DataFrame, bins: int = DEFAULT_BINS) -> list[Count]:
-    rows = binned_counts(predictions, bins).collect()
+def collect_counts(predictions: DataFrame, bins: int = DEFAULT_BINS, **columns: str) -> list[Count]:
+    rows = binned_counts(predictions, bins, **columns).collect()
     return [Count(r["label"], r["prediction"], r["bin"], r["count"]) for r in rows]
 
 
@@ -107,9 +116,12 @@ def weighted_scores(matrix: list[list[int]]) -> dict[str, float]:
     }
 
 
-def evaluate(predictions: DataFrame, bins: int = DEFAULT_BINS) -> dict:
-    """Scalar metrics, confusion matrix and curves of a prediction set (one Spark job)."""
-    counts = collect_counts(predictions, bins)
+def evaluate(predictions: DataFrame, bins: int = DEFAULT_BINS, **columns: str) -> dict:
+    """Scalar metrics, confusion matrix and curves of a prediction set (one Spark job).
+
+    ``columns`` may name other ``probability`` and ``prediction`` columns (the champion's).
+    """
+    counts = collect_counts(predictions, bins, **columns)
     matrix = confusion_matrix(counts)
     curve_data = curves(counts, bins)
     scalars = {

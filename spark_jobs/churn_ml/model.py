@@ -22,6 +22,7 @@ from churn_ml.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
 FEATURES = "features"
 LABEL_INDEX = "label"
 CHURN_PROBABILITY = "churn_probability"
+PREDICTION = "prediction"
 DEFAULT_SEED = 42
 
 

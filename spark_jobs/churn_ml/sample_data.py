@@ -26,7 +26,13 @@ from datetime import date
 from itertools import islice
 from pathlib import Path
 
-from churn_ml.schema import RAW_SCORE_COLUMNS, RAW_TRAIN_COLUMNS
+from churn_ml.schema import (
+    CONTRACTS,
+    INTERNET_TYPES,
+    PAYMENT_METHODS,
+    RAW_SCORE_COLUMNS,
+    RAW_TRAIN_COLUMNS,
+)
 
 __all__ = [
     "DEFAULT_BLANK_TOTAL_CHARGES_FRACTION",
@@ -53,7 +59,6 @@ BLANK = " "
 
 # --- Marginals / conditionals, rounded from the reference file ---------------
 # Everything below is indexed by contract: 0 month-to-month, 1 one year, 2 two year.
-CONTRACTS = ("Month-to-month", "One year", "Two year")
 CONTRACT_P = (0.550, 0.209, 0.241)
 # Tenure histogram (months 1..72) as (first month, width) bins: spikes at 1
 # and 72, 6-month bins in between; uniform inside a bin.
@@ -113,7 +118,6 @@ P_PARTNER = (0.356, 0.563, 0.703)
 P_DEPENDENTS_GIVEN_PARTNER = {True: 0.514, False: 0.099}
 P_MALE = 0.505
 P_MULTIPLE_LINES = (0.424, 0.464, 0.569)  # given PhoneService = Yes
-INTERNET_TYPES = ("DSL", "Fiber optic", "No")
 P_INTERNET = ((0.316, 0.549, 0.135), (0.387, 0.366, 0.247), (0.370, 0.255, 0.376))
 # Every customer without phone service has DSL (so overall PhoneService = Yes ~90.3%).
 P_PHONE_GIVEN_DSL = 0.718
@@ -125,12 +129,6 @@ P_SERVICES = (
     ((0.770, 0.693, 0.762, 0.817, 0.642, 0.665), (0.613, 0.718, 0.793, 0.718, 0.823, 0.818)),
 )
 P_PAPERLESS = (0.667, 0.543, 0.465)
-PAYMENT_METHODS = (
-    "Electronic check",
-    "Mailed check",
-    "Bank transfer (automatic)",
-    "Credit card (automatic)",
-)
 P_PAYMENT = (
     (0.477, 0.230, 0.152, 0.141),
     (0.236, 0.228, 0.266, 0.270),
@@ -237,12 +235,15 @@ def generate_rows(
     *,
     with_label: bool = True,
     blank_total_charges_fraction: float = DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
+    churn_shift: float = 0.0,
     shift: Mapping[str, float] | None = None,
 ) -> Iterator[tuple[str, ...]]:
     """Lazily yield ``n`` rows: tuples of strings in TRAIN_COLUMNS (or SCORE_COLUMNS) order.
 
     Arguments are checked eagerly. With the same seed, score rows are the train
-    rows without the Churn column. ``shift`` moves some columns (see ``SHIFTABLE``).
+    rows without the Churn column. ``churn_shift`` moves the churn logit's intercept: the
+    base rate rises above 0 and falls below, the customers stay the same. ``shift`` moves
+    some columns (see ``SHIFTABLE``).
     """
     if n < 0 or n > _ID_SPACE:
         raise ValueError(f"n must be in 0..{_ID_SPACE}, got {n}")
@@ -250,11 +251,13 @@ def generate_rows(
         raise ValueError(
             f"blank_total_charges_fraction must be in [0, 1), got {blank_total_charges_fraction}"
         )
-    rows = _rows(n, seed, with_label, blank_total_charges_fraction)
+    rows = _rows(n, seed, with_label, blank_total_charges_fraction, churn_shift)
     return _shifted(rows, check_shift(shift or {}), seed) if shift else rows
 
 
-def _rows(n: int, seed: int, with_label: bool, p_new: float) -> Iterator[tuple[str, ...]]:
+def _rows(
+    n: int, seed: int, with_label: bool, p_new: float, churn_shift: float = 0.0
+) -> Iterator[tuple[str, ...]]:
     rng = random.Random(seed)
     rand = rng.random
     # customerID: a seeded 4-round Feistel permutation of the row index over
@@ -302,6 +305,7 @@ def _rows(n: int, seed: int, with_label: bool, p_new: float) -> Iterator[tuple[s
             pay_cdf,
             logit,
         ) = by_contract[c]
+        logit += churn_shift
         if tenure:
             first, width = bins[bisect_right(tenure_cdf, rand())]
             tenure = first + int(rand() * width)
@@ -516,6 +520,7 @@ def write_csv(
     *,
     with_label: bool = True,
     blank_total_charges_fraction: float = DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
+    churn_shift: float = 0.0,
     shift: Mapping[str, float] | None = None,
     progress_every: int = 1_000_000,
 ) -> int:
@@ -530,6 +535,7 @@ def write_csv(
         seed,
         with_label=with_label,
         blank_total_charges_fraction=blank_total_charges_fraction,
+        churn_shift=churn_shift,
         shift=shift,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,21 +8,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-# Spark's default 1 GiB driver heap runs out at maxDepth 15 (CHURN_SPARK_DRIVER_MEMORY overrides).
-DEFAULT_DRIVER_MEMORY = "4g"
-
-LOCAL_CONF = {
-    "spark.sql.shuffle.partitions": "4",
-    "spark.default.parallelism": "4",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.adaptive.enabled": "true",
-}
-COMMON_CONF = {
-    # Partition folders hold run keys such as pipeline_id=20261129: keep them strings.
-    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
-    "spark.sql.session.timeZone": "UTC",
-}
+from churn_ml.spark_conf import COMMON, local_properties
 
 
 class JavaMissingError(RuntimeError):
@@ -47,18 +33,15 @@ def build_session(app_name: str) -> SparkSession:
     if active is not None:
         return active
     builder = SparkSession.builder.appName(app_name)
-    for key, value in COMMON_CONF.items():
-        builder = builder.config(key, value)
+    settings = dict(COMMON)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # plain `python job.py`: start local Spark
         require_java()
         # Python workers (the compiled model's batches) run this interpreter, not PATH's python3.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.master(os.environ.get("CHURN_SPARK_MASTER", "local[*]")).config(
-            "spark.driver.memory",
-            os.environ.get("CHURN_SPARK_DRIVER_MEMORY", DEFAULT_DRIVER_MEMORY),
-        )
-        for key, value in LOCAL_CONF.items():
-            builder = builder.config(key, value)
+        builder = builder.master(os.environ.get("CHURN_SPARK_MASTER", "local[*]"))
+        settings.update(local_properties())
+    for key, value in settings.items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("CHURN_SPARK_LOG_LEVEL", "WARN"))
     return spark

@@ -79,7 +79,9 @@ def fold_data(vectors: DataFrame, folds: int, seed: int) -> DataFrame:
     here: 236 s in 4 partitions, 189 s in 1). ``coalesce`` keeps the row order, so the
     folds' partitioning stays reproducible.
     """
-    partitions = max(1, math.ceil(vectors.count() / ROWS_PER_PARTITION))
+    rows = vectors.count()
+    log.info("cross-validating on %d rows in %d folds", rows, folds)
+    partitions = max(1, math.ceil(rows / ROWS_PER_PARTITION))
     return assign_folds(vectors.coalesce(partitions), folds, seed)
 
 
@@ -92,6 +94,7 @@ def cross_validate(
     data = fold_data(vectors, folds, seed).cache()
     largest = max(grid.num_trees)
     fits = list(itertools.product(range(folds), grid.max_depth, grid.max_bins))
+    log.info("%d grid points: %d forests to fit", len(grid.params()), len(fits))
     started = time.monotonic()
 
     def fit_and_score(job: tuple[int, int, int]) -> dict[tuple[int, int, int, int], float]:

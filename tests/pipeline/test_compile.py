@@ -109,6 +109,9 @@ def test_pipeline_parameters_names_and_types(spec):
         "num_trees_grid": "STRING",
         "folds": "NUMBER_INTEGER",
         "seed": "NUMBER_INTEGER",
+        "champion_version": "STRING",
+        "champion_model_uri": "STRING",
+        "champion_seed": "STRING",
     }
     defaults = {name: p["defaultValue"] for name, p in params.items() if "defaultValue" in p}
     assert defaults == {
@@ -128,6 +131,9 @@ def test_pipeline_parameters_names_and_types(spec):
         "num_trees_grid": "25,30,35",
         "folds": 5,
         "seed": 42,
+        "champion_version": "",
+        "champion_model_uri": "",
+        "champion_seed": "",
     }
     for name, p in params.items():
         assert p.get("isOptional", False) == (name in defaults), name
@@ -273,6 +279,10 @@ def test_step_arguments(spec):
         assert option(step, "--model-uri") == f"{placeholder('artifact_root')}/models/{run}"
         assert option(step, "--metrics-uri") == f"{placeholder('artifact_root')}/metrics/{run}"
         assert option(step, "--seed") == placeholder("seed")
+        # Both jobs score the champion the run started with on their own test rows.
+        for flag in ("version", "model_uri", "seed"):
+            cli_flag = "--champion-" + flag.replace("_", "-")
+            assert option(step, cli_flag) == placeholder(f"champion_{flag}")
     for flag, parameter in [
         ("--folds", "folds"),
         ("--max-depth-grid", "max_depth_grid"),

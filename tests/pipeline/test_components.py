@@ -12,6 +12,7 @@ from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics
 
 from pipeline import components as c
 from pipeline.report import render_plots
+from tests.pipeline.test_report import compared
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -126,9 +127,10 @@ def test_evaluate_model_logs_metrics_and_writes_the_report(tmp_path, scheme):
     outputs.mkdir()
     metrics = Metrics(name="metrics", uri=str(outputs / "metrics"))
     classification = ClassificationMetrics(name="classification", uri=str(outputs / "cls"))
+    champion = ClassificationMetrics(name="champion", uri=str(outputs / "champion"))
     report = HTML(name="report", uri=str(outputs / "report"))
 
-    au_pr = c.evaluate_model(f"{scheme}{run}", metrics, classification, report)
+    au_pr = c.evaluate_model(f"{scheme}{run}", metrics, classification, champion, report)
 
     assert au_pr == 0.625
     assert isinstance(au_pr, float)
@@ -149,6 +151,7 @@ def test_evaluate_model_logs_metrics_and_writes_the_report(tmp_path, scheme):
         {"confidenceThreshold": 0.6, "recall": 0.63, "falsePositiveRate": 0.15},
         {"confidenceThreshold": 0.3, "recall": 1.0, "falsePositiveRate": 1.0},
     ]
+    assert champion.metadata == {}  # no champion when the run started
     page = Path(report.path).read_text()
     assert page.count('src="data:image/png;base64,') == 4
     assert "<tr><td>au_pr</td><td>0.6250</td></tr>" in page
@@ -166,12 +169,44 @@ def test_evaluate_model_logs_metrics_and_writes_the_report(tmp_path, scheme):
         assert png.read_bytes().startswith(PNG_MAGIC), png.name
 
 
+def test_evaluate_model_logs_the_champion_on_the_same_rows(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps(compared(metrics_document())))
+    metrics = Metrics(uri=str(tmp_path / "m"))
+    champion = ClassificationMetrics(uri=str(tmp_path / "champion"))
+    report = HTML(uri=str(tmp_path / "r"))
+
+    c.evaluate_model(str(run), metrics, ClassificationMetrics(uri=str(tmp_path / "c")),
+                     champion, report)  # fmt: skip
+
+    assert metrics.metadata["au_pr"] == 0.625
+    assert metrics.metadata["champion_au_pr"] == 0.6012
+    assert metrics.metadata["champion_accuracy"] == 0.79
+    assert {k: metrics.metadata[k] for k in metrics.metadata if "_delta" in k or "_lower" in k
+            or "_upper" in k} == {
+        "au_pr_delta": 0.0222, "au_pr_lower": -0.0104, "au_pr_upper": 0.0551,
+        "au_roc_delta": 0.0111, "au_roc_lower": 0.0012, "au_roc_upper": 0.0203,
+    }  # fmt: skip
+    rows = champion.metadata["confusionMatrix"]["rows"]
+    assert [r["row"] for r in rows] == [[58, 12], [13, 17]]
+    assert [m["falsePositiveRate"] for m in champion.metadata["confidenceMetrics"]] == [
+        0.07, 0.17, 1.0,
+    ]  # fmt: skip
+    assert Path(report.path).read_text().count('src="data:image/png;base64,') == 5
+    assert (run / "comparison.png").read_bytes().startswith(PNG_MAGIC)
+    out = capsys.readouterr().out
+    assert "champion 20261128-training-k7f2q-1 on the same 100 rows: AUPR 0.6012" in out
+    assert "difference +0.0222 [-0.0104, +0.0551]" in out
+
+
 def test_evaluate_model_without_metrics_json_fails(tmp_path):
     with pytest.raises(FileNotFoundError):
         c.evaluate_model(
             str(tmp_path / "nothing"),
             Metrics(uri=str(tmp_path / "m")),
             ClassificationMetrics(uri=str(tmp_path / "c")),
+            ClassificationMetrics(uri=str(tmp_path / "champion")),
             HTML(uri=str(tmp_path / "r")),
         )
     assert not (tmp_path / "r").exists()

@@ -65,10 +65,14 @@ def test_parameter_values_gcp():
         "num_trees_grid": "25,30,35",
         "folds": 5,
         "seed": 42,
+        "champion_version": "",
+        "champion_model_uri": "",
+        "champion_seed": "",
     }
 
 
-def test_parameter_values_local(tmp_path):
+def test_parameter_values_local(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHURN_SPARK_DRIVER_MEMORY", raising=False)
     tuning = Tuning(
         enabled=False,
         aupr_threshold=0.7,
@@ -111,6 +115,7 @@ def test_parameter_values_local(tmp_path):
             "spark.driver.memory": "4g",
             "spark.log.level": "WARN",
             "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "4",
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
         },
@@ -122,7 +127,38 @@ def test_parameter_values_local(tmp_path):
         "num_trees_grid": "5,10",
         "folds": 2,
         "seed": 7,
+        "champion_version": "",
+        "champion_model_uri": "",
+        "champion_seed": "",
     }
+
+
+def test_local_driver_memory_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURN_SPARK_DRIVER_MEMORY", "9g")
+    values = parameter_values(Environment.local(tmp_path), "20261129", RUN_DATE, A1)
+    assert values["spark_properties"]["spark.driver.memory"] == "9g"
+
+
+CHAMPION = {
+    "version": "20261128-training-k7f2q-1",
+    "model_uri": "gs://churn-models/models/customer-churn-model/training/20261128/k7f2q-1",
+    "seed": 42,
+}
+
+
+def test_the_champion_becomes_three_parameters():
+    values = parameter_values(gcp_env(), "20261129", RUN_DATE, A1, champion=CHAMPION)
+    assert {k: v for k, v in values.items() if k.startswith("champion_")} == {
+        "champion_version": "20261128-training-k7f2q-1",
+        "champion_model_uri": CHAMPION["model_uri"],
+        "champion_seed": "42",
+    }
+    unknown_seed = parameter_values(
+        gcp_env(), "20261129", RUN_DATE, A1, champion={**CHAMPION, "seed": None}
+    )
+    assert unknown_seed["champion_seed"] == ""
+    # A retry's attempt keeps the champion the plan resolved.
+    assert for_attempt(values, "k7f2q-2")["champion_version"] == CHAMPION["version"]
 
 
 def test_parameter_values_local_default_landing_partition(tmp_path):
@@ -225,8 +261,9 @@ def test_values_match_the_template_parameters(template):
     }
 
 
-def test_pipeline_job_accepts_the_values_offline(aiplatform, template):
-    values = parameter_values(gcp_env(), "20261129", RUN_DATE, A1)
+@pytest.mark.parametrize("champion", [None, CHAMPION])
+def test_pipeline_job_accepts_the_values_offline(aiplatform, template, champion):
+    values = parameter_values(gcp_env(), "20261129", RUN_DATE, A1, champion=champion)
     job = pipeline_job(aiplatform, values)
     resource = job._gca_resource
     assert job.job_id == "churn-training-20261129-k7f2q-1"

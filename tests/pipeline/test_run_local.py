@@ -1,7 +1,8 @@
 """The whole local pipeline with kfp.local and spark-submit (on the reference data if present).
 
-Three runs: a full one with tuning, a re-run of the same pipeline_id that skips tuning, and
-one whose preprocessing fails. Each Spark step is a separate spark-submit JVM.
+Three runs: a full one with tuning and no champion, a re-run of the same pipeline_id that
+skips tuning and scores the first run's trained model as its champion, and one whose
+preprocessing fails. Each Spark step is a separate spark-submit JVM.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def metrics_path(root: Path, operation: str, attempt: str, pipeline_id: str = PI
     return Path(layout.metrics_file(str(root), operation, pipeline_id, attempt))
 
 
-def run_and_read(root: Path, tuning: Tuning, training_csv: Path) -> dict:
-    summary = run_local.run(root, PIPELINE_ID, RUN_DATE, tuning, str(training_csv))
+def run_and_read(root: Path, tuning: Tuning, training_csv: Path, champion=None) -> dict:
+    summary = run_local.run(root, PIPELINE_ID, RUN_DATE, tuning, str(training_csv), champion)
     read = {op: metrics_path(root, op, summary["attempt"]) for op in layout.OPERATIONS}
     return {
         "summary": summary,
@@ -70,10 +71,19 @@ def tuned_run(root, reference_csv) -> dict:
     return run_and_read(root, small_grid(0.0), reference_csv)
 
 
+CHAMPION_VERSION = f"{PIPELINE_ID}-training-first"
+
+
 @pytest.fixture(scope="module")
 def skipped_run(root, reference_csv, tuned_run) -> dict:
-    """Threshold 0.99 on the same root and pipeline_id: a re-run that skips tuning."""
-    return run_and_read(root, small_grid(0.99), reference_csv)
+    """Threshold 0.99 on the same root and pipeline_id: a re-run that skips tuning, with the
+    first run's trained model as its champion."""
+    champion = {
+        "version": CHAMPION_VERSION,
+        "model_uri": tuned_run["training"]["model_uri"],
+        "seed": 42,
+    }
+    return run_and_read(root, small_grid(0.99), reference_csv, champion)
 
 
 def test_tuned_run(root, tuned_run):
@@ -86,6 +96,9 @@ def test_tuned_run(root, tuned_run):
     assert summary["training_au_pr"] == training["metrics"]["au_pr"]
     assert summary["tuning"] == tuning["metrics"]["au_pr"]
     assert 0.5 < training["metrics"]["au_pr"] < 1.0  # both data sets have a real signal
+    # No champion: the empty champion parameters reached both jobs as "none".
+    assert training["champion"] is training["comparison"] is None
+    assert tuning["champion"] is tuning["comparison"] is None
     # The tuned model was chosen from the small grid, by 2-fold cross-validation.
     params = tuning["params"]
     assert summary["tuning_params"] == params
@@ -152,6 +165,27 @@ def test_rerun_below_threshold_skips_tuning(root, tuned_run, skipped_run):
     assert json.loads(metrics_path(root, layout.TUNING, first).read_text()) == tuned_run["tuning"]
     assert training["model_uri"] != tuned_run["training"]["model_uri"]
     assert sorted(summary["step_seconds"]) == ["spark-submit", "spark-submit-2"]
+
+
+def test_rerun_scores_its_champion_on_the_same_rows(skipped_run, tuned_run):
+    """The champion's parameters reach the training job through the pipeline: the same data
+    and seed retrain the same model, so the two differ by exactly nothing."""
+    training = skipped_run["training"]
+    assert training["champion"]["version"] == CHAMPION_VERSION
+    assert training["champion"]["model_uri"] == tuned_run["training"]["model_uri"]
+    assert training["champion"]["metrics"] == training["metrics"]
+    summary = training["comparison"]
+    assert (summary["champion"], summary["comparable"]) == (CHAMPION_VERSION, True)
+    assert (summary["rows"], summary["replicates"]) == (training["rows"], 1000)
+    assert {k: summary["au_pr"][k] for k in ("delta", "lower", "upper")} == {
+        "delta": 0.0, "lower": 0.0, "upper": 0.0,
+    }  # fmt: skip
+    # The evaluation step drew the comparison: overlaid curves, both matrices, the interval.
+    (report,) = skipped_run["summary"]["reports"]
+    page = Path(report).read_text()
+    assert page.count('src="data:image/png;base64,') == 5
+    assert f"Compared with champion <code>{CHAMPION_VERSION}</code>" in page
+    assert (Path(report).parent / "comparison.png").is_file()
 
 
 def test_failing_step_fails_the_pipeline(root, reference_csv, tmp_path, capfd):

@@ -87,9 +87,8 @@ def batch_requests(spec: dict, values: dict) -> dict[str, dict]:
     return found
 
 
-@pytest.fixture(scope="module")
-def requests() -> dict[str, dict]:
-    env = Environment.gcp(
+def gcp_env() -> Environment:
+    return Environment.gcp(
         "acme-churn",
         "europe-west4",
         "acme-churn-data",
@@ -98,8 +97,17 @@ def requests() -> dict[str, dict]:
         service_account=SERVICE_ACCOUNT,
         subnetwork_uri="projects/acme-churn/regions/europe-west4/subnetworks/dataproc",
     )
-    values = parameter_values(env, "20261129", dt.date(2026, 11, 29), "k7f2q-1")
+
+
+def requests_of(champion: dict | None = None) -> dict[str, dict]:
+    values = parameter_values(gcp_env(), "20261129", dt.date(2026, 11, 29), "k7f2q-1",
+                              champion=champion)  # fmt: skip
     return batch_requests(yaml.safe_load(TEMPLATE.read_text()), values)
+
+
+@pytest.fixture(scope="module")
+def requests() -> dict[str, dict]:
+    return requests_of()
 
 
 def test_every_training_batch_is_a_strict_batch_for_the_default_runtime(requests):
@@ -136,3 +144,32 @@ def test_the_batch_arguments_are_the_runs(requests):
     args = list(strict_batch(requests["Train random forest"]).pyspark_batch.args)
     assert args[:4] == ["--pipeline-id", "20261129", "--pipeline-execution-dt", "2026-11-29"]
     assert args[args.index("--dataset-uri") + 1] == "bq://acme-churn.customer_churn_ds"
+
+
+CHAMPION = {
+    "version": "20261128-training-k7f2q-1",
+    "model_uri": "gs://acme-churn-models/models/customer-churn-model/training/20261128/k7f2q-1",
+    "seed": 42,
+}
+
+
+@pytest.mark.parametrize("champion", [None, CHAMPION])
+def test_the_jobs_parse_the_champion_arguments_dataproc_gets(champion):
+    """GCPC keeps an empty argument in the list (it drops only empty structures), so the jobs
+    read 'no champion' from the very arguments Dataproc would pass."""
+    import train
+    import tune
+
+    requests = requests_of(champion)
+    for name, job in (("Train random forest", train), ("Tune hyperparameters", tune)):
+        args = list(strict_batch(requests[name]).pyspark_batch.args)
+        parsed = job.parse_args(args)
+        if champion is None:
+            assert args[args.index("--champion-version") + 1] == ""
+            assert parsed.champion is None
+        else:
+            assert (parsed.champion.version, parsed.champion.model_uri, parsed.champion.seed) == (
+                CHAMPION["version"],
+                CHAMPION["model_uri"],
+                42,
+            )

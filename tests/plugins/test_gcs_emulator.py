@@ -59,12 +59,25 @@ def put(bucket: storage.Bucket, name: str, doc: dict) -> None:
     bucket.blob(name).upload_from_string(json.dumps(doc), content_type="application/json")
 
 
-def candidate(pid: str, au_pr: float) -> registry.Candidate:
-    return registry.Candidate(pid, layout.TRAINING, "abcde-1", f"gs://m/{pid}", {"au_pr": au_pr})
+def candidate(pid: str, au_pr: float, scored: str | None = None) -> registry.Candidate:
+    """A run's model; it was compared with ``scored`` on its rows (clearly better) or the run
+    started without a champion."""
+    evidence = None
+    if scored:
+        interval = {"challenger": au_pr, "champion": au_pr - 0.1, "delta": 0.1, "lower": 0.05,
+                    "upper": 0.15}  # fmt: skip
+        evidence = {"champion": scored, "comparable": True, "rows": 1409, "replicates": 1000,
+                    "confidence": 0.95, "au_pr": interval, "au_roc": interval}  # fmt: skip
+    return registry.Candidate(
+        pid, layout.TRAINING, "abcde-1", f"gs://m/{pid}", {"au_pr": au_pr}, 42, evidence
+    )
 
 
-def promote_change(pid: str, au_pr: float):
-    return lambda doc: registry.promote(doc, [candidate(pid, au_pr)], 0.5, "now")
+def promote_change(pid: str, au_pr: float, scored: str | None = None):
+    return lambda doc: registry.promote(doc, [candidate(pid, au_pr, scored)], 0.5, "now")
+
+
+FIRST = "20261129-training-abcde-1"
 
 
 # --- canaries -----------------------------------------------------------------------------------
@@ -101,7 +114,7 @@ def test_gcs_store_writes_one_json_object_under_preconditions(bucket):
     blob = bucket.get_blob(OBJECT)
     assert blob.content_type == "application/json"
     assert json.loads(blob.download_as_text())["champion"] == "20261129-training-abcde-1"
-    assert store.update(promote_change("20261130", 0.8))["promoted"] is True
+    assert store.update(promote_change("20261130", 0.8, FIRST))["promoted"] is True
     assert bucket.get_blob(OBJECT).generation != blob.generation
     assert [v["version"] for v in store.read()["versions"]] == [
         "20261129-training-abcde-1",
@@ -117,9 +130,9 @@ def test_gcs_store_retries_a_lost_race_and_keeps_both_updates(bucket):
     def change(doc):
         seen.append(doc)
         if len(seen) == 1:  # another run promotes between our read and our write
-            other, _ = promote_change("other-run", 0.9)(doc)
+            other, _ = promote_change("other-run", 0.9, FIRST)(doc)
             put(bucket, OBJECT, other)
-        return promote_change("20261130", 0.8)(doc)
+        return promote_change("20261130", 0.8, FIRST)(doc)
 
     decision = store.update(change)
     assert len(seen) == 2  # the first write got 412, the second read saw the other run
@@ -129,7 +142,12 @@ def test_gcs_store_retries_a_lost_race_and_keeps_both_updates(bucket):
         "20261130-training-abcde-1",
         "other-run-training-abcde-1",
     ]
-    assert decision["promoted"] is False  # re-decided against the other run's champion
+    # Re-decided on the document the other run left: its champion is not the one this run
+    # scored, so compare-and-swap refuses.
+    assert decision["promoted"] is False
+    assert decision["reason"].startswith(
+        f"the champion changed from {FIRST} to other-run-training-abcde-1"
+    )
     assert store.read()["champion"] == "other-run-training-abcde-1"
 
 
@@ -148,7 +166,7 @@ def test_gcs_store_gives_up_after_its_attempts_and_leaves_the_document(bucket):
 
 
 PROMOTER = """
-import sys, time
+import json, sys, time
 from churn_airflow import registry
 uri, pid, au_pr, start = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 time.sleep(max(0.0, start - time.time()))  # start together
@@ -158,7 +176,7 @@ def change(doc):
     c = registry.Candidate(pid, "training", "abcde-1", "gs://m/" + pid, {"au_pr": au_pr})
     return registry.promote(doc, [c], 0.5, "now")
 
-print(registry.GcsStore(uri, attempts=20).update(change)["version"])
+print(json.dumps(registry.GcsStore(uri, attempts=20).update(change)))
 """
 
 
@@ -182,16 +200,21 @@ def test_concurrent_promotions_from_processes_lose_no_update(bucket, subprocess_
     assert sorted(v["version"] for v in doc["versions"]) == sorted(
         f"{p}-training-abcde-1" for p in pids
     )
-    assert doc["champion"] == "run-p3-training-abcde-1"
-    assert [v["version"] for v in doc["versions"] if v["status"] == registry.CHAMPION] == [
-        "run-p3-training-abcde-1"
-    ]
+    # All four started without a champion: the first to write made one, and compare-and-swap
+    # refused the other three, each decided on the document as it then was.
+    decisions = [json.loads(out) for out, _ in outputs]
+    (winner,) = [d["version"] for d in decisions if d["promoted"]]
+    assert doc["champion"] == winner
+    assert [v["version"] for v in doc["versions"] if v["status"] == registry.CHAMPION] == [winner]
+    refused = [d["reason"] for d in decisions if not d["promoted"]]
+    assert len(refused) == 3
+    assert all(r.startswith(f"the champion changed from none to {winner} ") for r in refused)
 
 
 def test_the_rollback_cli_on_a_bucket(bucket, subprocess_env):
     store = registry.GcsStore(f"gs://{bucket.name}/{OBJECT}", storage.Client(project=PROJECT))
     store.update(promote_change("20261129", 0.7))
-    store.update(promote_change("20261130", 0.8))
+    store.update(promote_change("20261130", 0.8, FIRST))
     done = subprocess.run(
         [sys.executable, "-m", "churn_airflow.registry", "--root", f"gs://{bucket.name}",
          "promote", "20261129-training-abcde-1"],
@@ -215,7 +238,9 @@ def metrics_doc(root: str, operation: str, pid: str, au_pr: float) -> dict:
         "operation": operation,
         "model_uri": layout.model_uri(root, operation, pid, "abcde-1"),
         "metrics": {"au_pr": au_pr, "au_roc": 0.8},
+        "seed": 42,
         "feature_importances": [],
+        "comparison": None,
     }
 
 
@@ -237,6 +262,12 @@ def test_promotion_reads_a_runs_metrics_and_updates_the_registry(bucket, gcs_hoo
     assert champion["model_uri"] == layout.model_uri(root, layout.TUNING, "20261129", "abcde-1")
     stored = json.loads(bucket.get_blob(OBJECT).download_as_text())
     assert stored["champion"] == "20261129-hyperparameter-tuning-abcde-1"
+    # What the next run's plan passes to its jobs.
+    assert promotion.champion_to_score(root) == {
+        "version": "20261129-hyperparameter-tuning-abcde-1",
+        "model_uri": champion["model_uri"],
+        "seed": 42,
+    }
 
 
 class CountingBigQuery:
@@ -263,6 +294,8 @@ def test_validate_predictions_reads_the_stats_from_gcs_and_counts_in_bigquery(
         "pipeline_execution_dt": "2026-11-29",
         "model_version": "20261128-training-abcde-1",
         "rows_in": 411,
+        "repeated_headers": 0,
+        "customers_in": 411,
         "scored": 400,
         "rejected": 11,
     }
@@ -274,7 +307,7 @@ def test_validate_predictions_reads_the_stats_from_gcs_and_counts_in_bigquery(
     monkeypatch.setattr(BigQueryHook, "get_client", lambda self, project_id=None: bigquery)
 
     counts = scoring.validate(env, "20261129", DAY, "20261128-training-abcde-1")
-    assert counts == {"rows_in": 411, "scored": 400, "rejected": 11}
+    assert counts == {"rows_in": 411, "customers_in": 411, "scored": 400, "rejected": 11}
     params = [("pipeline_execution_dt", "DATE", DAY), ("pipeline_id", "STRING", "20261129")]
     assert bigquery.queries == [
         (bigquery_sql.count_rows_sql(bigquery_sql.BigQueryTable(PROJECT, layout.DATASET, t),

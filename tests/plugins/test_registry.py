@@ -30,10 +30,16 @@ from churn_ml.layout import TRAINING, TUNING
 NOW = "2026-11-29T03:00:00+00:00"
 LATER = "2026-11-30T03:00:00+00:00"
 THRESHOLD = 0.5
+OLD = "20261129-training-abcde-1"
+NEW = "20261130-training-abcde-1"
 
 
 def candidate(
-    pid: str, au_pr: float, operation: str = TRAINING, attempt: str = "abcde-1"
+    pid: str,
+    au_pr: float,
+    operation: str = TRAINING,
+    attempt: str = "abcde-1",
+    versus: dict | None = None,
 ) -> Candidate:
     return Candidate(
         pipeline_id=pid,
@@ -41,7 +47,31 @@ def candidate(
         attempt=attempt,
         model_uri=f"/root/models/customer-churn-model/{operation}/{pid}/{attempt}",
         metrics={"au_pr": au_pr, "au_roc": 0.8},
+        seed=42,
+        comparison=versus,
     )
+
+
+def versus(
+    champion: str = OLD,
+    ours: float = 0.662,
+    theirs: float = 0.655,
+    lower: float = -0.004,
+    upper: float = 0.018,
+    rows: int = 1409,
+) -> dict:
+    """A run's comparison with ``champion`` on its own test rows."""
+    return {
+        "champion": champion,
+        "comparable": True,
+        "rows": rows,
+        "replicates": 1000,
+        "confidence": 0.95,
+        "au_pr": {"challenger": ours, "champion": theirs, "delta": ours - theirs,
+                  "lower": lower, "upper": upper},
+        "au_roc": {"challenger": 0.81, "champion": 0.8, "delta": 0.01,
+                   "lower": -0.01, "upper": 0.03},
+    }  # fmt: skip
 
 
 def statuses(doc: dict) -> dict[str, str]:
@@ -53,6 +83,13 @@ def first_run(au_pr: float = 0.7) -> dict:
     return doc
 
 
+def challenge(doc: dict, ours: float, lower: float, upper: float = 0.05, **kwargs):
+    """Day two's model, compared on day two's rows with the champion of ``doc``."""
+    c = candidate("20261130", ours, versus=versus(doc["champion"], ours, lower=lower,
+                                                  upper=upper))  # fmt: skip
+    return promote(doc, [c], THRESHOLD, LATER, **kwargs)
+
+
 # --- decisions -------------------------------------------------------------------------------
 
 
@@ -60,27 +97,32 @@ def test_first_model_above_threshold_becomes_champion():
     doc, decision = promote(empty(), [candidate("20261129", 0.7)], THRESHOLD, NOW)
     assert decision == {
         "promoted": True,
-        "version": "20261129-training-abcde-1",
-        "champion": "20261129-training-abcde-1",
-        "reason": "test AUPR 0.7000 passes 0.5 and beats no champion",
+        "version": OLD,
+        "champion": OLD,
+        "mode": "auto",
+        "reason": f"{OLD}: test AUPR 0.700 passes the threshold 0.5 and there is no champion",
         "at": NOW,
+        "compared_with": None,
+        "comparison": None,
     }
-    assert doc["champion"] == "20261129-training-abcde-1"
+    assert doc["champion"] == OLD
     assert doc["model"] == "customer-churn-model"
     assert doc["versions"] == [
         {
-            "version": "20261129-training-abcde-1",
+            "version": OLD,
             "pipeline_id": "20261129",
             "operation": "training",
             "attempt": "abcde-1",
             "model_uri": "/root/models/customer-churn-model/training/20261129/abcde-1",
             "metrics": {"au_pr": 0.7, "au_roc": 0.8},
+            "seed": 42,
+            "comparison": None,
             "registered_at": NOW,
             "status": CHAMPION,
         }
     ]
     assert doc["history"] == [decision]
-    assert champion(doc)["version"] == "20261129-training-abcde-1"
+    assert champion(doc)["version"] == OLD
 
 
 def test_exactly_the_threshold_is_enough():
@@ -92,99 +134,140 @@ def test_below_threshold_is_registered_but_not_promoted():
     doc, decision = promote(empty(), [candidate("20261129", 0.42)], THRESHOLD, NOW)
     assert decision["promoted"] is False
     assert decision["champion"] is None
-    assert decision["reason"] == "best test AUPR 0.4200 is below the threshold 0.5"
+    assert decision["reason"] == (
+        f"{OLD}: test AUPR 0.420 is below the threshold 0.5 (the sanity floor)"
+    )
     assert doc["champion"] is None
-    assert statuses(doc) == {"20261129-training-abcde-1": BELOW_THRESHOLD}
-    assert doc["history"] == []  # only promotions are history
+    assert statuses(doc) == {OLD: BELOW_THRESHOLD}
+    assert doc["history"] == []  # only promotions and dry runs are history
     with pytest.raises(LookupError):
         champion(doc)
 
 
-def test_a_worse_run_does_not_demote_the_champion():
-    doc, decision = promote(first_run(0.7), [candidate("20261130", 0.6)], THRESHOLD, LATER)
+def test_the_threshold_stays_a_floor_whatever_the_evidence():
+    _, decision = challenge(first_run(0.7), 0.45, lower=0.2, upper=0.3)
     assert decision["promoted"] is False
-    assert decision["version"] == "20261130-training-abcde-1"
-    assert decision["champion"] == "20261129-training-abcde-1"
-    assert "champion 20261129-training-abcde-1" in decision["reason"]
+    assert "below the threshold 0.5 (the sanity floor)" in decision["reason"]
+
+
+def test_an_interval_that_reaches_zero_is_noise_and_not_promoted():
+    """The issue's example: a higher AUPR on the same rows, but not clearly higher."""
+    doc, decision = challenge(first_run(0.7), 0.662, lower=-0.004, upper=0.018)
+    assert decision["promoted"] is False
     assert decision["reason"] == (
-        "best test AUPR 0.6000 does not beat champion 20261129-training-abcde-1 (0.7000)"
+        f"challenger {NEW} 0.662 vs champion {OLD} 0.655 on 1,409 rows, "
+        "AUPR \u0394 +0.007 [\u22120.004, +0.018] (95%): not promoted "
+        "(the lower bound must be above zero and reach +0.005)"
     )
-    assert doc["champion"] == "20261129-training-abcde-1"
-    assert statuses(doc) == {
-        "20261129-training-abcde-1": CHAMPION,
-        "20261130-training-abcde-1": CANDIDATE,
-    }
+    assert decision["compared_with"] == OLD
+    assert decision["comparison"]["au_pr"]["lower"] == -0.004
+    assert doc["champion"] == OLD
+    assert statuses(doc) == {OLD: CHAMPION, NEW: CANDIDATE}
+    assert registry.find(doc, NEW)["comparison"] == versus(OLD, 0.662, lower=-0.004, upper=0.018)
     assert len(doc["history"]) == 1
 
 
-def test_an_equal_run_does_not_demote_the_champion():
-    doc, decision = promote(first_run(0.7), [candidate("20261130", 0.7)], THRESHOLD, LATER)
+def test_a_lower_bound_above_zero_but_below_the_minimum_is_not_enough():
+    _, decision = challenge(first_run(0.7), 0.662, lower=0.003)
     assert decision["promoted"] is False
-    assert doc["champion"] == "20261129-training-abcde-1"
-
-
-def test_a_better_run_takes_over_and_the_old_champion_retires():
-    doc, decision = promote(first_run(0.7), [candidate("20261130", 0.75)], THRESHOLD, LATER)
+    _, decision = challenge(first_run(0.7), 0.662, lower=0.003, min_improvement=0.002)
     assert decision["promoted"] is True
-    assert (
-        decision["reason"]
-        == "test AUPR 0.7500 passes 0.5 and beats 20261129-training-abcde-1 (0.7000)"
-    )
-    assert doc["champion"] == "20261130-training-abcde-1"
-    assert statuses(doc) == {
-        "20261129-training-abcde-1": RETIRED,
-        "20261130-training-abcde-1": CHAMPION,
-    }
-    assert [h["version"] for h in doc["history"]] == [
-        "20261129-training-abcde-1",
-        "20261130-training-abcde-1",
-    ]
+
+
+def test_with_no_minimum_the_interval_must_still_lie_above_zero():
+    """An identical model (every replicate's difference 0) never takes over."""
+    _, same = challenge(first_run(0.7), 0.655, lower=0.0, upper=0.0, min_improvement=0.0)
+    assert same["promoted"] is False
+    _, better = challenge(first_run(0.7), 0.67, lower=0.0001, min_improvement=0.0)
+    assert better["promoted"] is True
+
+
+def test_a_clearly_better_model_on_the_same_rows_takes_over_whatever_its_own_day_scored():
+    """Its own AUPR (0.60) is below the champion's recorded one (0.70, another day's rows):
+    the same-rows evidence decides, not the numbers of different days."""
+    doc, decision = challenge(first_run(0.7), 0.60, lower=0.012, upper=0.04)
+    assert decision["promoted"] is True
+    assert decision["reason"].endswith(": promoted")
+    assert "on 1,409 rows, AUPR \u0394 " in decision["reason"]
+    assert doc["champion"] == NEW
+    assert statuses(doc) == {OLD: RETIRED, NEW: CHAMPION}
+    assert [h["version"] for h in doc["history"]] == [OLD, NEW]
 
 
 def test_promote_does_not_change_the_document_it_is_given():
     before = first_run(0.7)
     snapshot = copy.deepcopy(before)
-    promote(before, [candidate("20261130", 0.9)], THRESHOLD, LATER)
+    challenge(before, 0.9, lower=0.1)
     assert before == snapshot
+
+
+def test_a_champion_that_changed_since_the_run_scored_it_is_not_replaced():
+    """Compare-and-swap: the evidence is about the champion the run scored."""
+    doc, _ = challenge(first_run(0.7), 0.8, lower=0.05)
+    assert doc["champion"] == NEW
+    late = candidate("20261201", 0.9, versus=versus(OLD, 0.9, lower=0.2))
+    doc, decision = promote(doc, [late], THRESHOLD, LATER)
+    assert decision["promoted"] is False
+    assert decision["reason"] == (
+        f"the champion changed from {OLD} to {NEW} while this run scored {OLD}: "
+        "20261201-training-abcde-1 not promoted"
+    )
+    assert doc["champion"] == NEW
+
+
+def test_a_run_that_started_without_a_champion_does_not_replace_a_new_one():
+    doc, decision = promote(first_run(0.7), [candidate("20261130", 0.9)], THRESHOLD, LATER)
+    assert decision["promoted"] is False
+    assert doc["champion"] == OLD
+    assert decision["reason"] == (
+        f"the champion changed from none to {OLD} while this run scored no champion: "
+        f"{NEW} not promoted"
+    )
+
+
+def test_an_incomparable_champion_is_reported_and_not_replaced_automatically():
+    reason = f"champion {OLD}: its features need columns the run's rows lack: ['contract']"
+    c = candidate("20261130", 0.9, versus={"champion": OLD, "comparable": False, "reason": reason})
+    doc, decision = promote(first_run(0.7), [c], THRESHOLD, LATER)
+    assert decision["promoted"] is False
+    assert decision["reason"] == (
+        f"{reason}; it is not compared, so {NEW} is not promoted automatically "
+        "(promote it by hand with the registry CLI if it should be)"
+    )
+    assert doc["champion"] == OLD
+    assert registry.find(doc, NEW)["comparison"]["comparable"] is False
+
+
+def test_the_models_of_a_run_must_share_the_champion_they_were_compared_with():
+    mixed = [candidate("20261130", 0.7, versus=versus(OLD)), candidate("20261130", 0.7, TUNING)]
+    with pytest.raises(ValueError, match="compared with different champions"):
+        promote(first_run(), mixed, THRESHOLD, LATER)
 
 
 def test_rerunning_a_day_adds_versions_and_leaves_the_champion_alone():
     """A new attempt of the champion's day registers new versions beside it: its files and
-    entry stay as they were, and it is the baseline the new attempt must beat."""
+    entry stay as they were. The same data and seed give the same model: no difference."""
     doc = first_run(0.8)
-    before = registry.find(doc, "20261129-training-abcde-1")
-    doc, decision = promote(doc, [candidate("20261129", 0.6, attempt="abcde-2")], THRESHOLD, LATER)
+    before = registry.find(doc, OLD)
+    same = candidate("20261129", 0.8, attempt="abcde-2",
+                     versus=versus(OLD, 0.8, 0.8, lower=0.0, upper=0.0))  # fmt: skip
+    doc, decision = promote(doc, [same], THRESHOLD, LATER)
     assert decision["promoted"] is False
-    assert decision["reason"] == (
-        "best test AUPR 0.6000 does not beat champion 20261129-training-abcde-1 (0.8000)"
-    )
-    assert doc["champion"] == "20261129-training-abcde-1"
-    assert registry.find(doc, "20261129-training-abcde-1") == before
-    assert statuses(doc) == {
-        "20261129-training-abcde-1": CHAMPION,
-        "20261129-training-abcde-2": CANDIDATE,
-    }
-
-
-def test_a_better_attempt_of_the_same_day_takes_over():
-    doc, decision = promote(
-        first_run(0.7), [candidate("20261129", 0.75, attempt="abcde-2")], THRESHOLD, LATER
-    )
-    assert decision["promoted"] is True
-    assert statuses(doc) == {
-        "20261129-training-abcde-1": RETIRED,
-        "20261129-training-abcde-2": CHAMPION,
-    }
+    assert "AUPR \u0394 +0.000 [+0.000, +0.000] (95%): not promoted" in decision["reason"]
+    assert doc["champion"] == OLD
+    assert registry.find(doc, OLD) == before
+    assert statuses(doc) == {OLD: CHAMPION, "20261129-training-abcde-2": CANDIDATE}
 
 
 def test_registering_the_same_attempt_again_replaces_its_entries():
-    """promote_champion cleared and run again: the same versions, no duplicates."""
-    doc = first_run(0.7)
-    again, decision = promote(doc, [candidate("20261129", 0.7)], THRESHOLD, LATER)
-    assert [v["version"] for v in again["versions"]] == ["20261129-training-abcde-1"]
-    assert again["champion"] == "20261129-training-abcde-1"
-    assert registry.find(again, "20261129-training-abcde-1")["registered_at"] == LATER
-    assert decision["promoted"] is True
+    """promote_champion cleared and run again after it promoted: the same versions, no
+    duplicates, and the champion it made is not counted as a change under the run."""
+    doc, _ = challenge(first_run(0.7), 0.8, lower=0.05)
+    again, decision = challenge(doc, 0.8, lower=0.05)
+    assert decision["champion"] == NEW
+    assert [v["version"] for v in again["versions"]] == [OLD, NEW]
+    assert again["champion"] == NEW
+    assert statuses(again) == {OLD: RETIRED, NEW: CHAMPION}
 
 
 def test_best_of_run_picks_tuning_when_it_is_better():
@@ -194,7 +277,7 @@ def test_best_of_run_picks_tuning_when_it_is_better():
     assert decision["version"] == "20261129-hyperparameter-tuning-abcde-1"
     assert doc["champion"] == "20261129-hyperparameter-tuning-abcde-1"
     assert statuses(doc) == {
-        "20261129-training-abcde-1": CANDIDATE,
+        OLD: CANDIDATE,
         "20261129-hyperparameter-tuning-abcde-1": CHAMPION,
     }
 
@@ -203,7 +286,15 @@ def test_best_of_run_prefers_training_on_a_tie():
     _, decision = promote(
         empty(), [candidate("20261129", 0.7, TUNING), candidate("20261129", 0.7)], THRESHOLD, NOW
     )
-    assert decision["version"] == "20261129-training-abcde-1"
+    assert decision["version"] == OLD
+
+
+def test_the_best_of_run_is_judged_on_its_own_comparison():
+    trained = candidate("20261130", 0.70, versus=versus(OLD, 0.70, lower=-0.01))
+    tuned = candidate("20261130", 0.74, TUNING, versus=versus(OLD, 0.74, lower=0.02))
+    doc, decision = promote(first_run(0.7), [trained, tuned], THRESHOLD, LATER)
+    assert decision["version"] == doc["champion"] == "20261130-hyperparameter-tuning-abcde-1"
+    assert decision["comparison"]["au_pr"]["challenger"] == 0.74
 
 
 def test_candidates_of_a_run_below_threshold_are_marked_one_by_one():
@@ -212,7 +303,7 @@ def test_candidates_of_a_run_below_threshold_are_marked_one_by_one():
     )
     assert decision["promoted"] is True
     assert statuses(doc) == {
-        "20261129-training-abcde-1": BELOW_THRESHOLD,
+        OLD: BELOW_THRESHOLD,
         "20261129-hyperparameter-tuning-abcde-1": CHAMPION,
     }
 
@@ -222,30 +313,82 @@ def test_a_run_without_models_is_an_error():
         promote(empty(), [], THRESHOLD, NOW)
 
 
+def test_an_unknown_mode_is_an_error():
+    with pytest.raises(ValueError, match="promotion mode 'sometimes'"):
+        promote(empty(), [candidate("20261129", 0.7)], THRESHOLD, NOW, mode="sometimes")
+
+
+# --- promotion modes ----------------------------------------------------------------------------
+
+
+def test_dry_run_records_the_decision_and_leaves_the_champion():
+    doc = first_run(0.7)
+    after, decision = challenge(doc, 0.8, lower=0.05, mode="dry_run")
+    assert decision["promoted"] is False
+    assert decision["would_promote"] is True
+    assert decision["mode"] == "dry_run"
+    assert decision["reason"].startswith("dry run, would promote: challenger ")
+    assert decision["reason"].endswith(f": promoted; the champion stays {OLD}")
+    assert after["champion"] == OLD
+    assert statuses(after) == {OLD: CHAMPION, NEW: CANDIDATE}
+    assert after["history"] == [*doc["history"], decision]
+
+
+def test_dry_run_of_a_refused_model_is_recorded_too():
+    after, decision = challenge(first_run(0.7), 0.66, lower=-0.01, mode="dry_run")
+    assert (decision["promoted"], decision["would_promote"]) == (False, False)
+    assert decision["reason"].startswith("dry run, would not promote: ")
+    assert after["history"][-1]["mode"] == "dry_run"
+
+
+def test_dry_run_without_a_champion_sets_none():
+    doc, decision = promote(empty(), [candidate("20261129", 0.7)], THRESHOLD, NOW, mode="dry_run")
+    assert doc["champion"] is None
+    assert decision["would_promote"] is True
+    assert decision["reason"].endswith("the champion stays unset")
+    assert statuses(doc) == {OLD: CANDIDATE}
+
+
+def test_off_only_registers():
+    doc = first_run(0.7)
+    after, decision = challenge(doc, 0.9, lower=0.3, mode="off")
+    assert decision["promoted"] is False
+    assert decision["reason"] == f"promotion is off for this run: {NEW} registered only"
+    assert after["champion"] == OLD
+    assert after["history"] == doc["history"]
+    assert statuses(after) == {OLD: CHAMPION, NEW: CANDIDATE}
+
+
 def test_candidate_from_metrics_document():
-    c = Candidate.from_metrics(
-        {
-            "pipeline_id": "20261129",
-            "pipeline_execution_dt": "2026-11-29",
-            "operation": TUNING,
-            "model_uri": "gs://m/models/x",
-            "metrics": {"au_pr": "0.61"},
-            "feature_importances": [],
-        },
-        "abcde-1",
-    )
-    assert (c.version, c.model_uri, c.au_pr) == (
+    doc = {
+        "pipeline_id": "20261129",
+        "pipeline_execution_dt": "2026-11-29",
+        "operation": TUNING,
+        "model_uri": "gs://m/models/x",
+        "metrics": {"au_pr": "0.61"},
+        "seed": 42,
+        "feature_importances": [],
+        "champion": {"version": OLD, "metrics": {}, "roc_curve": {}},
+        "comparison": {**versus(), "method": "paired bootstrap"},
+    }
+    c = Candidate.from_metrics(doc, "abcde-1")
+    assert (c.version, c.model_uri, c.au_pr, c.seed) == (
         "20261129-hyperparameter-tuning-abcde-1",
         "gs://m/models/x",
         0.61,
+        42,
     )
+    assert c.comparison == versus()  # what the registry keeps of the comparison
+    assert c.scored_champion == OLD
+    legacy = Candidate.from_metrics({k: doc[k] for k in list(doc)[:5]}, "abcde-1")
+    assert (legacy.seed, legacy.comparison, legacy.scored_champion) == (None, None, None)
 
 
 # --- manual promotion / rollback --------------------------------------------------------------
 
 
 def test_set_champion_rolls_back():
-    doc, _ = promote(first_run(0.7), [candidate("20261130", 0.75)], THRESHOLD, LATER)
+    doc, _ = challenge(first_run(0.7), 0.75, lower=0.02)
     rolled = set_champion(doc, "20261129-training-abcde-1", "2026-12-01T00:00:00+00:00")
     assert rolled["champion"] == "20261129-training-abcde-1"
     assert statuses(rolled) == {
@@ -303,8 +446,10 @@ def test_store_of_a_local_root(tmp_path):
 # --- LocalStore --------------------------------------------------------------------------------
 
 
-def promote_change(pid: str, au_pr: float):
-    return lambda doc: promote(doc, [candidate(pid, au_pr)], THRESHOLD, NOW)
+def promote_change(pid: str, au_pr: float, scored: str | None = None):
+    """A run's registry update; it scored ``scored`` (clearly worse) or started without one."""
+    evidence = versus(scored, au_pr, lower=0.05) if scored else None
+    return lambda doc: promote(doc, [candidate(pid, au_pr, versus=evidence)], THRESHOLD, NOW)
 
 
 def test_local_read_of_a_missing_file_is_empty(tmp_path):
@@ -319,7 +464,7 @@ def test_local_update_replaces_the_file_atomically(tmp_path):
     first_inode = path.stat().st_ino
     assert json.loads(path.read_text())["champion"] == "20261129-training-abcde-1"
 
-    store.update(promote_change("20261130", 0.8))
+    store.update(promote_change("20261130", 0.8, scored=OLD))
     assert path.stat().st_ino != first_inode  # a new file renamed over the old one
     assert store.read()["champion"] == "20261130-training-abcde-1"
     assert sorted(p.name for p in path.parent.iterdir()) == [
@@ -364,22 +509,32 @@ def slow_promote_change(pid: str, au_pr: float):
     return change
 
 
-def assert_all_registered(doc: dict, pids: list[str], best: str):
+def assert_all_registered(doc: dict, pids: list[str], decisions: list[dict]):
+    """Every run registered; the first to take the lock became champion, and every later one
+    saw that the champion it did not score had appeared (compare-and-swap)."""
     assert sorted(v["version"] for v in doc["versions"]) == sorted(
         f"{p}-training-abcde-1" for p in pids
     )
-    assert doc["champion"] == f"{best}-training-abcde-1"
     assert [v["version"] for v in doc["versions"] if v["status"] == CHAMPION] == [doc["champion"]]
+    promoted = [d["version"] for d in decisions if d["promoted"]]
+    assert promoted == [doc["champion"]]
+    refused = [d["reason"] for d in decisions if not d["promoted"]]
+    assert len(refused) == len(pids) - 1
+    assert all(
+        r.startswith(f"the champion changed from none to {doc['champion']} ") for r in refused
+    ), refused
+    assert doc["history"] == [d for d in decisions if d["promoted"]]
 
 
 def test_local_concurrent_updates_from_threads_all_survive(tmp_path):
     store = LocalStore(str(tmp_path / "registry" / "r.json"))
     pids = [f"run-t{i}" for i in range(8)]
-    errors = []
+    errors, decisions = [], []
 
     def worker(i: int):
         try:
-            LocalStore(store.path).update(slow_promote_change(pids[i], 0.6 + i / 100))
+            change = slow_promote_change(pids[i], 0.6 + i / 100)
+            decisions.append(LocalStore(store.path).update(change))
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
 
@@ -389,12 +544,12 @@ def test_local_concurrent_updates_from_threads_all_survive(tmp_path):
     for t in threads:
         t.join(timeout=30)
     assert errors == []
-    assert_all_registered(store.read(), pids, best="run-t7")
+    assert_all_registered(store.read(), pids, decisions)
     assert not list(Path(store.path).parent.glob("*.tmp"))
 
 
 PROCESS_WORKER = """
-import sys, time
+import json, sys, time
 from churn_airflow import registry
 path, pid, au_pr, start = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 time.sleep(max(0.0, start - time.time()))  # start together
@@ -404,7 +559,7 @@ def change(doc):
     c = registry.Candidate(pid, "training", "abcde-1", "/m/" + pid, {"au_pr": au_pr})
     return registry.promote(doc, [c], 0.5, "now")
 
-print(registry.LocalStore(path).update(change)["version"])
+print(json.dumps(registry.LocalStore(path).update(change)))
 """
 
 
@@ -426,10 +581,10 @@ def test_local_concurrent_updates_from_processes_all_survive(tmp_path, subproces
     ]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outputs
-    assert sorted(out.strip() for out, _ in outputs) == sorted(
-        f"{p}-training-abcde-1" for p in pids
-    )
-    assert_all_registered(LocalStore(path).read(), pids, best="run-p3")
+    decisions = [json.loads(out) for out, _ in outputs]
+    assert sorted(d["version"] for d in decisions) == sorted(f"{p}-training-abcde-1" for p in pids)
+    doc = LocalStore(path).read()
+    assert_all_registered(doc, pids, sorted(decisions, key=lambda d: d["promoted"] is False))
 
 
 # The GcsStore is tested against a GCS API server: tests/plugins/test_gcs_emulator.py.
@@ -460,7 +615,7 @@ def test_cli_show_and_rollback(tmp_path, subprocess_env):
 
     store = registry.store(str(tmp_path))
     store.update(promote_change("20261129", 0.7))
-    store.update(promote_change("20261130", 0.8))
+    store.update(promote_change("20261130", 0.8, scored=OLD))
     assert store.read()["champion"] == "20261130-training-abcde-1"
 
     rolled = cli(tmp_path, subprocess_env, "promote", "20261129-training-abcde-1")

@@ -179,7 +179,9 @@ STATS = {
     "pipeline_id": "20261129",
     "pipeline_execution_dt": "2026-11-29",
     "model_version": "20261129-training",
-    "rows_in": 100,
+    "rows_in": 101,
+    "repeated_headers": 0,
+    "customers_in": 100,
     "scored": 98,
     "rejected": 2,
 }
@@ -198,15 +200,15 @@ def check(stats=STATS, tables=TABLES, run=RUN):
 
 
 def test_check_run_good():
-    assert check() == {"rows_in": 100, "scored": 98, "rejected": 2}
-    one = {**STATS, "rows_in": 5, "scored": 5, "rejected": 0}
+    assert check() == {"rows_in": 101, "customers_in": 100, "scored": 98, "rejected": 2}
+    one = {**STATS, "customers_in": 5, "scored": 5, "rejected": 0}
     assert check(one, {"batch_predictions": 5, "batch_rejects": 0})["scored"] == 5
 
 
 @pytest.mark.parametrize(
     ("change", "tables", "message"),
     [
-        ({"scored": 90}, TABLES, "scoring lost rows: 100 in, 90 scored + 2 rejected"),
+        ({"scored": 90}, TABLES, "scoring lost customers: 100 in, 90 scored + 2 rejected"),
         (
             {},
             {"batch_predictions": 97, "batch_rejects": 2},
@@ -214,9 +216,9 @@ def test_check_run_good():
             "hold {'batch_predictions': 97, 'batch_rejects': 2}",
         ),
         (
-            {"rows_in": 3, "scored": 0, "rejected": 3},
+            {"customers_in": 3, "scored": 0, "rejected": 3},
             {"batch_predictions": 0, "batch_rejects": 3},
-            "no predictions were written for 3 input rows",
+            "no predictions were written for 3 input customers",
         ),
         (
             {"model_version": "20261128-training"},
@@ -262,11 +264,12 @@ def test_validate_a_local_run_from_its_stats_and_parquet_footers(tmp_path):
     (tables / "batch_predictions" / "pipeline_id=20261129" / "_SUCCESS").write_text("")
     stats = tmp_path / "metrics" / "customer-churn-model" / "batch-scoring" / "20261129"
     stats.mkdir(parents=True)
-    document = {**STATS, "rows_in": 5, "scored": 4, "rejected": 1}
+    document = {**STATS, "rows_in": 5, "customers_in": 5, "scored": 4, "rejected": 1}
     (stats / "run_stats.json").write_text(json.dumps(document))
     # no input files at all: the check never reads them
     assert validate(env, "20261129", DAY, "20261129-training") == {
         "rows_in": 5,
+        "customers_in": 5,
         "scored": 4,
         "rejected": 1,
     }

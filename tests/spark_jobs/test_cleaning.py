@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from churn_ml import cleaning
-from churn_ml.schema import INTERNET_SERVICE_COLUMNS, RAW_TRAIN_COLUMNS, raw_schema
+from churn_ml import cleaning, customers
+from churn_ml.schema import (
+    CATEGORY_DOMAINS,
+    INTERNET_SERVICE_COLUMNS,
+    RAW_TO_CLEAN,
+    RAW_TRAIN_COLUMNS,
+    raw_schema,
+)
 
 BASE = {
     "customerID": "0001-AAAAA",
@@ -44,7 +51,7 @@ def test_parse_types_names_and_label(spark):
     raw = raw_rows(
         spark,
         {"customerID": "0001-AAAAA", "tenure": " 5 ", "SeniorCitizen": "1", "Churn": "Yes"},
-        {"customerID": "0002-BBBBB", "MonthlyCharges": "70", "TotalCharges": "70.0"},
+        {"customerID": "0002-BBBBB", "tenure": "1", "MonthlyCharges": "70", "TotalCharges": "70.0"},
         {"customerID": "0003-CCCCC", "Churn": " no "},
     )
     parsed = cleaning.parse(raw)
@@ -79,7 +86,7 @@ def test_parse_types_names_and_label(spark):
     expected = spark.createDataFrame(
         [
             ("0001-AAAAA", 1, 5, 29.85, 358.2, "yes", None),
-            ("0002-BBBBB", 0, 12, 70.0, 70.0, "no", None),
+            ("0002-BBBBB", 0, 1, 70.0, 70.0, "no", None),
             ("0003-CCCCC", 0, 12, 29.85, 358.2, "no", None),
         ],
         "customer_id string, senior_citizen int, tenure int, monthly_charges double, "
@@ -119,6 +126,103 @@ def test_parse_reject_reasons(spark):
         "customer_id string, reject_reason string",
     )
     assertDataFrameEqual(cleaning.parse(raw).select("customer_id", "reject_reason"), expected)
+
+
+# BASE: tenure 12 x MonthlyCharges 29.85 = 358.2, so TotalCharges may go down to 179.1.
+DOMAIN_RULES = [
+    ({"tenure": "-5"}, "out-of-range tenure"),
+    ({"tenure": "121"}, "out-of-range tenure"),
+    ({"tenure": "100000"}, "out-of-range tenure"),
+    ({"tenure": "1e12"}, "out-of-range tenure"),
+    ({"tenure": "12.5"}, "non-integer tenure"),
+    ({"SeniorCitizen": "0.5"}, "non-integer senior_citizen"),
+    ({"SeniorCitizen": "2"}, "unknown senior_citizen"),
+    ({"MonthlyCharges": "-0.05"}, "negative monthly_charges"),
+    ({"TotalCharges": "-1"}, "negative total_charges"),
+    ({"MonthlyCharges": "Infinity"}, "non-numeric monthly_charges"),
+    ({"TotalCharges": "179.0"}, "total_charges below 0.5 x monthly_charges x tenure"),
+    ({"gender": "female"}, "unknown gender"),  # the domains are case-sensitive
+    ({"Contract": "Weekly"}, "unknown contract"),
+    ({"PaymentMethod": "Bitcoin"}, "unknown payment_method"),
+    ({"OnlineSecurity": "No phone service"}, "unknown online_security"),
+]
+
+
+@pytest.mark.parametrize(("override", "reason"), DOMAIN_RULES)
+def test_each_domain_rule_rejects_its_row_with_its_reason_and_count(spark, override, reason):
+    raw = raw_rows(spark, {"customerID": "good"}, {"customerID": "bad", **override})
+    parsed = cleaning.parse(raw)
+    got = {r.customer_id: r.reject_reason for r in parsed.collect()}
+    assert got == {"good": None, "bad": reason}
+    assert reason in cleaning.REJECT_REASONS
+    counts = customers.one_per_customer(parsed).agg(*customers.reason_counts()).first()
+    assert {k: v for k, v in counts.asDict().items() if v} == {reason: 1}
+
+
+def test_domain_rules_accept_their_bounds(spark):
+    raw = raw_rows(
+        spark,
+        {"customerID": "0", "tenure": "0", "TotalCharges": "0"},
+        {"customerID": "120", "tenure": "120", "TotalCharges": "1791"},
+        {"customerID": "12.0", "tenure": "12.0", "SeniorCitizen": "1.0"},
+        {"customerID": "half", "TotalCharges": "179.1"},
+        {"customerID": "free", "MonthlyCharges": "0", "TotalCharges": "0"},
+    )
+    parsed = cleaning.parse(raw)
+    assert [r.reject_reason for r in parsed.collect()] == [None] * 5
+    integral = parsed.where("customer_id = '12.0'").first()
+    assert (integral.tenure, integral.senior_citizen) == (12, 1)
+
+
+def test_every_categorical_value_outside_its_domain_is_named(spark):
+    raw_name = {clean: raw for raw, clean in RAW_TO_CLEAN.items()}
+    overrides = [{"customerID": f"id-{c}", raw_name[c]: "Other"} for c in CATEGORY_DOMAINS]
+    got = cleaning.parse(raw_rows(spark, *overrides)).select("customer_id", "reject_reason")
+    assert {r.customer_id: r.reject_reason for r in got.collect()} == {
+        f"id-{c}": ("non-numeric" if c == "senior_citizen" else "unknown") + f" {c}"
+        for c in CATEGORY_DOMAINS
+    }
+
+
+def test_reject_reasons_list_every_rule_once():
+    assert len(set(cleaning.REJECT_REASONS)) == len(cleaning.REJECT_REASONS)
+    assert {reason for _, reason in DOMAIN_RULES} <= set(cleaning.REJECT_REASONS)
+    assert "missing customer_id" in cleaning.REJECT_REASONS
+    assert cleaning.CONFLICTING_ROWS in cleaning.REJECT_REASONS
+    assert cleaning.REPEATED_HEADER not in cleaning.REJECT_REASONS  # dropped, not rejected
+
+
+def test_a_repeated_header_line_is_marked_not_rejected(spark):
+    header = {c: c for c in RAW_TRAIN_COLUMNS}
+    padded = {c: f" {c} " for c in RAW_TRAIN_COLUMNS}
+    parsed = cleaning.parse(raw_rows(spark, {"customerID": "a"}, header, padded))
+    assert [r.reject_reason for r in parsed.collect()] == [None, *[cleaning.REPEATED_HEADER] * 2]
+    assert cleaning.rejects(parsed).count() == 0
+    assert [r.customer_id for r in cleaning.clean(parsed).collect()] == ["a"]
+
+
+def test_a_column_name_as_a_value_is_data(spark):
+    parsed = cleaning.parse(raw_rows(spark, {"customerID": "gender", "gender": "tenure"}))
+    assert parsed.first().reject_reason == "unknown gender"
+
+
+def test_a_header_line_in_another_column_order_fails_naming_the_line(spark):
+    swapped = {c: c for c in RAW_TRAIN_COLUMNS} | {"gender": "tenure", "tenure": "gender"}
+    parsed = cleaning.parse(raw_rows(spark, {"customerID": "a"}, swapped))
+    with pytest.raises(
+        Exception, match=cleaning.MISPLACED_HEADER + r": file .*, line 'customerID,tenure,"
+    ):
+        parsed.collect()
+
+
+def test_the_reference_files_break_no_domain_rule(spark, reference_train_csv, reference_score_csv):
+    from churn_ml import raw_csv
+
+    for path, with_label in ((reference_train_csv, True), (reference_score_csv, False)):
+        parsed = cleaning.parse(raw_csv.read(spark, str(path), with_label=with_label))
+        reasons = parsed.groupBy("reject_reason").count().collect()
+        blank = {"missing total_charges": 11} if with_label else {}
+        assert {r.reject_reason: r["count"] for r in reasons if r.reject_reason} == blank
 
 
 def test_parse_never_rejects_for_the_label(spark):
@@ -187,7 +291,8 @@ def test_clean_recodes_no_internet_service_and_drops_rejects(spark):
 
 def test_tenure_groups_at_the_bin_edges(spark):
     edges = [0, 1, 12, 13, 24, 25, 48, 49, 60, 61, 72]
-    raw = raw_rows(spark, *({"customerID": f"t{t}", "tenure": str(t)} for t in edges))
+    rows = ({"customerID": f"t{t}", "tenure": str(t), "TotalCharges": str(t * 30)} for t in edges)
+    raw = raw_rows(spark, *rows)
     got = cleaning.clean(cleaning.parse(raw)).select("tenure", "tenure_group")
     expected = spark.createDataFrame(
         [

@@ -13,7 +13,8 @@ from pathlib import Path
 import preprocess
 import pytest
 
-from churn_ml import sample_data, storage
+from churn_ml import cleaning, sample_data, storage
+from churn_ml.cleaning import SOURCE_ROWS
 from churn_ml.cli import InputError
 from churn_ml.schema import CATEGORICAL_FEATURES, INTERNET_SERVICE_COLUMNS, NUMERIC_FEATURES
 
@@ -60,9 +61,11 @@ def test_reference_counts(reference_runs):
     stats = reference_runs.preprocessed
     assert stats == {
         "rows_in": 7043,
-        "dropped": {"missing total_charges": 11},
-        "invalid_labels": 0,
+        "repeated_headers": 0,
         "duplicates": 0,
+        "customers": 7043,
+        "dropped": {"missing total_charges": 11},  # no domain rule rejects a reference row
+        "invalid_labels": 0,
         "rows_out": 7032,
     }
     assert reference_runs.table("training_data").count() == 7032
@@ -199,7 +202,7 @@ def bad_inputs(spark, small_lines, tmp_path_factory) -> dict[str, tuple[Path, st
         "malformed line": (write_rows(folder / "short.csv", header, short), r"malformed CSV lines"),
         "too many dropped rows": (
             write_rows(folder / "blank.csv", header, blank),
-            r"rows are unusable, more than the allowed fraction 0.05",
+            r"customers are unusable, more than the allowed fraction 0.05",
         ),
         "nonexistent input": (folder / "nope.csv", r"nope.csv does not exist"),
     }
@@ -226,7 +229,7 @@ def test_bad_input_fails_fast_names_the_problem_and_writes_nothing(bad_inputs, c
     with pytest.raises(InputError, match=message):
         run(path, dataset, "bad-input")
     assert paths_naming(dataset, "bad-input") == []
-    assert not dataset.exists()
+    assert not dataset.exists() or [p for p in dataset.rglob("*") if p.is_file()] == []
 
 
 def test_malformed_line_is_quoted_in_the_error(bad_inputs, small_lines, tmp_path):
@@ -239,7 +242,7 @@ def test_malformed_line_is_quoted_in_the_error(bad_inputs, small_lines, tmp_path
 
 def test_reference_with_no_drop_allowed_fails(reference_train_csv, tmp_path):
     dataset = tmp_path / "warehouse"
-    with pytest.raises(InputError, match=r"11 of 7043 rows are unusable.*missing total_charges"):
+    with pytest.raises(InputError, match=r"11 of 7043 customers are unusable.*total_charges"):
         run(reference_train_csv, dataset, "strict", "--max-drop-fraction", "0.0")
     assert paths_naming(dataset, "strict") == []
 
@@ -253,7 +256,7 @@ def test_max_drop_fraction_is_an_inclusive_limit(small_lines, tmp_path):
     stats = run(path, dataset, "limit", "--max-drop-fraction", str(blanks / 100))
     assert stats["dropped"] == {"missing total_charges": blanks}
     assert stats["rows_out"] == 100 - blanks
-    with pytest.raises(InputError, match=f"{blanks} of 100 rows are unusable"):
+    with pytest.raises(InputError, match=f"{blanks} of 100 customers are unusable"):
         run(path, dataset, "over-limit", "--max-drop-fraction", str((blanks - 1) / 100))
     assert paths_naming(dataset, "over-limit") == []
 
@@ -341,19 +344,107 @@ def test_parse_args_rejects(args):
     assert exc.value.code == 2
 
 
-def test_drop_stats_counts_reasons_and_bad_labels(spark):
-    parsed = spark.createDataFrame(
+def test_drop_stats_count_reasons_customers_and_bad_labels(spark):
+    records = spark.createDataFrame(
         [
-            ("a", "yes", None),
-            ("b", "no", "missing total_charges"),
-            ("c", "maybe", None),
-            ("d", None, "non-numeric tenure"),
-            ("e", "no", "missing total_charges"),
+            ("a", "yes", None, 1),
+            ("b", "no", "missing total_charges", 1),
+            ("c", "maybe", None, 2),
+            ("d", None, "out-of-range tenure", 1),
+            ("e", "no", cleaning.CONFLICTING_ROWS, 3),
+            ("customerID", "churn", cleaning.REPEATED_HEADER, 2),
         ],
-        "customer_id string, churn string, reject_reason string",
+        f"customer_id string, churn string, reject_reason string, {SOURCE_ROWS} long",
     )
-    assert preprocess.drop_stats(parsed) == {
-        "rows_in": 5,
-        "dropped": {"missing total_charges": 2, "non-numeric tenure": 1},
+    counts = records.agg(*preprocess.input_counts(records)).first().asDict()
+    assert preprocess.drop_stats(counts) == {
+        "rows_in": 8,
+        "repeated_headers": 2,
+        "duplicates": 3,
+        "customers": 5,
+        "dropped": {
+            cleaning.CONFLICTING_ROWS: 1,
+            "missing total_charges": 1,
+            "out-of-range tenure": 1,
+        },
         "invalid_labels": 2,
+        "rows_out": 2,
     }
+
+
+@pytest.mark.parametrize(
+    ("stats", "message"),
+    [
+        ({"invalid_labels": 1}, r"1 rows have a Churn label other than Yes/No"),
+        ({"customers": 0, "rows_out": 0}, r"header but no rows"),
+        ({"rows_out": 94}, r"6 of 100 customers are unusable, more than the allowed fraction 0.05"),
+    ],
+)
+def test_check_names_what_breaks_the_contract(stats, message):
+    good = {"invalid_labels": 0, "customers": 100, "rows_out": 95, "dropped": {}}
+    preprocess.check(good, 0.05)  # 5 of 100 is within the limit
+    with pytest.raises(InputError, match=message):
+        preprocess.check({**good, **stats}, 0.05)
+
+
+# --- The data contract: domain rules, one row per customer, repeated headers ---------------
+
+
+def test_domain_rejects_count_toward_the_drop_limit(small_lines, tmp_path):
+    header, rows = small_lines[0], small_lines[1:21]
+    col = {name: i for i, name in enumerate(header)}
+
+    def broken(row, name, value):
+        return [value if i == col[name] else v for i, v in enumerate(row)]
+
+    rows = [
+        broken(rows[0], "tenure", "-5"),
+        broken(rows[1], "Contract", "Weekly"),
+        broken(rows[2], "TotalCharges", " "),
+        *rows[3:],
+    ]
+    path = write_rows(tmp_path / "domain.csv", header, rows)
+    stats = run(path, tmp_path / "warehouse", "domain", "--max-drop-fraction", "0.15")
+    assert stats["dropped"] == {
+        "missing total_charges": 1,
+        "out-of-range tenure": 1,
+        "unknown contract": 1,
+    }
+    assert stats["rows_out"] == 17
+    with pytest.raises(InputError, match=r"3 of 20 customers are unusable.*'unknown contract': 1"):
+        run(path, tmp_path / "warehouse", "domain-strict", "--max-drop-fraction", "0.1")
+
+
+def test_two_rows_of_one_customer_are_one_reject(spark, small_lines, tmp_path):
+    header, rows = small_lines[0], small_lines[1:11]
+    tenure = header.index("tenure")
+    other = [*rows[0][:tenure], str(int(rows[0][tenure]) + 1), *rows[0][tenure + 1 :]]
+    path = write_rows(tmp_path / "conflict.csv", header, [*rows, other])
+    dataset = tmp_path / "warehouse"
+    stats = run(path, dataset, "conflict", "--max-drop-fraction", "0.2")
+    assert stats["rows_in"] == 11
+    assert stats["customers"] == 10
+    assert stats["duplicates"] == 1
+    assert stats["dropped"] == {"conflicting rows for one customer_id": 1}
+    table = storage.read_table(spark, str(dataset / "training_data"), {"pipeline_id": "conflict"})
+    ids = [r.customer_id for r in table.select("customer_id").collect()]
+    assert sorted(ids) == sorted(r[0] for r in rows[1:])  # the conflicting customer is out
+
+
+def test_a_repeated_header_line_is_dropped_and_counted(spark, small_lines, tmp_path):
+    header, rows = small_lines[0], small_lines[1:]
+    path = write_rows(tmp_path / "concat.csv", header, [*rows[:100], header, *rows[100:]])
+    stats = run(path, tmp_path / "warehouse", "concat")
+    clean = run(write_rows(tmp_path / "one.csv", header, rows), tmp_path / "warehouse", "one")
+    assert stats["repeated_headers"] == 1
+    assert {**stats, "repeated_headers": 0} == clean
+
+
+def test_a_header_line_in_another_order_fails_naming_file_and_line(small_lines, tmp_path):
+    header, rows = small_lines[0], small_lines[1:]
+    path = write_rows(tmp_path / "mixed.csv", header, [*rows[:5], header[::-1], *rows[5:]])
+    dataset = tmp_path / "warehouse"
+    message = rf"columns in another order: file file://{path}, line '{','.join(header[::-1])}'"
+    with pytest.raises(InputError, match=message):
+        run(path, dataset, "mixed")
+    assert paths_naming(dataset, "mixed") == []

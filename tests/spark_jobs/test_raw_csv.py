@@ -80,3 +80,53 @@ def test_read_reads_a_folder_of_parts(spark, tmp_path):
 def test_read_refuses_a_missing_input(spark, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         raw_csv.read(spark, str(tmp_path / "nope.csv"), with_label=True)
+
+
+def test_first_line_skips_hidden_files_and_reads_the_first_part_by_name(spark, tmp_path):
+    folder = tmp_path / "day"
+    (folder / "_temporary").mkdir(parents=True)
+    (folder / "_temporary" / "part-0.csv").write_text("hidden\n")
+    (folder / ".part-1.csv.crc").write_text("crc\n")
+    (folder / "_SUCCESS").write_text("")
+    (folder / "part-2.csv").write_text("second\nx\n")
+    (folder / "part-1.csv").write_text("first\r\nx\n")
+    assert raw_csv.first_line(spark, f"file://{folder}") == "first"
+    assert raw_csv.first_line(spark, f"file://{folder}/part-2.csv") == "second"
+
+
+def test_first_line_of_an_empty_file_or_folder_is_none(spark, tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "nothing").mkdir()
+    assert raw_csv.first_line(spark, f"file://{tmp_path}/empty.csv") is None
+    assert raw_csv.first_line(spark, f"file://{tmp_path}/nothing") is None
+
+
+def test_read_decompresses_like_spark(spark, tmp_path):
+    import gzip
+
+    line = ",".join(f"x{i}" for i in range(len(RAW_SCORE_COLUMNS)))
+    path = tmp_path / "day.csv.gz"
+    path.write_bytes(gzip.compress(f"{SCORE_HEADER}\n{line}\n".encode()))
+    assert raw_csv.read(spark, str(path), with_label=False).count() == 1
+
+
+def test_first_line_is_bounded_on_binary_input(spark, tmp_path):
+    path = tmp_path / "blob.csv"
+    path.write_bytes(b"\x00," * (1 << 20))
+    assert len(raw_csv.first_line(spark, str(path))) <= raw_csv.HEADER_LINE_LIMIT
+
+
+def test_a_part_with_its_columns_in_another_order_is_named(spark, tmp_path):
+    import csv
+
+    folder = tmp_path / "day"
+    folder.mkdir()
+    row = [f"v{i}" for i in range(len(RAW_SCORE_COLUMNS))]
+    for name, order in (("part-0.csv", 1), ("part-1.csv", -1)):
+        with (folder / name).open("w", newline="") as f:
+            csv.writer(f).writerows([list(RAW_SCORE_COLUMNS)[::order], row])
+    df = raw_csv.read(spark, str(folder), with_label=False)
+    with pytest.raises(
+        InputError, match=r"header of file:.*part-1.csv lists the columns in another"
+    ):
+        raw_csv.reading(df.collect)

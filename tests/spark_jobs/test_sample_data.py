@@ -170,6 +170,17 @@ def test_churn_rate_is_like_the_reference(rows):
     assert 0.2 <= rate <= 0.33
 
 
+def test_churn_shift_moves_the_base_rate_of_the_same_customers():
+    def rate(rows) -> float:
+        return _column(rows, "Churn").count("Yes") / len(rows)
+
+    usual = list(generate_rows(5_000, seed=3))
+    fewer = list(generate_rows(5_000, seed=3, churn_shift=-1.0))
+    more = list(generate_rows(5_000, seed=3, churn_shift=1.0))
+    assert rate(fewer) < 0.18 < 0.22 < rate(usual) < 0.31 < 0.36 < rate(more)
+    assert [r[:-1] for r in fewer] == [r[:-1] for r in usual] == [r[:-1] for r in more]
+
+
 def test_churn_depends_on_the_features(rows):
     def rate(name: str, value: str) -> float:
         labels = [r[COL["Churn"]] for r in rows if r[COL[name]] == value]

@@ -29,6 +29,8 @@ def test_scored_plus_rejected_is_the_input(runs):
         "pipeline_execution_dt": runs.execution_dt,
         "model_version": runs.model_version,
         "rows_in": source.score_rows,
+        "repeated_headers": 0,
+        "customers_in": source.score_rows,  # one row per customer in both sources
         "scored": source.score_rows - source.score_rejects,
         "rejected": source.score_rejects,
     }
@@ -131,7 +133,7 @@ def bad_score_inputs(tmp_path_factory, generated_train_csv) -> dict[str, tuple[P
         "missing column": (folder / "missing.csv", r"missing columns \['Contract'\]"),
         "too many rejects": (
             folder / "blanks.csv",
-            r"rows cannot be scored, more than the allowed fraction 0.05: "
+            r"customers cannot be scored, more than the allowed fraction 0.05: "
             r"\{'missing total_charges': \d+\}",
         ),
         "header only": (folder / "header.csv", r"header but no rows"),
@@ -229,3 +231,52 @@ def test_a_job_killed_between_staging_and_commit_changes_nothing_readers_see(
     # The re-run takes the killed run's leftovers over and leaves none behind.
     assert score.main(args) == first
     assert not [p for p in dataset.rglob("_staging")]
+
+
+# --- One row per customer, repeated headers -------------------------------------------------
+
+
+def test_each_customer_gets_one_prediction_or_one_reject(generated_runs, spark, tmp_path):
+    assert generated_runs.trained
+    lines = generated_runs.source.score_csv.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    tenure = header.split(",").index("tenure")
+    fields = rows[0].split(",")
+    fields[tenure] = str(int(fields[tenure]) + 1)  # the same customer, another row
+    path = tmp_path / "day.csv"
+    body = [rows[0], ",".join(fields), rows[1], rows[1], header, *rows[2:]]
+    path.write_text("\n".join([header, *body]) + "\n", encoding="utf-8")
+    dataset = tmp_path / "warehouse"
+    args = generated_runs.score_args(dataset, "per-customer")
+    args[args.index("--input-uri") + 1] = str(path)
+    stats = score.main(args)
+    customers = len(rows)
+    assert stats["rows_in"] == len(rows) + 2  # the other row of rows[0] and the copy of rows[1]
+    assert stats["repeated_headers"] == 1
+    assert stats["customers_in"] == customers == stats["scored"] + stats["rejected"]
+    predictions = storage.read_table(spark, str(dataset / "batch_predictions"))
+    rejects = storage.read_table(spark, str(dataset / "batch_rejects"))
+    ids = predictions.select("customer_id").union(rejects.select("customer_id"))
+    assert ids.count() == ids.distinct().count() == customers
+    conflict = rejects.where(f"customer_id = '{fields[0]}'").collect()
+    assert [r.reject_reason for r in conflict] == ["conflicting rows for one customer_id"]
+    assert rejects.where("customer_id = 'customerID'").count() == 0
+
+
+def test_predictions_are_unchanged_for_every_row_that_passes_the_rules(runs, spark, tmp_path):
+    """The new rules only remove rows: the rest score bit for bit as the model scores them."""
+    from pyspark.ml import PipelineModel
+
+    from churn_ml import cleaning, raw_csv
+    from churn_ml.model import churn_probability
+
+    stats = runs.scored
+    predictions = runs.table("batch_predictions", pipeline_id=runs.pipeline_id)
+    parsed = cleaning.parse(raw_csv.read(spark, str(runs.source.score_csv), with_label=False))
+    expected = churn_probability(
+        PipelineModel.load(str(runs.train_model)).transform(cleaning.clean(parsed))
+    )
+    got = predictions.select("customer_id", "prediction", "churn_probability").collect()
+    want = expected.selectExpr("customer_id", "int(prediction)", "churn_probability").collect()
+    assert sorted(map(tuple, got)) == sorted(map(tuple, want))  # exact floats, every row
+    assert len(got) == stats["scored"]

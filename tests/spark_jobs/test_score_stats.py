@@ -21,7 +21,7 @@ def test_the_stats_document_is_what_the_job_counted(generated_runs, tmp_path):
     stats = score.main([*args, "--stats-uri", stats_file])
     assert json.loads(Path(stats_file).read_text()) == stats
     assert stats["pipeline_id"] == "20261129"
-    assert stats["scored"] + stats["rejected"] == stats["rows_in"]
+    assert stats["scored"] + stats["rejected"] == stats["customers_in"]
     assert stats["rows_in"] == generated_runs.source.score_rows
     leftovers = [p.name for p in (tmp_path / "metrics").rglob("*") if p.is_file()]
     assert [n for n in leftovers if not n.endswith(".crc")] == ["run_stats.json"]

@@ -82,3 +82,34 @@ def test_job_without_java_exits_1_with_one_clear_sentence(job, args, tmp_path):
     assert "JAVA_HOME" in lines[0]
     assert "Traceback" not in result.stderr and "py4j" not in result.stderr.lower()
     assert not list(tmp_path.iterdir())
+
+
+DRIVER_MEMORY_JOB = """
+from churn_ml.session import build_session
+spark = build_session("memory-probe")
+print("driver memory", spark.sparkContext.getConf().get("spark.driver.memory"))
+print("huge method limit", spark.conf.get("spark.sql.codegen.hugeMethodLimit"))
+"""
+
+
+@pytest.mark.slow
+def test_driver_memory_override_reaches_plain_python_and_spark_submit(tmp_path, capfd, monkeypatch):
+    from pipeline.components import spark_submit
+    from pipeline.params import Environment
+
+    job = tmp_path / "probe.py"
+    job.write_text(DRIVER_MEMORY_JOB, encoding="utf-8")
+    for name in [k for k in os.environ if k.startswith("PYSPARK_GATEWAY")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "spark_jobs"))
+    monkeypatch.setenv("CHURN_SPARK_MASTER", "local[1]")
+    monkeypatch.setenv("CHURN_SPARK_DRIVER_MEMORY", "1200m")
+    plain = subprocess.run([sys.executable, str(job)], capture_output=True, text=True, timeout=120)
+    assert "driver memory 1200m" in plain.stdout, plain.stderr[-2000:]
+    assert "huge method limit 8000" in plain.stdout
+
+    monkeypatch.setenv("CHURN_SPARK_DRIVER_MEMORY", "1100m")
+    spark_submit(str(job), [], [], "memory-probe", Environment.local(tmp_path).spark_properties)
+    out = capfd.readouterr().out
+    assert "driver memory 1100m" in out
+    assert "huge method limit 8000" in out

@@ -11,7 +11,7 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.classification import RandomForestClassificationModel
 
 from churn_ml import drift, layout, storage
-from churn_ml.compiled_model import compile_model
+from churn_ml.compiled_model import load_compiled
 from churn_ml.model import canonical_order, churn_probability, split, with_label
 from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
@@ -148,8 +148,8 @@ def test_the_profile_is_saved_inside_the_model_folder(runs):
     contract = next(b for b in profile.features if b.feature == "contract")
     assert set(contract.categories) == {"Month-to-month", "One year", "Two year"}
     # The extra file changes neither loader: the scoring job still compiles the model.
-    assert compile_model(runs.spark, PipelineModel.load(str(runs.train_model)),
-                         storage.normalize(str(runs.train_model))) is not None  # fmt: skip
+    assert PipelineModel.load(str(runs.train_model))
+    assert load_compiled(runs.spark, storage.normalize(str(runs.train_model))) is not None
 
 
 def test_same_seed_gives_identical_results_and_a_rerun_replaces_its_rows(generated_runs, tmp_path):
