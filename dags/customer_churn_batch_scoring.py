@@ -18,11 +18,19 @@ the day's earlier predictions; older days are never rewritten.
    try after a clear starts a new batch; an automatic retry waits on an earlier try's batch
    that still runs or succeeded instead of scoring the day twice.
 5. **wait_for_scoring** polls the batch in reschedule mode and fails with the batch's error.
-6. **validate_predictions** checks scored + rejected = input rows for this `pipeline_id`, then
-   updates the `batch_predictions` asset.
+6. **validate_predictions** checks scored + rejected = input customers for this
+   `pipeline_id`, then updates the `batch_predictions` asset.
+7. **check_drift** reads the drift the scoring batch measured against the champion's training
+   profile (PSI per feature and for the score) and names the features past `drift_warning`
+   in its log and its return value (the XCom tab). It succeeds at every level.
+8. **publish_drift_alert** ends *skipped* below `drift_alert`; at an alert it updates the
+   `customer_churn_drift` asset, whose extra lists the features and their PSIs (and which
+   starts a retrain unless `CHURN_RETRAIN_ON_DRIFT=false`).
 
-Outputs: `batch_predictions` and `batch_rejects` (with the reason) in `customer_churn_ds`,
-one partition per `pipeline_id`; a re-run replaces its partition.
+Outputs: `batch_predictions`, `batch_rejects` (with the reason) and `feature_drift` in
+`customer_churn_ds`, one partition per `pipeline_id`; a re-run replaces its partition. The
+drift report (`drift.json`, `drift.png`, `drift.html`) sits beside the run's `run_stats.json`
+under `metrics/customer-churn-model/batch-scoring/<pipeline_id>/`.
 
 **Backfill**: `airflow backfill create --dag-id customer_churn_batch_scoring --from-date ...
 --to-date ...` on a running scheduler (the DAG unpaused).
@@ -35,8 +43,9 @@ import datetime as dt
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from churn_airflow import factory
-from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL
+from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL, FEATURE_DRIFT
 from churn_airflow.run_ids import identity_params
+from churn_ml import psi
 
 
 @dag(
@@ -58,7 +67,19 @@ from churn_airflow.run_ids import identity_params
             type="number",
             minimum=0,
             maximum=1,
-            description="Fail past this share of unscorable rows.",
+            description="Fail past this share of unscorable customers.",
+        ),
+        "drift_warning": Param(
+            psi.DEFAULT_WARNING,
+            type="number",
+            exclusiveMinimum=0,
+            description="PSI at which check_drift names a feature to look at.",
+        ),
+        "drift_alert": Param(
+            psi.DEFAULT_ALERT,
+            type="number",
+            exclusiveMinimum=0,
+            description="PSI at which the drift asset fires (and a retrain starts).",
         ),
     },
 )
@@ -68,6 +89,7 @@ def customer_churn_batch_scoring():
         from churn_airflow import run_ids
         from churn_ml import layout
 
+        psi.check_thresholds(params["drift_warning"], params["drift_alert"])
         run = run_ids.identify_context(context, params)
         prefix = layout.landing_prefix(layout.SCORE_INPUT, run.day) + "/"
         return {**run.as_dict(), "input_prefix": prefix}
@@ -80,7 +102,13 @@ def customer_churn_batch_scoring():
         champion = promotion.resolve_champion(env.artifact_root)
         day = dt.date.fromisoformat(plan["day"])
         args = scoring.scoring_args(
-            env, plan["pipeline_id"], day, champion["model_uri"], champion["version"]
+            env,
+            plan["pipeline_id"],
+            day,
+            champion["model_uri"],
+            champion["version"],
+            drift_warning=params["drift_warning"],
+            drift_alert=params["drift_alert"],
         )
         args += ["--max-reject-fraction", str(params["max_reject_fraction"])]
         return {
@@ -98,12 +126,31 @@ def customer_churn_batch_scoring():
         )
         return {**counts, **plan, "model_version": champion["model_version"]}
 
+    @task
+    def check_drift(plan: dict) -> dict:
+        from churn_airflow import drift_watch, settings
+
+        return drift_watch.check(settings.environment().artifact_root, plan)
+
+    @task(outlets=[FEATURE_DRIFT])
+    def publish_drift_alert(drift: dict, outlet_events=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        # Airflow records the outlet's event only when the task succeeds: no alert, a skip.
+        if drift["alert"] is None:
+            raise AirflowSkipException(f"no drift alert: {drift['status']}")
+        outlet_events[FEATURE_DRIFT].extra = drift["alert"]
+        return drift["alert"]
+
     plan = plan_scoring()
     wait = factory.input_sensor("wait_for_scoring_input", plan["input_prefix"])
     champion = resolve_champion(plan)
     submit = factory.scoring_batch("submit_scoring", plan, champion["batch"])
     wait_for_batch = factory.scoring_sensor("wait_for_scoring", submit)
-    plan >> wait >> champion >> submit >> wait_for_batch >> validate_predictions(plan, champion)
+    validated = validate_predictions(plan, champion)
+    drift = check_drift(plan)
+    plan >> wait >> champion >> submit >> wait_for_batch >> validated >> drift
+    publish_drift_alert(drift)
 
 
 customer_churn_batch_scoring()

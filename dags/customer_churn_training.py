@@ -3,7 +3,10 @@
 
 Every day at 00:00 UTC this DAG retrains the churn random forest on that day's raw customer
 snapshot and promotes the best model to champion when it is good enough. (Midnight runs make a
-backfill's `--from-date`/`--to-date` exactly the days it processes.)
+backfill's `--from-date`/`--to-date` exactly the days it processes.) A drift alert of the
+scoring DAG (the `customer_churn_drift` asset) also starts a run, at most one a day, on the
+latest labelled snapshot, under `pipeline_id` `YYYYMMDD-drift`; `CHURN_RETRAIN_ON_DRIFT=false`
+turns that off.
 
 1. **plan_run** derives the run's identity once: the data day (the logical date, else the
    trigger time, else the `day` param), the `pipeline_id` (`YYYYMMDD`; manual runs add
@@ -45,19 +48,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from churn_airflow import factory
-from churn_airflow.assets import CHAMPION_MODEL
+from churn_airflow import factory, settings
+from churn_airflow.assets import CHAMPION_MODEL, FEATURE_DRIFT
 from churn_airflow.registry import AUTO, MIN_IMPROVEMENT, MODES
 from churn_airflow.run_ids import RUN_VALUES_KEY, identity_params
 from churn_airflow.settings import REGISTRY_POOL
 from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, MAX_FOLDS, MIN_FOLDS
 
+DAILY = CronTriggerTimetable("0 0 * * *", timezone="UTC")
+
 
 @dag(
     dag_id="customer_churn_training",
-    schedule="0 0 * * *",
+    schedule=AssetOrTimeSchedule(timetable=DAILY, assets=[FEATURE_DRIFT])
+    if settings.retrain_on_drift()
+    else DAILY,
     start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
@@ -107,12 +114,15 @@ from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, MAX_FOLDS, MIN_FO
 def customer_churn_training():
     @task(multiple_outputs=True)
     def plan_run(params: dict, **context) -> dict:
-        from churn_airflow import run_ids, settings
+        from churn_airflow import drift_watch, run_ids
         from churn_airflow.promotion import champion_to_score
         from churn_ml import layout, lineage
         from pipeline.params import Tuning, parameter_values
 
-        run = run_ids.identify_context(context, params)
+        env = settings.environment()
+        run = run_ids.identify_context(context, params, asset_tag=drift_watch.DRIFT_TAG)
+        if context["dag_run"].run_type == run_ids.ASSET_TRIGGERED:
+            run = drift_watch.drift_retrain(env, run, params)
         tuning = Tuning.of_grid(
             params["grid"],
             enabled=params["tuning"],
@@ -120,7 +130,6 @@ def customer_churn_training():
             folds=params["folds"],
         )
         first = lineage.attempt(run.run_key, 1)  # each attempt of the pipeline task adapts it
-        env = settings.environment()
         champion = champion_to_score(env.artifact_root)  # the one this run's models must beat
         values = parameter_values(env, run.pipeline_id, run.day, first, tuning, champion=champion)
         return {

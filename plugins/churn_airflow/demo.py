@@ -182,7 +182,7 @@ def run(args, console: Console) -> dict:
 
 
 def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
-    from churn_airflow import promotion, registry, run_ids
+    from churn_airflow import drift_watch, promotion, registry, run_ids
     from churn_ml import layout
 
     summary = {"failed": failed, "log": str(log_path)}
@@ -223,6 +223,9 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     stats = promotion.read_json(layout.scoring_stats_file(env.artifact_root, run.pipeline_id))
     if stats:
         summary["scoring"] = {k: stats[k] for k in ("customers_in", "scored", "rejected")}
+        drift = drift_watch.read_report(env.artifact_root, run.pipeline_id)
+        summary["drift"] = drift_watch.summary(drift)
+        summary["drift"]["message"] = drift_watch.message(drift)
     return summary
 
 
@@ -247,6 +250,13 @@ def render(summary: dict) -> str:
             f"Scoring: {s['customers_in']} customers in, {s['scored']} scored, "
             f"{s['rejected']} rejected"
         )
+    if "drift" in summary:
+        drift = summary["drift"]
+        lines.append(f"Drift: {drift['message']}")
+        for feature, psi in drift.get("top_psi", {}).items():
+            lines.append(f"  PSI {psi:7.4f}  {feature}")
+        if drift.get("report"):
+            lines.append(f"  report: {drift['report']}")
     for report in summary.get("reports", []):
         lines.append(f"Report: {report}")
     if "registry" in summary:

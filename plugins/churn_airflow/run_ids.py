@@ -14,6 +14,7 @@ from typing import TypeVar
 from churn_ml import lineage
 
 MANUAL = "manual"
+ASSET_TRIGGERED = "asset_triggered"
 T = TypeVar("T")
 # What the pipeline task hands downstream: the job it ran and that attempt's parameter values.
 JOB_ID_KEY = "pipeline_job_id"  # also the key RunPipelineJobOperator itself pushes
@@ -41,6 +42,7 @@ def identify(
     run_after: dt.datetime,
     pipeline_id: str | None = None,
     day: str | None = None,
+    asset_tag: str | None = None,
 ) -> RunIdentity:
     """The day, pipeline_id and run key of a DAG run.
 
@@ -48,6 +50,8 @@ def identify(
     without a logical date and asset-triggered runs have none). The pipeline_id is the
     ``pipeline_id`` param, else ``YYYYMMDD`` of the day; a manual run adds ``-manual-HHMMSS``
     of its logical date or trigger time, so it never takes over a scheduled day's outputs.
+    With ``asset_tag``, an asset-triggered run adds ``-<asset_tag>`` (at most one such run a
+    day keeps it unique: see ``drift_watch.claim_retrain``); without, it takes its day's id.
     """
     when = logical_date or run_after
     data_day = lineage.parse_day(day) if day else when.date()
@@ -55,12 +59,14 @@ def identify(
         key = lineage.check_pipeline_id(pipeline_id)
     elif run_type == MANUAL:
         key = f"{data_day:%Y%m%d}-{MANUAL}-{when:%H%M%S}"
+    elif run_type == ASSET_TRIGGERED and asset_tag:
+        key = f"{data_day:%Y%m%d}-{asset_tag}"
     else:
         key = f"{data_day:%Y%m%d}"
     return RunIdentity(data_day, key, lineage.run_key(run_id))
 
 
-def identify_context(context, params: dict) -> RunIdentity:
+def identify_context(context, params: dict, asset_tag: str | None = None) -> RunIdentity:
     """``identify`` for a task's context and its DAG params ``pipeline_id`` and ``day``."""
     dag_run = context["dag_run"]
     return identify(
@@ -70,6 +76,7 @@ def identify_context(context, params: dict) -> RunIdentity:
         dag_run.run_after,
         params.get("pipeline_id"),
         params.get("day"),
+        asset_tag,
     )
 
 

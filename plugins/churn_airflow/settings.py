@@ -40,6 +40,15 @@ def backend() -> str:
     return value
 
 
+def retrain_on_drift() -> bool:
+    """``CHURN_RETRAIN_ON_DRIFT`` (default on): the training DAG also runs on a drift alert.
+    Read when the DAG file is parsed, like the backend."""
+    value = os.environ.get("CHURN_RETRAIN_ON_DRIFT", "true").lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"CHURN_RETRAIN_ON_DRIFT={value!r}: use true or false")
+    return value == "true"
+
+
 def local_root() -> str:
     return str(Path(os.environ.get("CHURN_ROOT", REPO / ".churn")).resolve())
 

@@ -33,6 +33,15 @@ def day_partition(day: dt.date) -> str:
     return f"dt={day.isoformat()}"
 
 
+def partition_day(name: str) -> dt.date | None:
+    """The day of a ``day_partition`` folder name, None for any other name."""
+    key, _, day = name.partition("=")
+    try:
+        return dt.date.fromisoformat(day) if key == "dt" else None
+    except ValueError:
+        return None
+
+
 def landing_prefix(kind: str, day: dt.date | None = None) -> str:
     """Raw input of a kind under the data bucket or root, e.g. ``landing/train/dt=2026-11-29``."""
     if kind not in (TRAIN_INPUT, SCORE_INPUT):

@@ -39,7 +39,9 @@ def test_house_rules(bag, dag_id):
 
 def test_training_graph_and_schedule(bag):
     dag = bag.get_dag(TRAINING)
-    assert dag.timetable.expression == "0 0 * * *"
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"  # daily, or on a drift alert
+    assert dag.timetable.timetable.expression == "0 0 * * *"
+    assert "churn://customer_churn_ds/feature_drift" in repr(dag.timetable.asset_condition)
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "plan_run": ["run_training_pipeline", "wait_for_training_data"],
         "wait_for_training_data": ["run_training_pipeline"],
@@ -70,6 +72,7 @@ def test_scoring_graph_and_schedule(bag):
     assert "churn://registry/customer-churn-model/champion" in repr(dag.timetable.asset_condition)
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "plan_scoring": [
+            "check_drift",
             "resolve_champion",
             "submit_scoring",
             "validate_predictions",
@@ -79,9 +82,21 @@ def test_scoring_graph_and_schedule(bag):
         "resolve_champion": ["submit_scoring", "validate_predictions"],
         "submit_scoring": ["wait_for_scoring"],
         "wait_for_scoring": ["validate_predictions"],
-        "validate_predictions": [],
+        "validate_predictions": ["check_drift"],
+        "check_drift": ["publish_drift_alert"],
+        "publish_drift_alert": [],
     }
     assert dag.get_task("wait_for_scoring").mode == "reschedule"
+    assert [o.name for o in dag.get_task("publish_drift_alert").outlets] == [
+        "customer_churn_drift"
+    ]
+    assert dag.params["drift_warning"] == 0.1 and dag.params["drift_alert"] == 0.25
+
+
+def test_retrain_on_drift_can_be_switched_off(monkeypatch, airflow_db):
+    monkeypatch.setenv("CHURN_RETRAIN_ON_DRIFT", "false")
+    dag = DagBag(str(REPO / "dags" / "customer_churn_training.py")).get_dag(TRAINING)
+    assert dag.timetable.expression == "0 0 * * *"
 
 
 def test_training_params_are_typed_and_bounded(bag):

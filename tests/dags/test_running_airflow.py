@@ -12,7 +12,9 @@ One server serves the whole module, and its tests run in order, each building on
 4. the UI: no import errors, the graphs, and the trigger form with params; that run retrains
    the champion's day, is not promoted, and leaves the champion's files byte for byte.
 5. the REST API clears the re-score's submit task: a new batch, new files, the same rows.
-6. ``backfill create`` of scoring over two days: a partition each.
+6. ``backfill create`` of scoring over two days: a partition each, no drift alert.
+7. a manual scoring run of a shifted day: the drift alert's asset event starts one retrain
+   on the latest snapshot, and a second alert that day starts a run that skips at once.
 
 Screenshots go to ``test-output/ui/``.
 """
@@ -55,6 +57,8 @@ TRAIN_ROWS, SCORE_ROWS, BACKFILL_ROWS = 2000, 400, 200
 TODAY = dt.datetime.now(dt.UTC).date()
 NOISE_DAY = TODAY - dt.timedelta(days=1)  # training labels shuffled: a model learns nothing
 BACKFILL_DAYS = [TODAY - dt.timedelta(days=d) for d in (4, 3)]
+DRIFT_DAY = TODAY - dt.timedelta(days=2)  # the contract mix and the charges moved
+DRIFT_SHIFT = {"Contract": 0.3, "MonthlyCharges": 30.0}
 RUN_TIMEOUT = 900
 
 pytestmark = pytest.mark.slow
@@ -87,6 +91,9 @@ def server(tmp_path_factory):
     sample_data.write_daily_partitions(score, [TODAY], SCORE_ROWS, seed=6, with_label=False)
     sample_data.write_daily_partitions(
         score, BACKFILL_DAYS, BACKFILL_ROWS, seed=11, with_label=False
+    )
+    sample_data.write_daily_partitions(
+        score, [DRIFT_DAY], SCORE_ROWS, seed=12, with_label=False, shift=DRIFT_SHIFT
     )
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
@@ -277,7 +284,7 @@ def test_trigger_without_a_logical_date_promotes_and_the_asset_re_scores_today(s
     doc = registry(server)
     better = doc["champion"]
     assert better != STATE["weak"] and better.startswith(plan["pipeline_id"])
-    assert "beats" in doc["history"][-1]["reason"]
+    assert doc["history"][-1]["reason"].endswith(": promoted")
 
     rescore = wait_for_new_run(api, SCORING, "asset_triggered", known)
     assert plan_of(api, SCORING, rescore, "plan_scoring")["pipeline_id"] == f"{TODAY:%Y%m%d}"
@@ -449,6 +456,63 @@ def test_backfill_scores_each_date_into_its_own_partition(server, api):
         assert len(scored) + rejected == BACKFILL_ROWS
         assert {r["model_version"] for r in scored} == {STATE["champion"]}
         assert {r["pipeline_execution_dt"] for r in scored} == {day}
+        drift = plan_of(api, SCORING, backfilled[0].dag_run_id, "check_drift")
+        assert drift["status"] != "alert" and drift["alert"] is None, drift
+        assert task_states(api, SCORING, backfilled[0].dag_run_id)["publish_drift_alert"] == (
+            "skipped"
+        )
+    assert runs(api, TRAINING, "asset_triggered") == []
+
+
+# --- 7: drift -----------------------------------------------------------------------------------
+
+
+def drift_events(api) -> list:
+    import airflow_client.client as client
+
+    (asset,) = client.AssetApi(api).get_assets(name_pattern="customer_churn_drift").assets
+    return client.AssetApi(api).get_asset_events(asset_id=asset.id).asset_events
+
+
+def test_a_drift_alert_retrains_once_a_day_on_the_latest_snapshot(server, api):
+    import airflow_client.client as client
+    from airflow_client.client.models.create_asset_events_body import CreateAssetEventsBody
+    from airflow_client.client.models.dag_run_patch_body import DAGRunPatchBody
+
+    run_id = trigger(server, SCORING, "--conf", json.dumps({"day": DRIFT_DAY.isoformat()}))
+    wait_for_run(api, SCORING, run_id)
+    drift = plan_of(api, SCORING, run_id, "check_drift")
+    assert drift["status"] == "alert"
+    assert {"contract", "monthly_charges"} <= set(drift["alert"]["features"]), drift
+    (event,) = drift_events(api)
+    assert event.extra["features"] == drift["alert"]["features"]
+    assert Path(event.extra["report"]).exists()
+
+    retrain = [r.dag_run_id for r in runs(api, TRAINING, "asset_triggered")]
+    deadline = time.monotonic() + 120
+    while not retrain:
+        assert time.monotonic() < deadline, "the drift alert started no training run"
+        time.sleep(3)
+        retrain = [r.dag_run_id for r in runs(api, TRAINING, "asset_triggered")]
+    (first,) = retrain
+    deadline = time.monotonic() + 300
+    while task_states(api, TRAINING, first).get("plan_run") != "success":
+        assert time.monotonic() < deadline, task_states(api, TRAINING, first)
+        time.sleep(3)
+    plan = plan_of(api, TRAINING, first, "plan_run")
+    assert (plan["pipeline_id"], plan["day"]) == (f"{TODAY:%Y%m%d}-drift", TODAY.isoformat())
+    # The retrain itself runs like any other; stop it here to save the suite's time.
+    client.DagRunApi(api).patch_dag_run(TRAINING, first, DAGRunPatchBody(state="failed"))
+
+    # A second alert the same day (here posted through the API) starts a run that skips.
+    (asset,) = client.AssetApi(api).get_assets(name_pattern="customer_churn_drift").assets
+    client.AssetApi(api).create_asset_event(
+        CreateAssetEventsBody(asset_id=asset.id, extra={"features": {"contract": 0.5}})
+    )
+    second = wait_for_new_run(api, TRAINING, "asset_triggered", {first})
+    states = task_states(api, TRAINING, second)
+    assert states["plan_run"] == "skipped", states
+    assert registry(server)["drift_retrains"] == {f"{TODAY:%Y%m%d}-drift": plan["run_key"]}
 
 
 # --- the services work together --------------------------------------------------------------

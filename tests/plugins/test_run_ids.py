@@ -50,6 +50,15 @@ def test_an_asset_triggered_run_takes_the_day_of_its_event():
     assert (run.day, run.pipeline_id) == (dt.date(2026, 11, 29), "20261129")
 
 
+def test_a_tagged_asset_triggered_run_adds_its_tag():
+    """A drift retrain never takes the day's scheduled training id."""
+    run = identify("asset_triggered__x", "asset_triggered", None, AFTERNOON, asset_tag="drift")
+    assert (run.day, run.pipeline_id) == (dt.date(2026, 11, 29), "20261129-drift")
+    assert identify("m", "manual", None, AFTERNOON, asset_tag="drift").pipeline_id.endswith(
+        "-manual-140509"
+    )
+
+
 def test_the_day_param_chooses_the_input_day():
     run = identify("manual__x", "manual", None, AFTERNOON, day="2026-11-03")
     assert (run.day, run.pipeline_id) == (dt.date(2026, 11, 3), "20261103-manual-140509")

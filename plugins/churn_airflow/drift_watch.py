@@ -1,0 +1,151 @@
+"""What the DAGs do with a scoring run's drift report: summarise it, raise the alert, and let
+at most one drift-triggered retrain run per day (pure, apart from reading and the registry).
+
+The scoring job writes the report (``churn_ml.drift``); its statuses use the thresholds the
+scoring DAG passed it, so nothing here judges a PSI again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+
+from churn_ml import layout
+from churn_ml.psi import ALERT, OK
+
+log = logging.getLogger(__name__)
+
+DRIFT_TAG = "drift"  # a drift-triggered training run's pipeline_id is YYYYMMDD-drift
+RETRAINS_KEY = "drift_retrains"  # in the registry document: pipeline_id -> the run holding it
+
+
+def read_report(artifact_root: str, pipeline_id: str) -> dict:
+    """The scoring run's drift.json, and its HTML report's address as ``html``; a run that
+    scored always writes both."""
+    from churn_airflow.promotion import read_json
+
+    folder = layout.drift_folder(artifact_root, pipeline_id)
+    report = read_json(f"{folder}/drift.json")
+    if report is None:
+        raise FileNotFoundError(f"scoring run {pipeline_id} wrote no drift report in {folder}")
+    return {**report, "html": f"{folder}/drift.html"}
+
+
+def check(artifact_root: str, plan: dict) -> dict:
+    """The scoring DAG's drift check of the run ``plan`` names: its summary, logged."""
+    report = read_report(artifact_root, plan["pipeline_id"])
+    log.info("%s", message(report))
+    return {**summary(report), "alert": alert_extra(report, plan["day"])}
+
+
+def summary(report: dict, top: int = 5) -> dict:
+    """The check's return value (the UI's XCom tab): the status, where a person should look,
+    the largest PSIs and the report's address."""
+    if not report["baseline"]:
+        return {"status": "no baseline", "reason": report["reason"]}
+    features = report["features"]
+    flagged = {f["feature"]: round(f["psi"], 4) for f in features if f["status"] != OK}
+    return {
+        "status": report["status"],
+        "thresholds": report["thresholds"],
+        "look_at": flagged,
+        "top_psi": {f["feature"]: round(f["psi"], 4) for f in features[:top]},
+        "score_psi": round(report["score"]["psi"], 4),
+        "model_version": report["model_version"],
+        "report": report["html"],
+    }
+
+
+def message(report: dict) -> str:
+    """One line for the task log."""
+    if not report["baseline"]:
+        return f"drift not measured: {report['reason']}"
+    thresholds = report["thresholds"]
+    flagged = [f for f in report["features"] if f["status"] != OK]
+    head = (
+        f"drift {report['status']} against model {report['model_version']} (warning at PSI "
+        f"{thresholds['warning']}, alert at {thresholds['alert']}; score PSI "
+        f"{report['score']['psi']:.3f})"
+    )
+    if not flagged:
+        return head + ": every feature is below the warning line"
+    listed = ", ".join(f"{f['feature']} {f['psi']:.3f} ({f['status']})" for f in flagged)
+    return f"{head}: look at {listed}"
+
+
+def alert_extra(report: dict, day: str) -> dict | None:
+    """The drift Asset event's extra at an alert (the features past the alert line and their
+    PSIs), else None: no event."""
+    if not report["baseline"] or report["status"] != ALERT:
+        return None
+    return {
+        "pipeline_id": report["pipeline_id"],
+        "day": day,
+        "model_version": report["model_version"],
+        "features": {f["feature"]: round(f["psi"], 4) for f in report["features"]
+                     if f["status"] == ALERT},
+        "score_psi": round(report["score"]["psi"], 4),
+        "report": report["html"],
+    }  # fmt: skip
+
+
+def claim_retrain(doc: dict, pipeline_id: str, run_key: str) -> tuple[dict, str | None]:
+    """A registry ``update`` step: the drift retrain ``pipeline_id`` (one a day) goes to this
+    run unless another run has it. Returns (document, the other run that holds it, or None)."""
+    retrains = dict(doc.get(RETRAINS_KEY, {}))
+    holder = retrains.setdefault(pipeline_id, run_key)
+    if holder != run_key:
+        return doc, holder
+    return {**doc, RETRAINS_KEY: retrains}, None
+
+
+def latest_snapshot(data_root: str, until: dt.date) -> dt.date | None:
+    """The newest day up to ``until`` whose training input has landed under ``data_root``
+    (``landing/train`` in the data bucket or the local root): scoring data has no labels, so a
+    retrain on drift trains on the latest labelled snapshot."""
+    if data_root.startswith("gs://"):
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        bucket, _, prefix = data_root.removeprefix("gs://").partition("/")
+        names = GCSHook().list(bucket, prefix=prefix.rstrip("/") + "/dt=")
+        folders = {name.removeprefix(prefix.rstrip("/") + "/").split("/")[0] for name in names}
+    else:
+        root = data_root.removeprefix("file://")
+        folders = {
+            entry.name for entry in os.scandir(root) if entry.is_dir() and os.listdir(entry.path)
+        } if os.path.isdir(root) else set()  # fmt: skip
+    days = [d for d in map(layout.partition_day, folders) if d is not None and d <= until]
+    return max(days, default=None)
+
+
+def drift_retrain(env, run, params: dict):
+    """The identity of a drift-triggered training run, or a skip.
+
+    The run trains on the latest labelled snapshot up to its day (unless the ``day`` param
+    names one) and is the day's only drift retrain: a second drift alert that day, e.g. from
+    the re-score a promotion starts, skips at once. That breaks the loop drift -> retrain ->
+    promote -> re-score -> drift.
+    """
+    from dataclasses import replace
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from churn_airflow.promotion import registry_store
+
+    holder = registry_store(env.artifact_root).update(
+        lambda doc: claim_retrain(doc, run.pipeline_id, run.run_key)
+    )
+    if holder is not None:
+        raise AirflowSkipException(
+            f"drift retrain {run.pipeline_id} already belongs to run {holder}: at most one a day"
+        )
+    if params.get("day"):
+        return run
+    snapshot = latest_snapshot(env.training_data_root, run.day)
+    if snapshot is None:
+        raise FileNotFoundError(
+            f"no labelled training snapshot up to {run.day} under {env.training_data_root}"
+        )
+    log.info("drift retrain %s trains on the snapshot of %s", run.pipeline_id, snapshot)
+    return replace(run, day=snapshot)
