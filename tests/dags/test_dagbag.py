@@ -87,9 +87,7 @@ def test_scoring_graph_and_schedule(bag):
         "publish_drift_alert": [],
     }
     assert dag.get_task("wait_for_scoring").mode == "reschedule"
-    assert [o.name for o in dag.get_task("publish_drift_alert").outlets] == [
-        "customer_churn_drift"
-    ]
+    assert [o.name for o in dag.get_task("publish_drift_alert").outlets] == ["customer_churn_drift"]
     assert dag.params["drift_warning"] == 0.1 and dag.params["drift_alert"] == 0.25
 
 

@@ -113,3 +113,19 @@ def test_scoring_uses_the_champion_and_loses_no_row(scoring_run, churn_root, sou
     assert len(rejected) == source.score_rejects
     assert {r["model_version"] for r in scored} == {champion}
     assert all(0.0 <= r["churn_probability"] <= 1.0 for r in scored)
+
+
+def test_scoring_measures_drift_against_the_champions_profile(scoring_run, churn_root):
+    """The day's customers come from the population the model learnt from: no alert, so the
+    drift asset is not updated."""
+    tasks = states(scoring_run)
+    assert (tasks["check_drift"], tasks["publish_drift_alert"]) == ("success", "skipped")
+    folder = churn_root / "metrics" / "customer-churn-model" / "batch-scoring" / PIPELINE_ID
+    report = json.loads((folder / "drift.json").read_text())
+    assert report["baseline"] and report["status"] != "alert"
+    assert report["model_version"] == registry(churn_root)["champion"]
+    assert {"drift.png", "drift.html"} <= {p.name for p in folder.iterdir()}
+    drift = partition_rows(churn_root, "feature_drift", PIPELINE_ID)
+    features = [f["feature"] for f in report["features"]]
+    assert sorted(r["feature"] for r in drift) == sorted([*features, "churn_probability"])
+    assert {r["model_version"] for r in drift} == {report["model_version"]}
