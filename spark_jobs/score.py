@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Observation, SparkSession
@@ -41,6 +42,7 @@ from churn_ml.session import build_session
 log = logging.getLogger("churn_ml.score")
 
 MODEL_VERSION = "model_version"
+_BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="drift-report")
 REJECT_COLUMNS = ("customer_id", cleaning.REJECT_REASON, MODEL_VERSION, *LINEAGE_COLUMNS)
 
 
@@ -175,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if args.drift_uri:
             observed = drifts.get if profile else None
             document = drift_document(args, profile, observed, no_baseline)
+            # The plot renders while the tables are staged and committed.
+            rendering = _BACKGROUND.submit(drift_report.render, document)
             tables.append(stage_drift_table(spark, args, document))
         storage.commit_all(tables)  # rejects, predictions, drift (simultaneous on BigQuery)
     except BaseException:
@@ -183,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             table.discard()
         raise
     if args.drift_uri:
-        drift_report.write(spark, args.drift_uri, document)
+        drift_report.write(spark, args.drift_uri, document, rendering.result())
     stats = run_stats(args, tally)
     if args.stats_uri:
         storage.write_text(spark, args.stats_uri, json.dumps(stats, indent=2) + "\n")

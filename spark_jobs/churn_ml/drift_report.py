@@ -101,15 +101,21 @@ def summary(document: Mapping, top: int = 5) -> str:
     return f"drift {document['status']}: {highest}; score {score['psi']:.3f} ({score['status']})"
 
 
-def write(spark, folder: str, document: Mapping) -> None:
-    """``drift.png`` (with a baseline), ``drift.html`` and, last, ``drift.json`` in ``folder``:
-    a reader that finds the JSON finds the rest."""
+def render(document: Mapping) -> tuple[bytes | None, str]:
+    """The PNG (None without a baseline) and the HTML page of a report."""
     png = render_png(document) if table_rows(document) else None
+    return png, render_html(document, png)
+
+
+def write(spark, folder: str, document: Mapping, rendered: tuple[bytes | None, str]) -> None:
+    """``drift.png`` (with a baseline), ``drift.html`` and, last, ``drift.json`` in ``folder``:
+    a reader that finds the JSON finds the rest. ``rendered`` is ``render(document)``."""
+    png, page = rendered
     plot = storage.join(storage.normalize(folder), PNG)
     if png:
         storage.write_bytes(spark, plot, png)
     elif storage.exists(spark, plot):  # an earlier run's, with another model
         storage.delete(spark, plot)
-    storage.write_text(spark, storage.join(folder, HTML), render_html(document, png))
+    storage.write_text(spark, storage.join(folder, HTML), page)
     storage.write_text(spark, storage.join(folder, JSON), json.dumps(document, indent=2) + "\n")
     log.info("%s; report in %s", summary(document), storage.join(folder, HTML))

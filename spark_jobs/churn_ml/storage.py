@@ -130,7 +130,14 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
 
 
 def read_text(spark: SparkSession, uri: str) -> str:
-    return spark.read.text(normalize(uri), wholetext=True).first()[0]
+    """A small file's text, read on the driver through Hadoop's filesystem: no Spark job."""
+    fs, path = _fs(spark, normalize(uri))
+    stream = fs.open(path)
+    try:
+        data = spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
+    finally:
+        stream.close()
+    return bytes(data).decode("utf-8")
 
 
 # --- Tables ------------------------------------------------------------------------------
