@@ -250,6 +250,17 @@ def test_read_json_through_gcs_hook(bucket, gcs_hook):
     assert promotion.read_json(f"gs://{bucket.name}/a/missing.json") is None
 
 
+def test_drift_retrain_finds_the_latest_snapshot(bucket, gcs_hook):
+    from churn_airflow import drift_watch
+
+    for day in ("2026-11-26", "2026-11-28", "2026-12-01"):
+        bucket.blob(f"landing/train/dt={day}/part-00000.csv").upload_from_string("x")
+    bucket.blob("landing/score/dt=2026-11-29/part-00000.csv").upload_from_string("x")
+    root = f"gs://{bucket.name}/landing/train"
+    assert drift_watch.latest_snapshot(root, dt.date(2026, 11, 30)) == dt.date(2026, 11, 28)
+    assert drift_watch.latest_snapshot(root, dt.date(2026, 11, 25)) is None
+
+
 def test_promotion_reads_a_runs_metrics_and_updates_the_registry(bucket, gcs_hook):
     root = f"gs://{bucket.name}"
     for operation, au_pr in ((layout.TRAINING, 0.7), (layout.TUNING, 0.75)):
