@@ -60,6 +60,7 @@ def bench_tuning_side_by_side(spark, dataset: str) -> dict:
         LABEL_INDEX,
         churn_probability,
         feature_stages,
+        fit,
         forest,
         split,
         with_label,
@@ -85,14 +86,15 @@ def bench_tuning_side_by_side(spark, dataset: str) -> dict:
             parallelism=1,
             seed=DEFAULT_SEED,
         )
-        return cv.fit(train).bestModel
+        stages = cv.fit(train).bestModel.stages
+        return PipelineModel(stages=[*stages[:-1], stages[-1].copy()])  # without its summary
 
     def ours():
         features = Pipeline(stages=feature_stages()).fit(train)
         vectors = features.transform(train).select("customer_id", FEATURES, LABEL_INDEX).cache()
         grid = Grid(max_depth=depths, max_bins=(32,), num_trees=(20,))
         winner = best(cross_validate(vectors, grid, 3, DEFAULT_SEED, parallelism=6))
-        model = PipelineModel(stages=[*features.stages, forest(winner.params).fit(vectors)])
+        model = PipelineModel(stages=[*features.stages, fit(forest(winner.params), vectors)])
         vectors.unpersist()
         return model
 
@@ -268,10 +270,10 @@ def bench_comparison(work: Path, dataset: str, repeats: int = 3) -> dict:
     import subprocess
     import sys
 
-    from pipeline.params import LOCAL_SPARK_PROPERTIES
+    from churn_ml import spark_conf
 
     submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[*]"]
-    for key, value in sorted(LOCAL_SPARK_PROPERTIES.items()):
+    for key, value in sorted(spark_conf.local_properties().items()):
         submit += ["--conf", f"{key}={value}"]
 
     def job(name: str, *extra: str) -> tuple[float, float]:
