@@ -209,13 +209,14 @@ def training_profile(features: Profiled, predictions: DataFrame) -> Profile:
 
 def _conditions(bins: Bins) -> list[Column]:
     """What ``observed_counts`` counts for a feature: numeric, below each edge but the last,
-    above the last, and every value; categorical, each category and every value."""
+    and above the last; categorical, each category. A scored row has every feature (cleaning
+    rejects a missing one), so one count of the rows, ``_ROWS``, is every feature's total."""
     value = F.col(bins.feature)
     if bins.numeric:
         number = value.cast("double")
-        return [*(number < e for e in bins.edges[:-1]), number > bins.edges[-1], value.isNotNull()]
+        return [*(number < e for e in bins.edges[:-1]), number > bins.edges[-1]]
     text = value.cast("string")
-    return [*(text == c for c in bins.categories), value.isNotNull()]
+    return [text == c for c in bins.categories]
 
 
 def _all_bins(profile: Profile) -> tuple[Bins, ...]:
@@ -226,19 +227,26 @@ def _name(feature: int, condition: int) -> str:
     return f"drift_{feature}_{condition}"
 
 
+_ROWS = "drift_rows"
+
+
 def observed_counts(profile: Profile, where: Column) -> list[Column]:
     """Aggregate columns for an Observation: the counts ``measure`` needs, over the rows
     ``where`` selects (the scored ones)."""
     return [
-        F.count_if(where & condition).alias(_name(i, j))
-        for i, bins in enumerate(_all_bins(profile))
-        for j, condition in enumerate(_conditions(bins))
+        F.count_if(where).alias(_ROWS),
+        *(
+            F.count_if(where & condition).alias(_name(i, j))
+            for i, bins in enumerate(_all_bins(profile))
+            for j, condition in enumerate(_conditions(bins))
+        ),
     ]
 
 
 def day_shares(bins: Bins, counts: Sequence[int]) -> tuple[list[float], list[float], float, int]:
-    """(training shares, day shares, unseen share, rows) of one feature's observed counts; a
-    categorical feature gains the unseen bin (training share 0)."""
+    """(training shares, day shares, unseen share, rows) of one feature's observed counts (its
+    ``_conditions``' counts, then the rows); a categorical feature gains the unseen bin
+    (training share 0)."""
     total = counts[-1]
     if bins.numeric:
         inner = counts[1:-2]  # below each inner edge
@@ -259,7 +267,8 @@ def measure(profile: Profile, observed: Mapping[str, int]) -> tuple[list[dict], 
     measured = []
     rows = 0
     for i, bins in enumerate(_all_bins(profile)):
-        counts = [observed[_name(i, j)] for j in range(len(_conditions(bins)))]
+        conditions = range(len(_conditions(bins)))
+        counts = [*(observed[_name(i, j)] for j in conditions), observed[_ROWS]]
         expected, actual, unseen, total = day_shares(bins, counts)
         rows = max(rows, total)
         measured.append({
