@@ -50,7 +50,6 @@ def run_job(job: str, args: list[str], log: Path) -> float:
     """Wall seconds of one job in a fresh process; its output goes to ``log``."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")},
-        "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("", "spark_jobs", "plugins")),
         "CHURN_SPARK_MASTER": MASTER,
     }
     command = [sys.executable, str(REPO / "spark_jobs" / f"{job}.py"), *args]

@@ -101,7 +101,6 @@ def test_driver_memory_override_reaches_plain_python_and_spark_submit(tmp_path, 
     job.write_text(DRIVER_MEMORY_JOB, encoding="utf-8")
     for name in [k for k in os.environ if k.startswith("PYSPARK_GATEWAY")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("PYTHONPATH", str(REPO / "spark_jobs"))
     monkeypatch.setenv("CHURN_SPARK_MASTER", "local[1]")
     monkeypatch.setenv("CHURN_SPARK_DRIVER_MEMORY", "1200m")
     plain = subprocess.run([sys.executable, str(job)], capture_output=True, text=True, timeout=120)
