@@ -8,7 +8,8 @@ nothing visible. Both tables commit together, then ``--stats-uri`` receives the 
 as a small JSON document.
 
 With ``--drift-uri`` the same pass also counts the scored rows' features and churn
-probabilities in the bins of the model's training profile (``churn_ml.drift``): the
+probabilities in the bins of the model's training profile (``churn_ml.drift``; the compiled
+model counts them in its own Python pass, ``churn_ml.drift_counts``): the
 ``feature_drift`` table commits with the other two, then the folder receives ``drift.png``,
 ``drift.html`` and, last, ``drift.json``. A model saved without a profile still scores; its
 report says there is no baseline.
@@ -25,7 +26,17 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from churn_ml import cleaning, cli, customers, drift, drift_report, psi, raw_csv, storage
+from churn_ml import (
+    cleaning,
+    cli,
+    customers,
+    drift,
+    drift_counts,
+    drift_report,
+    psi,
+    raw_csv,
+    storage,
+)
 from churn_ml.compiled_model import load_compiled
 from churn_ml.layout import (
     BATCH_PREDICTIONS,
@@ -91,17 +102,23 @@ def parse_args(argv: Sequence[str] | None):
 Scorer = Callable[[DataFrame], DataFrame]
 
 
-def load_scorer(spark: SparkSession, model_uri: str) -> Scorer:
-    """The saved model as a function adding ``prediction`` and ``churn_probability``.
+def load_scorer(
+    spark: SparkSession, model_uri: str, profile: drift.Profile | None = None
+) -> tuple[Scorer, drift_counts.BinCounter | None]:
+    """The saved model as a function adding ``prediction`` and ``churn_probability``, and,
+    given the model's drift profile, the counter of its bins in the model's own pass.
 
-    The compiled form when the model has the shape training fits, else the model's transform.
+    The compiled form when the model has the shape training fits, else the model's transform
+    (and no counter: the job then counts the bins with an ``Observation``).
     """
     uri = storage.normalize(model_uri)
     compiled = load_compiled(spark, uri)
     if compiled is not None:
-        return compiled.transform
+        reject = cleaning.REJECT_REASON
+        counter = drift_counts.counter(spark, profile, compiled, reject) if profile else None
+        return (lambda customers: compiled.transform(customers, counter)), counter
     model = PipelineModel.load(uri)
-    return lambda customers: churn_probability(model.transform(customers))
+    return (lambda customers: churn_probability(model.transform(customers))), None
 
 
 def every_row_cleaned(parsed: DataFrame) -> DataFrame:
@@ -140,10 +157,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     spark = build_session("churn-batch-scoring")
     raw = raw_csv.read(spark, args.input_uri, with_label=False)
     records = customers.one_per_customer(cleaning.parse(raw))
-    scorer = load_scorer(spark, args.model_uri)
     profile, no_baseline = None, None
     if args.drift_uri:
         profile, no_baseline = load_profile(spark, args.model_uri, args.model_version)
+    scorer, counter = load_scorer(spark, args.model_uri, profile)
     scored = F.col(cleaning.REJECT_REASON).isNull()
     counts = Observation("scoring input")
     counted = records.observe(counts, *customers.tally()).where(~customers.repeated_header())
@@ -151,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         outcomes(scorer, counted, args.model_version), args.pipeline_id, args.pipeline_execution_dt
     )
     drifts = Observation("drift")  # the scored rows' bins, in the same pass
-    if profile:
+    if profile and counter is None:
         rows = rows.observe(drifts, *drift.observed_counts(profile, scored))
     # The one pass: predictions and rejects staged by a single write, counted on the way.
     try:
@@ -175,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         check_rejects(split, tally["customers_in"], tally["rejected"], args.max_reject_fraction)
         tables = split.tables()
         if args.drift_uri:
-            observed = drifts.get if profile else None
+            observed = (counter.counts() if counter else drifts.get) if profile else None
             document = drift_document(args, profile, observed, no_baseline)
             # The plot renders while the tables are staged and committed.
             rendering = _BACKGROUND.submit(drift_report.render, document)

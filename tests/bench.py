@@ -190,7 +190,7 @@ def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tup
         return customers.withColumns({"prediction": F.lit(0), CHURN_PROBABILITY: F.lit(0.0)})
 
     def job_floor():
-        with mock.patch.object(score, "load_scorer", lambda spark, uri: no_model):
+        with mock.patch.object(score, "load_scorer", lambda spark, uri, profile: (no_model, None)):
             score.main(args("floor"))
 
     # Every run happens twice and the faster counts: the first run of the floor pays for JVM

@@ -3,9 +3,10 @@
 Both come from bounded Spark aggregations; no row reaches the driver. Training and tuning
 profile their training rows and test-split churn probabilities (``training_profile``) and
 write the profile inside the model's folder before it is published (``layout.profile_uri``),
-so it is versioned with the model and never changes. The scoring job adds
-``observed_counts`` to the Observation of its one pass and turns the counts into
-``drift.json`` (``report``).
+so it is versioned with the model and never changes. The scoring job counts the day's rows
+in those bins in its one pass, in the compiled model's Python pass (``churn_ml.drift_counts``)
+or, for a model it cannot compile, with ``observed_counts`` in an Observation, and turns the
+counts into ``drift.json`` (``report``).
 
 A profile (``profile.json``)::
 
@@ -230,16 +231,26 @@ def _name(feature: int, condition: int) -> str:
 _ROWS = "drift_rows"
 
 
+def observed_names(profile: Profile) -> list[str]:
+    """The names of ``observed_counts``' counts, in order (``drift_counts`` keeps them too)."""
+    return [
+        _ROWS,
+        *(
+            _name(i, j)
+            for i, b in enumerate(_all_bins(profile))
+            for j in range(len(_conditions(b)))
+        ),
+    ]
+
+
 def observed_counts(profile: Profile, where: Column) -> list[Column]:
     """Aggregate columns for an Observation: the counts ``measure`` needs, over the rows
     ``where`` selects (the scored ones)."""
+    conditions = [c for bins in _all_bins(profile) for c in _conditions(bins)]
+    rows, *names = observed_names(profile)
     return [
-        F.count_if(where).alias(_ROWS),
-        *(
-            F.count_if(where & condition).alias(_name(i, j))
-            for i, bins in enumerate(_all_bins(profile))
-            for j, condition in enumerate(_conditions(bins))
-        ),
+        F.count_if(where).alias(rows),
+        *(F.count_if(where & c).alias(n) for c, n in zip(conditions, names, strict=True)),
     ]
 
 

@@ -102,5 +102,5 @@ def test_other_models_are_not_compiled_and_score_through_transform(spark, tmp_pa
     assert [s.kind for s in read_stages(spark, uri)][-1] == "DecisionTreeClassificationModel"
     assert load_compiled(spark, uri) is None
     expected = churn_probability(model.transform(rows)).select("prediction", "churn_probability")
-    scored = score.load_scorer(spark, uri)(rows).select("prediction", "churn_probability")
+    scored = score.load_scorer(spark, uri)[0](rows).select("prediction", "churn_probability")
     assertDataFrameEqual(scored, expected)

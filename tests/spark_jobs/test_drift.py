@@ -276,10 +276,36 @@ def test_a_model_without_a_profile_scores_with_no_baseline(
 @pytest.mark.slow
 def test_drift_is_counted_in_the_scoring_pass(generated_runs, days, tmp_path, collected):
     """No action of the job reads the input besides its one write: the drift comes from the
-    Observation of that pass."""
+    compiled model's own Python pass (or an Observation of it)."""
     day = Scored(generated_runs, tmp_path, days["shifted"], "one-pass").run()
     assert day.document["status"] == "alert"
     source = days["shifted"].name
     reads = [(plan, n) for plan, n, files in collected if any(source in f for f in files)]
     # At most the header line, read alone; no aggregation of the input's rows.
     assert all(n == 1 and "Aggregate" not in plan for plan, n in reads), reads
+
+
+@pytest.mark.slow
+def test_the_compiled_models_pass_counts_what_the_observation_counts(spark, generated_runs, days):
+    """The job counts the bins in the compiled model's Python pass (``drift_counts``); the
+    JVM aggregates (``observed_counts``) of the same rows give the same counts, name by name."""
+    from pyspark.sql import Observation
+
+    from churn_ml import cleaning, customers, drift_counts, raw_csv, storage
+    from churn_ml.compiled_model import load_compiled
+
+    args = generated_runs.score_args(Path("unused"), "counts")
+    model_uri = args[args.index("--model-uri") + 1]
+    compiled = load_compiled(spark, model_uri)
+    profile = drift.Profile.from_json(storage.read_text(spark, layout.profile_uri(model_uri)))
+    scored = F.col(cleaning.REJECT_REASON).isNull()
+    counter = drift_counts.counter(spark, profile, compiled, cleaning.REJECT_REASON)
+    raw = raw_csv.read(spark, str(days["shifted"]), with_label=False)
+    rows = score.every_row_cleaned(customers.one_per_customer(cleaning.parse(raw)))
+    observation = Observation("reference")
+    out = compiled.transform(rows, counter).observe(
+        observation, *drift.observed_counts(profile, scored)
+    )
+    out.write.format("noop").mode("overwrite").save()
+    assert counter.counts() == observation.get
+    assert counter.counts()["drift_rows"] > 0
