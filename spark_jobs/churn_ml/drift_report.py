@@ -72,11 +72,15 @@ def render_html(document: Mapping, png: bytes | None) -> str:
             f'<td style="color:{COLOURS[status]}"><strong>{status}</strong></td></tr>'
             for name, value, unseen, status in table_rows(document)
         )
-        image = base64.b64encode(png).decode("ascii") if png else ""
+        image = (
+            f'<img alt="PSI per feature" src="data:image/png;base64,'
+            f'{base64.b64encode(png).decode("ascii")}">'
+            if png
+            else f"<p>No plot: {NO_MATPLOTLIB}.</p>"
+        )
         body = (
             f'<p>Status: <strong style="color:{COLOURS[document["status"]]}">'
-            f"{document['status']}</strong></p>"
-            f'<img alt="PSI per feature" src="data:image/png;base64,{image}">'
+            f"{document['status']}</strong></p>{image}"
             "<table><tr><th>feature</th><th>PSI</th><th>unseen or out of range</th>"
             f"<th>status</th></tr>{cells}</table>"
         )
@@ -101,9 +105,18 @@ def summary(document: Mapping, top: int = 5) -> str:
     return f"drift {document['status']}: {highest}; score {score['psi']:.3f} ({score['status']})"
 
 
+NO_MATPLOTLIB = "matplotlib is not installed where the job ran"
+
+
 def render(document: Mapping) -> tuple[bytes | None, str]:
-    """The PNG (None without a baseline) and the HTML page of a report."""
-    png = render_png(document) if table_rows(document) else None
+    """The PNG (None without a baseline, or without matplotlib: the report and the table never
+    depend on a plotting library) and the HTML page of a report."""
+    png = None
+    if table_rows(document):
+        try:
+            png = render_png(document)
+        except ImportError:
+            log.warning("drift.png not drawn: %s", NO_MATPLOTLIB)
     return png, render_html(document, png)
 
 
