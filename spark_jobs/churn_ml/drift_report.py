@@ -45,7 +45,7 @@ def render_png(document: Mapping) -> bytes:
     ax.set_xlim(0, max(top, thresholds["alert"]) * 1.15)
     ax.set_xlabel("PSI against the training profile")
     run, model = document["pipeline_id"], document["model_version"]
-    ax.set_title(f"Drift of scoring run {run}, model {model}", fontsize=9)
+    ax.set_title(f"Drift of scoring run {run}\nagainst model {model}", fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
