@@ -26,10 +26,10 @@ def read_report(artifact_root: str, pipeline_id: str) -> dict:
     from churn_airflow.promotion import read_json
 
     folder = layout.drift_folder(artifact_root, pipeline_id)
-    report = read_json(f"{folder}/drift.json")
+    report = read_json(f"{folder}/{layout.DRIFT_JSON}")
     if report is None:
         raise FileNotFoundError(f"scoring run {pipeline_id} wrote no drift report in {folder}")
-    return {**report, "html": f"{folder}/drift.html"}
+    return {**report, "html": f"{folder}/{layout.DRIFT_HTML}"}
 
 
 def check(artifact_root: str, plan: dict) -> dict:

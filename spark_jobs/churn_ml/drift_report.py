@@ -11,11 +11,11 @@ import json
 import logging
 from collections.abc import Mapping
 
-from churn_ml import storage
+from churn_ml import layout, storage
 from churn_ml.drift import table_rows
 
 log = logging.getLogger(__name__)
-JSON, PNG, HTML = "drift.json", "drift.png", "drift.html"
+JSON, PNG, HTML = layout.DRIFT_JSON, layout.DRIFT_PNG, layout.DRIFT_HTML
 
 COLOURS = {"ok": "#4c9a6a", "warning": "#e0a030", "alert": "#c8453c"}
 

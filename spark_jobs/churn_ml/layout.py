@@ -73,6 +73,10 @@ def scoring_stats_file(root: str, pipeline_id: str) -> str:
     return drift_folder(root, pipeline_id) + "/run_stats.json"
 
 
+# The drift report of a scoring run, in its ``drift_folder`` (churn_ml.drift_report writes it).
+DRIFT_JSON, DRIFT_PNG, DRIFT_HTML = "drift.json", "drift.png", "drift.html"
+
+
 def drift_folder(root: str, pipeline_id: str) -> str:
     """The scoring run's metrics folder: ``drift.json``, ``drift.png`` and ``drift.html``
     (churn_ml.drift) beside ``run_stats.json``."""
