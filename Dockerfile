@@ -16,4 +16,5 @@ COPY --chown=airflow:root pyproject.toml /opt/airflow/
 COPY --chown=airflow:root spark_jobs /opt/airflow/spark_jobs
 COPY --chown=airflow:root plugins /opt/airflow/plugins
 COPY --chown=airflow:root pipeline /opt/airflow/pipeline
+COPY --chown=airflow:root churn_tools /opt/airflow/churn_tools
 RUN pip install --no-cache-dir --no-deps --no-build-isolation -e /opt/airflow

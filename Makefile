@@ -45,7 +45,7 @@ postgres:
 	@$(call debian_package,$(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb)),postgresql,the compose-stack test)
 
 demo: venv java
-	$(PY) -m churn_airflow.demo
+	$(PY) -m churn_tools.demo
 
 test: venv java browser postgres lint
 	$(VENV)/bin/pytest -q --durations=10
@@ -78,7 +78,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURD
 
 airflow-up: venv java
 	@mkdir -p .airflow
-	$(AIRFLOW_ENV) $(PY) -m churn_airflow.airflow_setup
+	$(AIRFLOW_ENV) $(PY) -m churn_tools.airflow_setup
 	$(AIRFLOW_ENV) nohup airflow standalone > .airflow/standalone.log 2>&1 & echo $$! > .airflow/standalone.pid
 	@echo "Airflow starting: http://localhost:8080 (log: .airflow/standalone.log; user admin, password in .airflow/simple_auth_manager_passwords.json.generated)"
 
@@ -104,7 +104,7 @@ compose-env: venv
 #   make deploy-composer DEPLOY_ARGS="--environment ENV --location REGION --project P \
 #     --data-bucket B --model-bucket B --code-bucket B --dry-run"
 deploy-composer: venv
-	$(PY) -m churn_airflow.composer_deploy $(DEPLOY_ARGS)
+	$(PY) -m churn_tools.composer_deploy $(DEPLOY_ARGS)
 
 # Re-resolve the pinned set after editing requirements.txt.
 lock: venv

@@ -45,7 +45,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 from churn_airflow import factory
 from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL, FEATURE_DRIFT
 from churn_airflow.run_ids import identity_params
-from churn_ml import psi
+from churn_core import psi
 
 
 @dag(
@@ -87,7 +87,7 @@ def customer_churn_batch_scoring():
     @task(multiple_outputs=True)
     def plan_scoring(params: dict, **context) -> dict:
         from churn_airflow import run_ids
-        from churn_ml import layout
+        from churn_core import layout
 
         psi.check_thresholds(params["drift_warning"], params["drift_alert"])
         run = run_ids.identify_context(context, params)

@@ -55,7 +55,7 @@ from churn_airflow.assets import CHAMPION_MODEL, FEATURE_DRIFT
 from churn_airflow.registry import AUTO, MIN_IMPROVEMENT, MODES
 from churn_airflow.run_ids import RUN_VALUES_KEY, identity_params
 from churn_airflow.settings import REGISTRY_POOL
-from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, MAX_FOLDS, MIN_FOLDS
+from churn_core.grids import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, MAX_FOLDS, MIN_FOLDS
 
 DAILY = CronTriggerTimetable("0 0 * * *", timezone="UTC")
 
@@ -116,8 +116,8 @@ def customer_churn_training():
     def plan_run(params: dict, **context) -> dict:
         from churn_airflow import drift_watch, run_ids
         from churn_airflow.promotion import champion_to_score
-        from churn_ml import layout, lineage
-        from pipeline.params import Tuning, parameter_values
+        from churn_core import layout, lineage
+        from churn_core.pipeline_params import Tuning, parameter_values
 
         env = settings.environment()
         run = run_ids.identify_context(context, params, asset_tag=drift_watch.DRIFT_TAG)

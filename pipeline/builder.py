@@ -7,10 +7,10 @@ dataset record, run by ``kfp.local``. Topology, parameters and evaluation are sh
 
 from kfp import dsl
 
-from churn_ml import layout, runtime
-from churn_ml.layout import TRAINING_DATA
+from churn_core import layout, runtime
+from churn_core.layout import TRAINING_DATA
+from churn_core.pipeline_params import DEFAULT_TUNING
 from pipeline import components as c
-from pipeline.params import DEFAULT_TUNING
 
 PIPELINE_NAME = "customer-churn-training"
 TARGETS = ("vertex", "local")

@@ -20,9 +20,10 @@ from pathlib import Path
 from kfp import local
 from package_zip import build as build_zip
 
-from churn_ml import layout, lineage, sample_data
+from churn_core import layout, lineage
+from churn_core.pipeline_params import DEFAULT_TUNING, REPO, Environment, Tuning, parameter_values
+from churn_ml import sample_data
 from pipeline.builder import build
-from pipeline.params import DEFAULT_TUNING, REPO, Environment, Tuning, parameter_values
 
 log = logging.getLogger("pipeline.run_local")
 DEFAULT_ROOT = Path(os.environ.get("CHURN_ROOT", REPO / ".churn"))

@@ -1,4 +1,5 @@
-"""Build ``dist/churn_ml.zip``, the shared package shipped to Dataproc as ``python_file_uris``.
+"""Build ``dist/churn_ml.zip``, the shared packages (``churn_ml`` and the contracts in
+``churn_core``) shipped to Dataproc as ``python_file_uris``.
 
 Entries are sorted and time-stamped at a fixed date, so the same sources give the same bytes.
 """
@@ -9,7 +10,7 @@ import argparse
 import zipfile
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent / "churn_ml"
+PACKAGES = tuple(Path(__file__).resolve().parent / name for name in ("churn_core", "churn_ml"))
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 
@@ -17,8 +18,10 @@ def build(output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     staged = output.with_suffix(".zip.tmp")
     with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as archive:
-        for source in sorted(PACKAGE.rglob("*.py")):
-            entry = zipfile.ZipInfo(str(source.relative_to(PACKAGE.parent)), FIXED_TIME)
+        names = sorted(str(s.relative_to(p.parent)) for p in PACKAGES for s in p.rglob("*.py"))
+        for name in names:
+            source = PACKAGES[0].parent / name
+            entry = zipfile.ZipInfo(name, FIXED_TIME)
             entry.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(entry, source.read_bytes())
     staged.replace(output)

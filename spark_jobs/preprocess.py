@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
+from churn_core.layout import TRAINING_DATA, table_uri
 from churn_ml import cleaning, cli, customers, raw_csv, storage
-from churn_ml.layout import TRAINING_DATA, table_uri
 from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.preprocess")

@@ -26,6 +26,14 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from churn_core.layout import (
+    BATCH_PREDICTIONS,
+    BATCH_REJECTS,
+    FEATURE_DRIFT,
+    PROFILE_FILE,
+    profile_uri,
+    table_uri,
+)
 from churn_ml import (
     cleaning,
     cli,
@@ -38,14 +46,6 @@ from churn_ml import (
     storage,
 )
 from churn_ml.compiled_model import load_compiled
-from churn_ml.layout import (
-    BATCH_PREDICTIONS,
-    BATCH_REJECTS,
-    FEATURE_DRIFT,
-    PROFILE_FILE,
-    profile_uri,
-    table_uri,
-)
 from churn_ml.model import CHURN_PROBABILITY, churn_probability
 from churn_ml.schema import LINEAGE_COLUMNS
 from churn_ml.session import build_session

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from churn_ml import cli, drift, layout
+from churn_core import layout
+from churn_ml import cli, drift
 from churn_ml.model import ForestParams, fit, training_pipeline
 from churn_ml.publish import add_run_arguments, load_split, parse_run_args, publish, run_target
 from churn_ml.session import build_session

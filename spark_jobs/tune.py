@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from pyspark.ml import Pipeline, PipelineModel
 
-from churn_ml import cli, drift, layout
-from churn_ml.grids import DEFAULT_FOLDS, MAX_FOLDS, MIN_FOLDS
+from churn_core import layout
+from churn_core.grids import DEFAULT_FOLDS, MAX_FOLDS, MIN_FOLDS
+from churn_ml import cli, drift
 from churn_ml.model import FEATURES, LABEL_INDEX, feature_stages, fit, forest
 from churn_ml.publish import add_run_arguments, load_split, parse_run_args, publish, run_target
 from churn_ml.session import build_session

@@ -270,7 +270,7 @@ def bench_comparison(work: Path, dataset: str, repeats: int = 3) -> dict:
     import subprocess
     import sys
 
-    from churn_ml import spark_conf
+    from churn_core import spark_conf
 
     submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[*]"]
     for key, value in sorted(spark_conf.local_properties().items()):

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from churn_core.spark_conf import COMMON
 from churn_ml import sample_data
-from churn_ml.spark_conf import COMMON
 
 REPO = Path(__file__).resolve().parents[1]
 

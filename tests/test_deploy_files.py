@@ -35,7 +35,7 @@ def test_compose_has_the_official_shape():
     assert "postgres" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert common["env_file"] == [{"path": "gcp.env", "required": False}]
     commands = {n: spec["services"][n]["command"] for n in AIRFLOW_SERVICES}
-    assert commands["airflow-init"] == ["-c", "python -m churn_airflow.airflow_setup"]
+    assert commands["airflow-init"] == ["-c", "python -m churn_tools.airflow_setup"]
     assert {commands[f"airflow-{c}"] for c in ("scheduler", "dag-processor", "triggerer")} == {
         "scheduler",
         "dag-processor",
@@ -66,7 +66,7 @@ def test_image_installs_the_makefile_lock():
 def test_every_airflow_setup_creates_the_pool():
     makefile = (REPO / "Makefile").read_text()
     airflow_up = makefile.split("\nairflow-up:")[1].split("\n\n")[0]
-    assert airflow_up.index("-m churn_airflow.airflow_setup") < airflow_up.index("standalone")
+    assert airflow_up.index("-m churn_tools.airflow_setup") < airflow_up.index("standalone")
     spec = compose()
     # as the image's airflow user, whose Python has airflow and this project's packages
     assert spec["services"]["airflow-init"]["user"] == spec["x-airflow-common"]["user"]

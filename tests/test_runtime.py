@@ -8,7 +8,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from churn_ml import runtime
+from churn_core import runtime
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from google.api_core.exceptions import NotFound
 from google.cloud.dataproc_v1 import Batch
 
 from churn_airflow import run_ids
-from churn_ml import lineage
+from churn_core import lineage
 
 # An earlier attempt's batch in these states is waited on instead of starting another.
 REUSABLE = {Batch.State.PENDING, Batch.State.RUNNING, Batch.State.SUCCEEDED}

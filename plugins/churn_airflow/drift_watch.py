@@ -11,8 +11,8 @@ import datetime as dt
 import logging
 import os
 
-from churn_ml import layout
-from churn_ml.psi import ALERT, OK
+from churn_core import layout
+from churn_core.psi import ALERT, OK
 
 log = logging.getLogger(__name__)
 

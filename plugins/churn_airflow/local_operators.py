@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
 from churn_airflow import local_jobs, run_ids, settings
-from churn_ml import lineage
+from churn_core import lineage
 
 
 class LocalPathSensor(BaseSensorOperator):
@@ -61,7 +61,7 @@ class LocalPipelineOperator(BaseOperator):
         return local_jobs.job_dir(self.root, local_jobs.PIPELINE, job)
 
     def execute(self, context) -> dict:
-        from pipeline.params import for_attempt
+        from churn_core.pipeline_params import for_attempt
 
         ti = context["ti"]
         earlier, current = run_ids.attempts(self.run_key, ti, self.retries)

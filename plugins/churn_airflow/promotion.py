@@ -7,7 +7,7 @@ import json
 import logging
 
 from churn_airflow import registry
-from churn_ml import layout
+from churn_core import layout
 
 log = logging.getLogger(__name__)
 

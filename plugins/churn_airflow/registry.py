@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from churn_ml.layout import MODEL_NAME
+from churn_core.layout import MODEL_NAME
 
 CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
     "champion",

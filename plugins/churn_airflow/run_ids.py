@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from churn_ml import lineage
+from churn_core import lineage
 
 MANUAL = "manual"
 ASSET_TRIGGERED = "asset_triggered"

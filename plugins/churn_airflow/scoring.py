@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from churn_ml import bigquery_sql, layout, psi
-from churn_ml.layout import BATCH_PREDICTIONS, BATCH_REJECTS
+from churn_core import bigquery_sql, layout, psi
+from churn_core.layout import BATCH_PREDICTIONS, BATCH_REJECTS
 
 
 def scoring_args(

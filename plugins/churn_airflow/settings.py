@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from churn_ml import runtime
+from churn_core import runtime
 
 BACKENDS = ("local", "gcp")
 GCP_SETTINGS = (
@@ -83,7 +83,7 @@ def environment():
     Bad settings (a missing one, an unknown runtime, a history server the runtime cannot
     attach) raise a one-sentence ValueError here, before anything is submitted.
     """
-    from pipeline.params import Environment
+    from churn_core.pipeline_params import Environment
 
     if backend() == "local":
         return Environment.local(local_root())

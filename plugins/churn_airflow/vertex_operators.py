@@ -16,8 +16,8 @@ from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud.aiplatform_v1.types import PipelineJob, PipelineState
 
 from churn_airflow import run_ids
-from churn_ml import lineage
-from pipeline.params import for_attempt
+from churn_core import lineage
+from churn_core.pipeline_params import for_attempt
 
 S = PipelineState
 # An earlier attempt's job in these states is waited on instead of starting another.

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from churn_ml import lineage
+from churn_core import lineage
 from churn_ml.session import JavaMissingError
 
 log = logging.getLogger("churn_ml")

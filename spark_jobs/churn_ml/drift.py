@@ -42,7 +42,7 @@ A drift report (``drift.json``)::
 
 ``unseen_share`` is the share of the day's rows with a category the training rows lacked
 (categorical) or a value outside the training range (numeric). Statuses come from PSI alone
-(``churn_ml.psi``); unseen values raise it through their bin.
+(``churn_core.psi``); unseen values raise it through their bin.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from churn_ml import psi
+from churn_core import psi
 from churn_ml.model import CHURN_PROBABILITY
 from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 

@@ -11,7 +11,8 @@ import json
 import logging
 from collections.abc import Mapping
 
-from churn_ml import layout, storage
+from churn_core import layout
+from churn_ml import storage
 from churn_ml.drift import table_rows
 
 log = logging.getLogger(__name__)

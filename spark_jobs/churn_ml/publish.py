@@ -21,17 +21,18 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from churn_ml import champion as champions
-from churn_ml import cli, comparison, drift, layout, storage
-from churn_ml.cleaning import with_lineage
-from churn_ml.evaluation import evaluate
-from churn_ml.layout import (
+from churn_core import layout
+from churn_core.layout import (
     FEATURE_IMPORTANCE,
     MODEL_METRICS,
     TEST_PREDICTIONS,
     TRAINING_DATA,
     table_uri,
 )
+from churn_ml import champion as champions
+from churn_ml import cli, comparison, drift, storage
+from churn_ml.cleaning import with_lineage
+from churn_ml.evaluation import evaluate
 from churn_ml.model import (
     CHURN_PROBABILITY,
     DEFAULT_SEED,

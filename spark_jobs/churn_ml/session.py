@@ -8,7 +8,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from churn_ml.spark_conf import COMMON, local_properties
+from churn_core.spark_conf import COMMON, local_properties
 
 
 class JavaMissingError(RuntimeError):

@@ -20,8 +20,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from churn_ml import bigquery_sql as sql
-from churn_ml.bigquery_sql import BigQueryTable, bigquery_table
+from churn_core import bigquery_sql as sql
+from churn_core.bigquery_sql import BigQueryTable, bigquery_table
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from churn_core.grids import DEFAULT_GRID, GRIDS
 from churn_ml.evaluation import evaluate
-from churn_ml.grids import DEFAULT_GRID, GRIDS
 from churn_ml.model import ForestParams, churn_probability, fit, forest, sub_forest
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_airflow import airflow_setup
+from churn_tools import airflow_setup
 
 REPO = Path(__file__).resolve().parents[2]
 

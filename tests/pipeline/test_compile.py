@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from churn_ml import runtime
+from churn_core import runtime
 from pipeline import builder
 from pipeline.compile import TEMPLATE, fresh_spec
 

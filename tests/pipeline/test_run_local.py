@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from churn_ml import layout
+from churn_core import layout
+from churn_core.pipeline_params import Tuning
 from pipeline import run_local
-from pipeline.params import Tuning
 
 pytestmark = [
     pytest.mark.slow,

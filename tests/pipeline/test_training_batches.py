@@ -17,8 +17,8 @@ from google.cloud.dataproc_v1 import AuthenticationConfig
 from google_cloud_pipeline_components.container.v1.dataproc.utils import dataproc_util
 from google_cloud_pipeline_components.container.v1.gcp_launcher.utils import json_util
 
+from churn_core.pipeline_params import Environment, parameter_values
 from pipeline.compile import TEMPLATE
-from pipeline.params import Environment, parameter_values
 from tests.dataproc_schema import strict_batch
 
 PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}")

@@ -10,8 +10,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from churn_airflow import drift_watch, registry
 from churn_airflow.run_ids import identify
-from churn_ml import layout
-from pipeline.params import Environment
+from churn_core import layout
+from churn_core.pipeline_params import Environment
 
 DAY = "2026-11-29"
 

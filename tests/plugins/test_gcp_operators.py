@@ -24,7 +24,7 @@ from churn_airflow.run_ids import RUN_VALUES_KEY
 from churn_airflow.scoring import dataproc_batch, scoring_args
 from churn_airflow.vertex_lazy import LazyPipelineJobOperator, PipelineJobLink
 from churn_airflow.vertex_operators import CancellingPipelineJobTrigger, ChurnRunPipelineJobOperator
-from pipeline.params import REPO, Environment, parameter_values
+from churn_core.pipeline_params import REPO, Environment, parameter_values
 
 DATAPROC_HOOK = "airflow.providers.google.cloud.operators.dataproc.DataprocHook"
 SENSOR_HOOK = "airflow.providers.google.cloud.sensors.dataproc.DataprocHook"

@@ -21,8 +21,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from churn_airflow import promotion, registry, scoring
-from churn_ml import bigquery_sql, layout
-from pipeline.params import Environment
+from churn_core import bigquery_sql, layout
+from churn_core.pipeline_params import Environment
 from tests import gcs_emulator as emulator
 
 PROJECT = "emulator-project"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from churn_airflow import promotion, registry
-from churn_ml import layout
+from churn_core import layout
 
 A = "abcde-1"
 
@@ -220,8 +220,8 @@ def two_days(spark, tmp_path_factory) -> dict:
     import preprocess
     import train
 
+    from churn_core.pipeline_params import champion_values
     from churn_ml import sample_data
-    from pipeline.params import champion_values
 
     root = tmp_path_factory.mktemp("two-days")
     warehouse = str(root / "warehouse")

@@ -25,7 +25,7 @@ from churn_airflow.registry import (
     promote,
     set_champion,
 )
-from churn_ml.layout import TRAINING, TUNING
+from churn_core.layout import TRAINING, TUNING
 
 NOW = "2026-11-29T03:00:00+00:00"
 LATER = "2026-11-30T03:00:00+00:00"

@@ -12,7 +12,7 @@ import score
 from google.cloud.dataproc_v1 import AuthenticationConfig, Batch
 
 from churn_airflow.scoring import check_run, dataproc_batch, scoring_args, validate
-from pipeline.params import REPO, Environment
+from churn_core.pipeline_params import REPO, Environment
 from tests.dataproc_schema import strict_batch
 
 DAY = dt.date(2026, 11, 29)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from churn_airflow import settings
-from churn_ml import runtime
+from churn_core import runtime
 
 GIVEN = {
     "CHURN_PROJECT": "acme-churn",

@@ -8,7 +8,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from churn_ml import bigquery_sql
+from churn_core import bigquery_sql
 
 TARGET = bigquery_sql.BigQueryTable("my-project", "customer_churn_ds", "test_predictions")
 RUN = {"operation": "training", "pipeline_id": "20261129-manual-0300"}

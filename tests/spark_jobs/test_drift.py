@@ -12,7 +12,8 @@ import score
 from pyspark.sql import functions as F
 from pyspark.sql.classic.dataframe import DataFrame
 
-from churn_ml import drift, layout, psi, sample_data
+from churn_core import layout, psi
+from churn_ml import drift, sample_data
 from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 SHIFT = {"Contract": 0.3, "MonthlyCharges": 30.0}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from churn_ml import layout, storage
+from churn_core import layout
+from churn_ml import storage
 
 
 def test_model_and_metrics_uris():

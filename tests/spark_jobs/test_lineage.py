@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from churn_ml import lineage
+from churn_core import lineage
 
 
 @pytest.mark.parametrize("value", ["20261129", "20261129-manual-140509", "p1", "a" * 32, "0"])

@@ -36,7 +36,9 @@ def test_zip_holds_every_module_and_is_reproducible(tmp_path):
     second = package_zip.build(tmp_path / "b" / "churn_ml.zip")
     assert first.read_bytes() == second.read_bytes()
     names = zipfile.ZipFile(first).namelist()
-    expected = sorted(f"churn_ml/{p.name}" for p in package_zip.PACKAGE.glob("*.py"))
+    expected = sorted(
+        f"{package.name}/{p.name}" for package in package_zip.PACKAGES for p in package.glob("*.py")
+    )
     assert names == expected
-    assert "churn_ml/cleaning.py" in names and "churn_ml/__init__.py" in names
+    assert {"churn_ml/cleaning.py", "churn_ml/__init__.py", "churn_core/layout.py"} <= set(names)
     assert not list(tmp_path.rglob("*.tmp"))

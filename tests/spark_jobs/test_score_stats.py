@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import score
 
-from churn_ml import layout
+from churn_core import layout
 from churn_ml.cli import InputError
 from churn_ml.schema import RAW_SCORE_COLUMNS
 

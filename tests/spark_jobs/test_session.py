@@ -94,8 +94,8 @@ print("huge method limit", spark.conf.get("spark.sql.codegen.hugeMethodLimit"))
 
 @pytest.mark.slow
 def test_driver_memory_override_reaches_plain_python_and_spark_submit(tmp_path, capfd, monkeypatch):
+    from churn_core.pipeline_params import Environment
     from pipeline.components import spark_submit
-    from pipeline.params import Environment
 
     job = tmp_path / "probe.py"
     job.write_text(DRIVER_MEMORY_JOB, encoding="utf-8")

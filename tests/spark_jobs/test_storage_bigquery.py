@@ -13,7 +13,8 @@ import sqlglot
 from google.api_core.exceptions import BadRequest, Forbidden
 from google.cloud import bigquery
 
-from churn_ml import bigquery_sql, storage
+from churn_core import bigquery_sql
+from churn_ml import storage
 
 URI = "bq://my-project.customer_churn_ds.batch_rejects"
 TARGET = bigquery_sql.bigquery_table(URI)

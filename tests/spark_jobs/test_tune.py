@@ -8,7 +8,7 @@ import pytest
 import tune
 from pyspark.ml import PipelineModel
 
-from churn_ml import layout
+from churn_core import layout
 
 
 def grid_points(runs) -> set[tuple[int, int, int]]:

@@ -1,6 +1,6 @@
 """Prepares an Airflow metadata DB for these DAGs: migrates it and creates their pool.
 
-``churn airflow-setup`` (or ``python -m churn_airflow.airflow_setup``) runs it in the current
+``churn airflow-setup`` (or ``python -m churn_tools.airflow_setup``) runs it in the current
 Airflow environment; the demo, ``make airflow-up``, the compose ``airflow-init`` service and the
 tests all call it.
 """

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pluggy
 
-from churn_airflow import airflow_setup
+from churn_tools import airflow_setup
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = (("customer_churn_training", "training"), ("customer_churn_batch_scoring", "scoring"))
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         os.execve(
             sys.executable,
-            [sys.executable, "-m", "churn_airflow.demo", *(sys.argv[1:] if argv is None else argv)],
+            [sys.executable, "-m", "churn_tools.demo", *(sys.argv[1:] if argv is None else argv)],
             {**os.environ, **env},
         )
     log_path = Path(env["AIRFLOW_HOME"]) / "demo.log"
@@ -183,7 +183,7 @@ def run(args, console: Console) -> dict:
 
 def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     from churn_airflow import drift_watch, promotion, registry, run_ids
-    from churn_ml import layout
+    from churn_core import layout
 
     summary = {"failed": failed, "log": str(log_path)}
     training = dag_runs.get("training")

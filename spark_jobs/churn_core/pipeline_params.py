@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_ml import layout, runtime, spark_conf
-from churn_ml.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
-from churn_ml.lineage import PIPELINE_STEPS, batch_id
+from churn_core import layout, runtime, spark_conf
+from churn_core.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
+from churn_core.lineage import PIPELINE_STEPS, batch_id
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Dataproc Serverless: a 4-core driver with room for maxDepth 15 forests, executors autoscaled.
 DATAPROC_SPARK_PROPERTIES = {

@@ -1,14 +1,15 @@
 """Deploy the churn DAGs and all they need to a Cloud Composer 3 environment (Airflow 3).
 
-``python -m churn_airflow.composer_deploy --environment ENV --location REGION --project P
+``python -m churn_tools.composer_deploy --environment ENV --location REGION --project P
 --data-bucket B --model-bucket B --code-bucket B --service-account SA [--region R] ...
 [--dry-run]`` works with the caller's gcloud credentials. A preflight first reads the
 environment, the project's APIs and the buckets, and stops before any change if something is
 missing. Then it sets every setting as a ``CHURN_*`` environment variable in one environment
 update, creates the registry pool through the environment's Airflow REST API, uploads the
-Spark jobs and the pipeline template to the code bucket, and the DAG-side code and the DAGs
-to the environment's bucket. ``--dry-run`` runs the preflight and prints every step, running
-none. The connection ``google_cloud_default`` is Composer's own. See docs/gcp.md.
+Spark jobs and the pipeline template to the code bucket, and the packages the DAGs import and
+the DAGs to the environment's ``dags/`` folder. The preflight also refuses an Airflow or Google
+provider version outside the tested range (``TESTED``). ``--dry-run`` runs the preflight and
+prints every step, running none. The connection ``google_cloud_default`` is Composer's own. See docs/gcp.md.
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_airflow import settings
-from churn_airflow.airflow_setup import POOLS
-from churn_ml import runtime
-from pipeline.params import Environment
+from packaging.specifiers import SpecifierSet
 
-REPO = settings.REPO
+import churn_airflow
+import churn_core
+from churn_airflow import settings
+from churn_core import runtime
+from churn_core.pipeline_params import Environment
+from churn_tools.airflow_setup import POOLS
+
+REPO = Path(__file__).resolve().parents[1]
 ENTRYPOINTS = tuple(f"spark_jobs/{job}.py" for job in ("preprocess", "train", "tune", "score"))
 PACKAGE_ZIP, ZIP = "spark_jobs/package_zip.py", "dist/churn_ml.zip"
-# churn_airflow is mirrored (a removed module goes too), without bytecode
+# a package is mirrored (a removed module goes too), without bytecode
 RSYNC = (
     "gcloud",
     "storage",
@@ -41,15 +46,13 @@ RSYNC = (
     "--delete-unmatched-destination-objects",
     "--exclude=.*__pycache__.*",
 )
-# The DAGs import these at run time besides churn_airflow; they go next to it in plugins/.
-# Only these files: the others need kfp or pyspark, which the DAG side never imports.
-DAG_SIDE_MODULES = {
-    "pipeline": ("pipeline/__init__.py", "pipeline/params.py"),
-    "churn_ml": tuple(
-        f"spark_jobs/churn_ml/{name}.py"
-        for name in ("__init__", "bigquery_sql", "grids", "layout", "lineage", "runtime")
-    ),
-}
+# The code the DAGs import, each package whole, into the environment's dags/ folder: Composer
+# syncs it to the DAG processor and the workers, and Airflow puts it on their sys.path (the DAG
+# bundle's root). Composer 3 gives the scheduler and the triggerer neither dags/ nor plugins/,
+# so nothing of ours may run there: the DAGs use built-in timetables and the provider's own
+# triggers only (tests/composer shows it on a Composer-shaped Airflow).
+DAG_PACKAGES = tuple(Path(package.__file__).parent for package in (churn_airflow, churn_core))
+DAG_IGNORE = "dags/.airflowignore"  # the DAG processor parses no file of those packages
 # What the DAGs and the jobs call, whatever the runtime (which may add its own).
 APIS = (
     "aiplatform.googleapis.com",
@@ -61,7 +64,13 @@ APIS = (
     "storage.googleapis.com",
 )
 AIRFLOW_3_IMAGE = re.compile(r"composer-3-airflow-3(\.|$)")
-POOLS_API = "/api/v2/pools"
+POOLS_API, VERSION_API, PROVIDERS_API = "/api/v2/pools", "/api/v2/version", "/api/v2/providers"
+# What the package is tested with (requirements.txt pins inside these; tests keep them so). It
+# uses what Airflow 3.3 brought: a trigger's on_kill, the bulk pools API, airflow.sdk.exceptions.
+TESTED = {
+    "apache-airflow": SpecifierSet(">=3.3.2,<3.4"),
+    "apache-airflow-providers-google": SpecifierSet(">=22.8.0,<23"),
+}
 
 ENVIRONMENT_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,62}[a-z0-9])?")
 REGION = re.compile(r"[a-z]+(?:-[a-z]+)+[0-9]+")
@@ -156,7 +165,7 @@ ANY_VALUE = _matching(LIST_ITEM, "a value without commas or spaces")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m churn_airflow.composer_deploy",
+        prog="python -m churn_tools.composer_deploy",
         description="Deploy the churn DAGs to a Cloud Composer 3 environment (docs/gcp.md).",
     )
     parser.add_argument(
@@ -244,6 +253,8 @@ def preflight(args, environment: ComposerEnvironment) -> None:
             f"{args.environment} runs {environment.image_version or 'an unknown image'}, "
             "not Cloud Composer 3 with Airflow 3 (composer-3-airflow-3.*)"
         )
+    if problem := version_problem(args, environment):
+        problems.append(problem)
     if environment.triggerers < 1:
         problems.append(
             f"{args.environment} has no triggerer, which the deferrable tasks need: "
@@ -264,6 +275,35 @@ def preflight(args, environment: ComposerEnvironment) -> None:
             problems.append(f"the {name.replace('_', ' ')} {bucket} cannot be read: {error}")
     if problems:
         raise DeployError("preflight failed, nothing was changed: " + "; ".join(problems))
+
+
+def installed_versions(environment: ComposerEnvironment) -> dict[str, str]:
+    """Airflow's and each provider's version, as the environment's Airflow REST API reports."""
+    versions = {"apache-airflow": _get(environment.airflow_uri + VERSION_API)["version"]}
+    offset = 0
+    while True:
+        page = _get(f"{environment.airflow_uri}{PROVIDERS_API}?limit=100&offset={offset}")
+        versions |= {p["package_name"]: p["version"] for p in page["providers"]}
+        offset += len(page["providers"])
+        if not page["providers"] or offset >= page["total_entries"]:
+            return versions
+
+
+def version_problem(args, environment: ComposerEnvironment) -> str | None:
+    """One sentence naming each version outside TESTED, or None."""
+    try:
+        found = installed_versions(environment)
+    except (OSError, KeyError, ValueError, subprocess.CalledProcessError) as error:
+        return f"the Airflow API of {args.environment} did not tell its versions: {_reason(error)}"
+    outside = [
+        f"{name} {found.get(name, '(not installed)')}"
+        for name, tested in TESTED.items()
+        if name not in found or found[name] not in tested
+    ]
+    if not outside:
+        return None
+    tested = ", ".join(f"{name} {versions}" for name, versions in TESTED.items())
+    return f"{args.environment} runs {' and '.join(outside)}; this package is tested with {tested}"
 
 
 def env_variables(args) -> dict[str, str]:
@@ -294,7 +334,7 @@ def plan(args, environment: ComposerEnvironment, template: Path) -> list[Action]
         args.project, args.region, args.data_bucket, args.model_bucket, args.code_bucket
     )
     (zip_uri,) = env.python_file_uris
-    plugins = f"{environment.bucket}/plugins"
+    dags_folder = f"{environment.bucket}/dags"
     dags = sorted(str(p.relative_to(REPO)) for p in (REPO / "dags").glob("*.py"))
     wanted = env_variables(args)
     actions = []
@@ -319,19 +359,18 @@ def plan(args, environment: ComposerEnvironment, template: Path) -> list[Action]
             f"gs://{args.code_bucket}/{settings.TEMPLATE_OBJECT}",
         ),
         upload(
-            "upload plugins/.airflowignore (plugin loading skips the packages below)",
-            ["plugins/.airflowignore"],
-            f"{plugins}/",
-        ),
-        Action(
-            "sync churn_airflow into the plugins folder",
-            (*RSYNC, "plugins/churn_airflow", f"{plugins}/churn_airflow"),
+            f"upload {DAG_IGNORE} (DAG parsing skips the packages below)",
+            [DAG_IGNORE],
+            f"{dags_folder}/",
         ),
         *(
-            upload(f"upload {package} into the plugins folder", files, f"{plugins}/{package}/")
-            for package, files in DAG_SIDE_MODULES.items()
+            Action(
+                f"sync {folder.name} into the dags folder",
+                (*RSYNC, str(folder.relative_to(REPO)), f"{dags_folder}/{folder.name}"),
+            )
+            for folder in DAG_PACKAGES
         ),
-        upload("upload the DAGs", dags, f"{environment.bucket}/dags/"),
+        upload("upload the DAGs", dags, f"{dags_folder}/"),
     ]
     return actions
 
@@ -356,6 +395,13 @@ def access_token() -> str:
     argv = ("gcloud", "auth", "print-access-token")
     done = subprocess.run(argv, check=True, capture_output=True, text=True)
     return done.stdout.strip()
+
+
+def _get(url: str) -> dict:
+    """One read of the environment's Airflow REST API."""
+    http = urllib.request.Request(url, headers={"Authorization": f"Bearer {access_token()}"})
+    with urllib.request.urlopen(http, timeout=90) as response:
+        return json.load(response)
 
 
 def send(request: ApiRequest) -> None:

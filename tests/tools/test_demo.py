@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churn_airflow.demo import failure_reason, render
+from churn_tools.demo import failure_reason, render
 
 SUMMARY = {
     "failed": [],

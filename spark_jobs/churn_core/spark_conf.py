@@ -1,8 +1,9 @@
 """Spark settings, in one place: what every session sets, and how local Spark starts.
 
-Pure Python, no pyspark: ``pipeline.params`` hands ``local_properties()`` to spark-submit as
-``--conf`` values (the local pipeline and scoring batches), and ``session.build_session``
-applies the same when a job run with plain ``python`` starts local Spark itself.
+Pure Python, no pyspark: ``churn_core.pipeline_params`` hands ``local_properties()`` to
+spark-submit as ``--conf`` values (the local pipeline and scoring batches), and
+``session.build_session`` applies the same when a job run with plain ``python`` starts local
+Spark itself.
 """
 
 from __future__ import annotations

@@ -23,10 +23,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from churn_airflow import composer_deploy, scoring, settings
-from churn_airflow.airflow_setup import POOLS
+from churn_core.pipeline_params import Environment
+from churn_airflow import scoring, settings
+from churn_tools import composer_deploy
+from churn_tools.airflow_setup import POOLS
 from pipeline.compile import TEMPLATE
-from pipeline.params import Environment
 
 REPO = settings.REPO
 ENV_NAME, LOCATION, PROJECT = "churn-prod", "europe-west4", "acme-churn"
@@ -311,7 +312,7 @@ def test_dry_run_as_a_command(subprocess_env, tmp_path, airflow_api):
     )
     script.chmod(0o755)
     done = subprocess.run(
-        [sys.executable, "-m", "churn_airflow.composer_deploy", *ARGS, "--dry-run"],
+        [sys.executable, "-m", "churn_tools.composer_deploy", *ARGS, "--dry-run"],
         cwd=work,  # any folder: paths in the steps are relative to the repo
         env={**subprocess_env, "PATH": f"{bin_dir}{os.pathsep}{subprocess_env['PATH']}"},
         capture_output=True,
@@ -611,13 +612,13 @@ loaded_as_plugins = sorted(m for m in sys.modules if m.split(".")[0] in ours)
 bag = DagBag(sys.argv[1])
 import churn_airflow.dataproc_operators, churn_airflow.promotion, churn_airflow.registry
 import churn_airflow.run_ids, churn_airflow.scoring, churn_airflow.settings
-import churn_airflow.vertex_operators, churn_ml.layout, pipeline.params
+import churn_airflow.vertex_operators, churn_core.layout, churn_core.pipeline_params
 print(json.dumps({
     "plugin_errors": plugin_errors,
     "loaded_as_plugins": loaded_as_plugins,
     "dag_errors": bag.import_errors,
     "dags": sorted(bag.dag_ids),
-    "files": sorted({m.__file__ for m in (churn_airflow, pipeline.params, churn_ml.layout)}),
+    "files": sorted({m.__file__ for m in (churn_airflow, churn_core.pipeline_params, churn_core.layout)}),
     "heavy": sorted(m for m in sys.modules if m.split(".")[0] in ("kfp", "pyspark")),
 }))
 """

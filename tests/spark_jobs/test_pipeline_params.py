@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from churn_ml.grids import GRIDS
-from churn_ml.lineage import job_id
+from churn_core.grids import GRIDS
+from churn_core.lineage import job_id
+from churn_core.pipeline_params import (
+    DEFAULT_TUNING,
+    Environment,
+    Tuning,
+    for_attempt,
+    parameter_values,
+)
 from pipeline.compile import TEMPLATE
-from pipeline.params import DEFAULT_TUNING, Environment, Tuning, for_attempt, parameter_values
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DATE = dt.date(2026, 11, 29)

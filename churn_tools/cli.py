@@ -17,12 +17,12 @@ import importlib
 import sys
 
 COMMANDS = {
-    "demo": "churn_airflow.demo",
+    "demo": "churn_tools.demo",
     "registry": "churn_airflow.registry",
     "pipeline run-local": "pipeline.run_local",
     "generate-data": "generate_data",
-    "airflow-setup": "churn_airflow.airflow_setup",
-    "deploy-composer": "churn_airflow.composer_deploy",
+    "airflow-setup": "churn_tools.airflow_setup",
+    "deploy-composer": "churn_tools.composer_deploy",
 }
 
 
