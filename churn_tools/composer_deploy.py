@@ -9,12 +9,14 @@ update, creates the registry pool through the environment's Airflow REST API, up
 Spark jobs and the pipeline template to the code bucket, and the packages the DAGs import and
 the DAGs to the environment's ``dags/`` folder. The preflight also refuses an Airflow or Google
 provider version outside the tested range (``TESTED``). ``--dry-run`` runs the preflight and
-prints every step, running none. The connection ``google_cloud_default`` is Composer's own. See docs/gcp.md.
+prints every step, running none. The connection ``google_cloud_default`` is Composer's own.
+See docs/gcp.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import shlex
@@ -390,8 +392,10 @@ def _reason(error: Exception) -> str:
     return str(error)
 
 
+@functools.cache
 def access_token() -> str:
-    """The caller's gcloud access token: Composer's Airflow API accepts it as a Bearer token."""
+    """The caller's gcloud access token (read once): Composer's Airflow API accepts it as a
+    Bearer token."""
     argv = ("gcloud", "auth", "print-access-token")
     done = subprocess.run(argv, check=True, capture_output=True, text=True)
     return done.stdout.strip()

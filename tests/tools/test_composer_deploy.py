@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from churn_core.pipeline_params import Environment
 from churn_airflow import scoring, settings
+from churn_core.pipeline_params import Environment
 from churn_tools import composer_deploy
 from churn_tools.airflow_setup import POOLS
 from pipeline.compile import TEMPLATE
@@ -70,7 +69,8 @@ BUCKET_CHECKS = [
     ["gcloud", "storage", "buckets", "describe", f"gs://{b}", "--format=json"]
     for b in BUCKETS.values()
 ]
-READS = [DESCRIBE, SERVICES, *BUCKET_CHECKS]
+TOKEN_READ = ["gcloud", "auth", "print-access-token"]
+READS = [DESCRIBE, TOKEN_READ, SERVICES, *BUCKET_CHECKS]
 BUCKET_NAMES = tuple(BUCKETS.values())
 ENV_VARIABLES = {
     "CHURN_BACKEND": "gcp",
@@ -152,16 +152,12 @@ def expected_steps(airflow_uri: str, env_variables_set: bool = False) -> list[st
         ["gcloud", "storage", "cp", "spark_jobs/preprocess.py", "spark_jobs/train.py",
          "spark_jobs/tune.py", "spark_jobs/score.py", f"{env.code_uri}/"],
         ["gcloud", "storage", "cp", str(TEMPLATE.relative_to(REPO)), template_uri],
-        ["gcloud", "storage", "cp", "plugins/.airflowignore", f"{ENV_BUCKET}/plugins/"],
-        ["gcloud", "storage", "rsync", "--recursive", "--delete-unmatched-destination-objects",
-         "--exclude=.*__pycache__.*", "plugins/churn_airflow",
-         f"{ENV_BUCKET}/plugins/churn_airflow"],
-        ["gcloud", "storage", "cp", "pipeline/__init__.py", "pipeline/params.py",
-         f"{ENV_BUCKET}/plugins/pipeline/"],
-        ["gcloud", "storage", "cp", "spark_jobs/churn_ml/__init__.py",
-         "spark_jobs/churn_ml/bigquery_sql.py", "spark_jobs/churn_ml/grids.py",
-         "spark_jobs/churn_ml/layout.py", "spark_jobs/churn_ml/lineage.py",
-         "spark_jobs/churn_ml/runtime.py", f"{ENV_BUCKET}/plugins/churn_ml/"],
+        ["gcloud", "storage", "cp", "dags/.airflowignore", f"{ENV_BUCKET}/dags/"],
+        *(
+            ["gcloud", "storage", "rsync", "--recursive", "--delete-unmatched-destination-objects",
+             "--exclude=.*__pycache__.*", folder, f"{ENV_BUCKET}/dags/{Path(folder).name}"]
+            for folder in ("plugins/churn_airflow", "spark_jobs/churn_core")
+        ),
         ["gcloud", "storage", "cp", "dags/customer_churn_batch_scoring.py",
          "dags/customer_churn_training.py", f"{ENV_BUCKET}/dags/"],
     ]  # fmt: skip
@@ -184,15 +180,62 @@ def listed_steps(out: str) -> list[tuple[str, str]]:
     return steps
 
 
+# What the environment reports: the tested versions, and more providers than one page holds.
+TESTED_VERSIONS = {
+    "apache-airflow": "3.3.2",
+    **{f"apache-airflow-providers-extra-{i:03}": "1.0.0" for i in range(120)},
+    "apache-airflow-providers-google": "22.8.0",
+}
+
+
 class AirflowApi:
     """The environment's Airflow REST API: checks each request as Airflow 3.3 would."""
 
     def __init__(self):
-        self.requests: list[dict] = []
+        self.requests: list[dict] = []  # the changes
+        self.reads: list[str] = []
         self.status = 200
+        self.versions = dict(TESTED_VERSIONS)
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlsplit
+
+                from airflow.api_fastapi.core_api.datamodels.providers import (
+                    ProviderCollectionResponse,
+                )
+                from airflow.api_fastapi.core_api.datamodels.version import VersionInfo
+
+                api.reads.append(self.path)
+                url = urlsplit(self.path)
+                if url.path == "/api/v2/version":
+                    answer = VersionInfo(version=api.versions["apache-airflow"], git_version=None)
+                else:
+                    assert url.path == "/api/v2/providers", self.path
+                    query = {k: int(v[0]) for k, v in parse_qs(url.query).items()}
+                    providers = [
+                        {
+                            "package_name": n,
+                            "description": n,
+                            "version": v,
+                            "documentation_url": None,
+                        }
+                        for n, v in api.versions.items()
+                        if n != "apache-airflow"
+                    ]
+                    providers = [{**p, "documentation_url": None} for p in providers]
+                    answer = ProviderCollectionResponse(
+                        providers=providers[query["offset"] :][: query["limit"]],
+                        total_entries=len(providers),
+                    )
+                data = answer.model_dump_json().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_PATCH(self):
                 from airflow.api_fastapi.core_api.datamodels.common import (
                     BulkActionResponse,
@@ -222,6 +265,12 @@ class AirflowApi:
 
         self.server = HTTPServer(("127.0.0.1", 0), Handler)
         self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token():
+    """Each deploy asks gcloud for its token once."""
+    composer_deploy.access_token.cache_clear()
 
 
 @pytest.fixture
@@ -427,7 +476,7 @@ def test_a_refused_pool_request_stops_the_deploy(capsys, gcloud, airflow_api):
     with pytest.raises(SystemExit) as stopped:
         composer_deploy.main(ARGS)
     message = str(stopped.value)
-    assert message.startswith("deploy failed: step 2/11 (create pool churn_registry")
+    assert message.startswith("deploy failed: step 2/10 (create pool churn_registry")
     assert "HTTP 403" in message and "an Airflow role that may edit pools" in message
     assert not any("storage" in argv for argv in fake.changes())  # no upload after it
 
@@ -479,6 +528,62 @@ def test_a_failed_preflight_changes_nothing_and_names_what_is_missing(
     assert str(stopped.value) == f"deploy failed: preflight failed, nothing was changed: {named}"
     assert fake.commands() == READS
     assert airflow_api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("versions", "named"),
+    [
+        (
+            {"apache-airflow": "3.1.0"},
+            "churn-prod runs apache-airflow 3.1.0; this package is tested with apache-airflow "
+            "<3.4,>=3.3.2, apache-airflow-providers-google <23,>=22.8.0",
+        ),
+        (
+            {"apache-airflow": "3.4.0", "apache-airflow-providers-google": "19.1.0"},
+            "churn-prod runs apache-airflow 3.4.0 and apache-airflow-providers-google 19.1.0; "
+            "this package is tested with apache-airflow <3.4,>=3.3.2, "
+            "apache-airflow-providers-google <23,>=22.8.0",
+        ),
+        (
+            {"apache-airflow-providers-google": None},
+            "churn-prod runs apache-airflow-providers-google (not installed); this package is "
+            "tested with apache-airflow <3.4,>=3.3.2, apache-airflow-providers-google <23,>=22.8.0",
+        ),
+    ],
+)
+def test_the_preflight_refuses_versions_outside_the_tested_range(
+    gcloud, airflow_api, versions, named
+):
+    fake = gcloud()
+    for name, version in versions.items():
+        if version is None:
+            del airflow_api.versions[name]
+        else:
+            airflow_api.versions[name] = version
+    with pytest.raises(SystemExit) as stopped:
+        composer_deploy.main(ARGS)
+    assert str(stopped.value) == f"deploy failed: preflight failed, nothing was changed: {named}"
+    assert fake.changes() == [] and airflow_api.requests == []
+
+
+def test_the_tested_range_holds_the_pinned_versions():
+    pins = dict(
+        line.split("==")
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.startswith("apache-airflow") and "==" in line
+    )
+    for name, tested in composer_deploy.TESTED.items():
+        assert pins[name] in tested, name
+
+
+def test_the_preflight_reads_every_page_of_providers(capsys, gcloud, airflow_api):
+    gcloud()
+    dry_run(capsys)
+    pages = [r for r in airflow_api.reads if r.startswith("/api/v2/providers")]
+    assert pages == [
+        "/api/v2/providers?limit=100&offset=0",
+        "/api/v2/providers?limit=100&offset=100",
+    ]
 
 
 def test_the_preflight_names_every_problem_at_once(gcloud):
@@ -602,68 +707,65 @@ def test_a_stale_template_stops_before_anything_runs(monkeypatch, no_commands):
 
 
 PROBE = """
-import json, sys
+import importlib, json, pkgutil, sys
 from airflow import plugins_manager
 from airflow.dag_processing.dagbag import DagBag
 
-plugin_errors = plugins_manager.get_import_errors()  # imports plugins/ but .airflowignore
-ours = ("churn_airflow", "pipeline", "churn_ml")
-loaded_as_plugins = sorted(m for m in sys.modules if m.split(".")[0] in ours)
-bag = DagBag(sys.argv[1])
-import churn_airflow.dataproc_operators, churn_airflow.promotion, churn_airflow.registry
-import churn_airflow.run_ids, churn_airflow.scoring, churn_airflow.settings
-import churn_airflow.vertex_operators, churn_core.layout, churn_core.pipeline_params
+plugins_manager.get_import_errors()  # loads the plugins folder, as every component does
+dags = sys.argv[1]
+sys.path.append(dags)  # the DAG bundle's root, as the DAG processor and the workers add it
+bag = DagBag(dags)
+shipped = {}
+for name in sys.argv[2].split(","):
+    package = importlib.import_module(name)
+    shipped[name] = package.__file__
+    for module in pkgutil.walk_packages(package.__path__, name + "."):
+        shipped[module.name] = importlib.import_module(module.name).__file__
 print(json.dumps({
-    "plugin_errors": plugin_errors,
-    "loaded_as_plugins": loaded_as_plugins,
     "dag_errors": bag.import_errors,
     "dags": sorted(bag.dag_ids),
-    "files": sorted({m.__file__ for m in (churn_airflow, churn_core.pipeline_params, churn_core.layout)}),
+    "files": shipped,
     "heavy": sorted(m for m in sys.modules if m.split(".")[0] in ("kfp", "pyspark")),
 }))
 """
 
 
 @pytest.mark.slow
-def test_what_goes_to_the_environment_bucket_imports_there(capsys, gcloud, tmp_path):
-    """The DAGs and every gcp-backend task import from the uploaded dags/ and plugins/ alone."""
-    gcloud()
-    prefix = ENV_BUCKET + "/"
-    for _, shown in dry_run(capsys):  # lay out what the steps upload, as Composer mounts it
-        argv = [] if shown.startswith("PATCH") else shlex.split(shown)
-        if argv[:3] == ["gcloud", "storage", "rsync"] and argv[-1].startswith(prefix):
-            shutil.copytree(
-                REPO / argv[-2],
-                tmp_path / argv[-1].removeprefix(prefix),
-                ignore=shutil.ignore_patterns("__pycache__"),
-            )
-        elif argv[:3] == ["gcloud", "storage", "cp"] and argv[-1].startswith(prefix):
-            folder = tmp_path / argv[-1].removeprefix(prefix)
-            folder.mkdir(parents=True, exist_ok=True)
-            for source in argv[3:-1]:
-                shutil.copy(REPO / source, folder)
-    dags, plugins = tmp_path / "dags", tmp_path / "plugins"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(dags), str(plugins)]),  # not the repo
-        "CHURN_BACKEND": "gcp",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
-    }
-    done = subprocess.Popen(
-        [sys.executable, "-c", PROBE, str(dags)],
+def test_what_goes_to_the_environment_bucket_imports_there(tmp_path):
+    """The DAGs and every module of the shipped packages import from the uploaded dags/ alone,
+    in an interpreter holding the lock's packages but not this project, with neither pyspark
+    nor kfp imported."""
+    from tests.composer import deployed
+
+    variables = deployed.lay_out(tmp_path / "gcs")
+    bucket = deployed.environment_bucket(tmp_path / "gcs")
+    dags = bucket / "dags"
+    packages = [folder.name for folder in composer_deploy.DAG_PACKAGES]
+    assert sorted(p.name for p in dags.iterdir() if p.is_dir()) == sorted(packages)
+    ignored = (dags / ".airflowignore").read_text().splitlines()
+    assert [line.rstrip("/") for line in ignored if not line.startswith("#")] == packages
+    env = deployed.clean_env(
+        **variables,
+        AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(bucket / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    )
+    done = subprocess.run(
+        [str(deployed.lock_python(tmp_path)), "-P", "-c", PROBE, str(dags), ",".join(packages)],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
+        timeout=300,
     )
-    out, err = done.communicate(timeout=300)
-    assert done.returncode == 0, err
-    found = json.loads(out.splitlines()[-1])
-    assert found["plugin_errors"] == {}
-    assert found["loaded_as_plugins"] == []  # the Vertex module alone costs ~10 s per process
+    assert done.returncode == 0, done.stderr[-5000:]
+    found = json.loads(done.stdout.splitlines()[-1])
     assert found["dag_errors"] == {}
     assert found["dags"] == ["customer_churn_batch_scoring", "customer_churn_training"]
-    assert all(f.startswith(str(plugins)) for f in found["files"]), found["files"]
+    assert found["files"] and all(f.startswith(str(dags)) for f in found["files"].values())
+    for folder in composer_deploy.DAG_PACKAGES:  # every module of each package went
+        modules = {p.relative_to(folder.parent).with_suffix("") for p in folder.rglob("*.py")}
+        named = {".".join(m.parts).removesuffix(".__init__") for m in modules}
+        assert named <= set(found["files"])
     assert found["heavy"] == []  # kfp and pyspark need not be installed on Composer
