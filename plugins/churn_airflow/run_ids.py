@@ -119,6 +119,12 @@ def attempts(key: str, ti, retries: int) -> tuple[list[str], str]:
     return earlier, lineage.attempt(key, ti.try_number)
 
 
+def superseded(key: str, ti, retries: int) -> list[str]:
+    """The attempts of the tries before the last clear (none before the first clear)."""
+    first = tries_since_clear(ti.try_number, ti.max_tries, retries)[0]
+    return [lineage.attempt(key, t) for t in range(1, first)]
+
+
 def first_reusable(earlier: list[str], lookup: Callable[[str], T | None]) -> tuple[str, T] | None:
     """The newest earlier attempt whose job ``lookup`` finds reusable (running or succeeded),
     with what it found; None when a new job must start."""

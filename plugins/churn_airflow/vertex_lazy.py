@@ -3,7 +3,8 @@
 Importing the provider's Vertex pipeline-job module costs seconds, and the DAG processor would
 pay them on every parse. ``LazyPipelineJobOperator`` holds the same arguments, and builds the
 real ``ChurnRunPipelineJobOperator`` only when it runs (``execute``, and ``execute_complete``
-after deferral), handing it the rendered arguments.
+after deferral), handing it the rendered arguments and every BaseOperator argument of the task
+(its retries above all: they tell an automatic retry from the first try after a clear).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class LazyPipelineJobOperator(BaseOperator):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        # the DAG's default_args included; the real operator joins no DAG
+        self.task_arguments = {k: v for k, v in kwargs.items() if k not in ("dag", "task_group")}
         self.project_id = project_id
         self.region = region
         self.display_name = display_name
@@ -87,7 +90,9 @@ class LazyPipelineJobOperator(BaseOperator):
         from churn_airflow.vertex_operators import ChurnRunPipelineJobOperator
 
         arguments = {name: getattr(self, name) for name in self.job_arguments}
-        return ChurnRunPipelineJobOperator(task_id=self.task_id, **arguments)
+        return ChurnRunPipelineJobOperator(
+            **{**self.task_arguments, "task_id": self.task_id}, **arguments
+        )
 
     def execute(self, context):
         self.job = self.job_operator()

@@ -2,7 +2,8 @@
 
 Importing the provider's Vertex module costs seconds, so no DAG file imports this one: the
 training DAG holds a ``vertex_lazy.LazyPipelineJobOperator``, which builds this operator when
-the task runs. The triggerer imports this module for ``CancellingPipelineJobTrigger``.
+the task runs. Deferred, it waits on the provider's own ``RunPipelineJobTrigger``: Composer 3's
+triggerer has only the environment's PyPI packages, none of this package.
 """
 
 from __future__ import annotations
@@ -33,21 +34,6 @@ SUCCEEDED, ENDED_BADLY = (
 )
 
 
-class CancellingPipelineJobTrigger(RunPipelineJobTrigger):
-    """The provider's trigger, which also cancels its job when a user kills the deferred task
-    (mark failed or success, or clear: Airflow 3.3 calls ``on_kill`` then, and only then)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.trigger_class_path = f"{__name__}.{type(self).__name__}"
-
-    async def on_kill(self) -> None:
-        client = await self.async_hook.get_pipeline_service_client(region=self.location)
-        name = client.pipeline_job_path(self.project_id, self.location, self.job_id)
-        self.log.info("cancelling pipeline job %s", name)
-        await client.cancel_pipeline_job(request={"name": name})
-
-
 class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
     """``RunPipelineJobOperator`` with per-attempt ids, retries that re-attach, and strict states.
 
@@ -57,7 +43,8 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
       succeeded, so one run never has two jobs writing its outputs.
     - A submit that finds its own job already there re-attaches instead of failing.
     - A CANCELLED job fails the task (the provider counts it as success when not deferred).
-    - Killing the task cancels the job it is attached to, also while deferred.
+    - The first try after a clear cancels the jobs of the tries before it that still run.
+    - Killing the task while it waits in ``execute`` cancels the job it is attached to.
     """
 
     template_fields = (*RunPipelineJobOperator.template_fields, "display_name", "labels", "run_key")
@@ -68,6 +55,22 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
 
     def _job_id(self, attempt: str) -> str:
         return lineage.job_id(self.parameter_values["pipeline_id"], attempt)
+
+    def _cancel_if_running(self, attempt: str) -> None:
+        """A clear makes new work: the job of an attempt before it must not write on."""
+        try:
+            job = self.hook.get_pipeline_job(
+                project_id=self.project_id,
+                region=self.region,
+                pipeline_job_id=self._job_id(attempt),
+            )
+        except NotFound:
+            return
+        if job.state in REUSABLE - {SUCCEEDED}:
+            self.log.info("cancelling %s, started before the task was cleared", job.name)
+            self.hook.get_pipeline_service_client(region=self.region).cancel_pipeline_job(
+                name=job.name
+            )
 
     def _reusable(self, attempt: str) -> PipelineJob | None:
         try:
@@ -82,6 +85,8 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
 
     def execute(self, context):
         ti = context["ti"]
+        for attempt in run_ids.superseded(self.run_key, ti, self.retries):
+            self._cancel_if_running(attempt)
         earlier, current = run_ids.attempts(self.run_key, ti, self.retries)
         found = run_ids.first_reusable(earlier, self._reusable)
         self._adopt(ti, found[0] if found else current)
@@ -119,8 +124,8 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
         self._check(job.state.name)
         return type(job).to_dict(job)
 
-    def _trigger(self) -> CancellingPipelineJobTrigger:
-        return CancellingPipelineJobTrigger(
+    def _trigger(self) -> RunPipelineJobTrigger:
+        return RunPipelineJobTrigger(
             conn_id=self.gcp_conn_id,
             project_id=self.project_id,
             location=self.region,
@@ -128,12 +133,6 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
             poll_interval=self.poll_interval,
             impersonation_chain=self.impersonation_chain,
         )
-
-    def defer(self, *, trigger, method_name, kwargs=None, timeout=None):
-        """The provider defers on its own trigger: wait on ours, which cancels on kill."""
-        if not isinstance(trigger, CancellingPipelineJobTrigger):
-            trigger = self._trigger()
-        super().defer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timeout)
 
     def _check(self, state: str | None) -> None:
         if state in {s.name for s in ENDED_BADLY}:

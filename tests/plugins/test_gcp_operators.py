@@ -12,6 +12,7 @@ from unittest import mock
 
 import pytest
 import yaml
+from airflow.providers.google.cloud.triggers.vertex_ai import RunPipelineJobTrigger
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from google.api_core.exceptions import AlreadyExists, NotFound
@@ -23,13 +24,12 @@ from churn_airflow.dataproc_operators import ChurnDataprocCreateBatchOperator
 from churn_airflow.run_ids import RUN_VALUES_KEY
 from churn_airflow.scoring import dataproc_batch, scoring_args
 from churn_airflow.vertex_lazy import LazyPipelineJobOperator, PipelineJobLink
-from churn_airflow.vertex_operators import CancellingPipelineJobTrigger, ChurnRunPipelineJobOperator
+from churn_airflow.vertex_operators import ChurnRunPipelineJobOperator
 from churn_core.pipeline_params import REPO, Environment, parameter_values
 
 DATAPROC_HOOK = "airflow.providers.google.cloud.operators.dataproc.DataprocHook"
 SENSOR_HOOK = "airflow.providers.google.cloud.sensors.dataproc.DataprocHook"
 PIPELINE_HOOK = "airflow.providers.google.cloud.operators.vertex_ai.pipeline_job.PipelineJobHook"
-ASYNC_PIPELINE_HOOK = "airflow.providers.google.cloud.triggers.vertex_ai.PipelineJobAsyncHook"
 TEMPLATE = REPO / "pipeline" / "compiled" / "customer_churn_training.yaml"
 PROJECT, REGION = "my-proj", "us-central1"
 DAY = dt.date(2026, 11, 29)
@@ -476,10 +476,9 @@ def test_a_retry_after_a_polling_error_re_attaches_to_the_running_job(pipeline_h
         pipeline_operator(deferrable=True).execute(ctx)
     pipeline_hook.submit_pipeline_job.assert_not_called()
     trigger = deferred.value.trigger
-    assert isinstance(trigger, CancellingPipelineJobTrigger)
     assert deferred.value.method_name == "execute_complete"
-    assert trigger.serialize() == (
-        "churn_airflow.vertex_operators.CancellingPipelineJobTrigger",
+    assert trigger.serialize() == (  # the provider's: Composer 3's triggerer has no other
+        "airflow.providers.google.cloud.triggers.vertex_ai.RunPipelineJobTrigger",
         {
             "conn_id": "google_cloud_default",
             "project_id": PROJECT,
@@ -509,7 +508,7 @@ def test_a_cleared_task_retrains_even_after_a_success(pipeline_hook):
         job_id(2), "PIPELINE_STATE_SUCCEEDED"
     )
     pipeline_operator().execute(cleared(2))
-    pipeline_hook.get_pipeline_job.assert_not_called()
+    pipeline_hook.get_pipeline_service_client.return_value.cancel_pipeline_job.assert_not_called()
     assert pipeline_hook.submit_pipeline_job.call_args.kwargs["job_id"] == job_id(2)
 
 
@@ -558,14 +557,14 @@ def test_pipeline_job_that_exists_and_runs_without_deferring_is_polled(pipeline_
     assert pipeline_hook.get_pipeline_job.call_count == 3
 
 
-def test_pipeline_job_deferrable_submit_defers_on_the_cancelling_trigger(pipeline_hook):
+def test_pipeline_job_deferrable_submit_defers_on_the_providers_trigger(pipeline_hook):
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
         job_id(1), "PIPELINE_STATE_PENDING"
     )
     with pytest.raises(TaskDeferred) as deferred:
         pipeline_operator(deferrable=True).execute(context(1))
     trigger = deferred.value.trigger
-    assert isinstance(trigger, CancellingPipelineJobTrigger)
+    assert type(trigger) is RunPipelineJobTrigger
     assert (trigger.job_id, trigger.location) == (job_id(1), REGION)
     pipeline_hook.submit_pipeline_job.return_value.wait.assert_not_called()
 
@@ -598,26 +597,32 @@ def test_killing_the_task_cancels_the_job_it_re_attached_to(pipeline_hook):
     )
 
 
-def test_the_trigger_cancels_its_job_when_the_deferred_task_is_killed():
-    import asyncio
-
-    trigger = CancellingPipelineJobTrigger(
-        conn_id="google_cloud_default",
-        project_id=PROJECT,
-        location=REGION,
-        job_id=job_id(1),
-        poll_interval=60,
+@pytest.mark.parametrize(
+    ("before", "cancelled"),
+    [
+        (PipelineState.PIPELINE_STATE_RUNNING, True),
+        (PipelineState.PIPELINE_STATE_PENDING, True),
+        (PipelineState.PIPELINE_STATE_SUCCEEDED, False),
+        (PipelineState.PIPELINE_STATE_FAILED, False),
+        (None, False),
+    ],
+)
+def test_the_first_try_after_a_clear_cancels_a_job_from_before_it(pipeline_hook, before, cancelled):
+    """Try 1 deferred, the user cleared the task: try 2 is new work, and try 1's job must not
+    write on beside it (the provider's trigger cannot cancel it: only the next try can)."""
+    pipeline_hook.get_pipeline_job.side_effect = vertex_jobs({job_id(1): before} if before else {})
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        job_id(2), "PIPELINE_STATE_SUCCEEDED"
     )
-    client = mock.MagicMock()
-    client.pipeline_job_path.side_effect = lambda p, loc, job: f"projects/{p}/locations/{loc}/{job}"
-    client.cancel_pipeline_job = mock.AsyncMock()
-    with mock.patch(ASYNC_PIPELINE_HOOK) as hook_class:
-        hook_class.return_value.get_pipeline_service_client = mock.AsyncMock(return_value=client)
-        asyncio.run(trigger.on_kill())
-    hook_class.return_value.get_pipeline_service_client.assert_awaited_once_with(region=REGION)
-    client.cancel_pipeline_job.assert_awaited_once_with(
-        request={"name": f"projects/{PROJECT}/locations/{REGION}/{job_id(1)}"}
-    )
+    client = pipeline_hook.get_pipeline_service_client.return_value
+    pipeline_operator().execute(cleared(2))
+    assert pipeline_hook.submit_pipeline_job.call_args.kwargs["job_id"] == job_id(2)
+    if cancelled:
+        client.cancel_pipeline_job.assert_called_once_with(
+            name=f"projects/{PROJECT}/locations/{REGION}/pipelineJobs/{job_id(1)}"
+        )
+    else:
+        client.cancel_pipeline_job.assert_not_called()
 
 
 def test_pipeline_operator_templates_its_ids():
@@ -707,6 +712,21 @@ def test_lazy_operator_defers_and_completes_through_the_real_one(pipeline_hook):
         lazy.execute_complete(context(), {"status": "error", "message": "ended CANCELLED"})
     done = {"status": "success", "message": "", "job": {"state": "PIPELINE_STATE_SUCCEEDED"}}
     assert lazy.execute_complete(context(), done) == done["job"]
+
+
+def test_lazy_operator_hands_the_real_one_every_task_argument():
+    """The DAG's default_args and the task's own: retries decide retry or first try."""
+    with DAG("d", schedule=None, start_date=START, default_args={"owner": "ml", "retries": 1}):
+        lazy = LazyPipelineJobOperator(
+            **pipeline_arguments(retries=3),
+            retry_delay=dt.timedelta(minutes=2),
+            execution_timeout=dt.timedelta(hours=9),
+            pool="vertex",
+        )
+    real = lazy.job_operator()
+    for name in ("task_id", "retries", "retry_delay", "execution_timeout", "pool", "owner"):
+        assert getattr(real, name) == getattr(lazy, name), name
+    assert real.retries == 3 and real.owner == "ml"
 
 
 def test_lazy_operator_templates_what_the_real_one_templates():
