@@ -26,6 +26,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from churn_core import psi
 from churn_core.layout import (
     BATCH_PREDICTIONS,
     BATCH_REJECTS,
@@ -41,7 +42,6 @@ from churn_ml import (
     drift,
     drift_counts,
     drift_report,
-    psi,
     raw_csv,
     storage,
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from churn_airflow import settings
+from churn_core import runtime
 
 CLOUD_RETRIES = {
     "retries": 3,
@@ -85,7 +86,8 @@ def scoring_batch(task_id: str, plan, batch):
 def scoring_sensor(task_id: str, submit):
     """Waits for the batch ``submit`` started, in reschedule mode, failing if it failed."""
     batch_id = submit.output["batch_id"]
-    common = {"task_id": task_id, "mode": "reschedule", "poke_interval": 60, "timeout": 6 * 3600}
+    timeout = runtime.BATCH_TTL_SECONDS + runtime.BATCH_QUEUE_SECONDS  # the batch ends before
+    common = {"task_id": task_id, "mode": "reschedule", "poke_interval": 60, "timeout": timeout}
     if settings.backend() == "gcp":
         from airflow.providers.google.cloud.sensors.dataproc import DataprocBatchSensor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from churn_core import bigquery_sql, layout, psi
+from churn_core import bigquery_sql, layout, psi, runtime
 from churn_core.layout import BATCH_PREDICTIONS, BATCH_REJECTS
 
 
@@ -37,10 +37,10 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
 
     No history server: ``Environment`` refuses one on the runtimes the jobs run on.
     """
-    runtime = {"version": env.runtime_version, "properties": dict(env.spark_properties)}
+    runtime_config = {"version": env.runtime_version, "properties": dict(env.spark_properties)}
     if env.container_image:
-        runtime["container_image"] = env.container_image
-    execution = {
+        runtime_config["container_image"] = env.container_image
+    execution = {"ttl": runtime.batch_ttl()} | {
         key: value
         for key, value in (
             ("service_account", env.service_account),
@@ -57,7 +57,7 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
             "python_file_uris": list(env.python_file_uris),
             "args": args,
         },
-        "runtime_config": runtime,
+        "runtime_config": runtime_config,
         "environment_config": {"execution_config": execution},
         "labels": {"app": "customer-churn", "pipeline-id": pipeline_id},
     }

@@ -35,6 +35,16 @@ RUNTIMES = {
 # Runtimes that exist but ship Spark 3.5: the jobs need Spark 4 (Column.try_cast, ANSI mode).
 SPARK_3_5 = ("1.2", "2.2", "2.3")
 DEFAULT = "3.0"
+# How long any batch may run (``ExecutionConfig.ttl``; without it runtime 2.1+ kills a batch at
+# 4 h, which a large tuning grid on a big day can pass). Whoever waits on a batch waits this
+# long plus BATCH_QUEUE, the time a batch may wait for capacity before it starts.
+BATCH_TTL_SECONDS = 12 * 3600
+BATCH_QUEUE_SECONDS = 3600
+
+
+def batch_ttl() -> str:
+    """``BATCH_TTL_SECONDS`` as the Batch API's Duration string."""
+    return f"{BATCH_TTL_SECONDS}s"
 
 
 def runtime(version: str) -> Runtime:

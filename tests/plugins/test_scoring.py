@@ -77,6 +77,7 @@ EXPECTED_BATCH = {
     },
     "environment_config": {
         "execution_config": {
+            "ttl": "43200s",  # 12 h, not the API's 4 h default
             "service_account": "sa@x.iam.gserviceaccount.com",
             "subnetwork_uri": "projects/p/regions/r/subnetworks/s",
             "authentication_config": {"user_workload_authentication_type": "SERVICE_ACCOUNT"},
@@ -145,7 +146,9 @@ def test_dataproc_batch_omits_empty_settings():
             "args": EXPECTED_ARGS,
         },
         "runtime_config": {"version": "3.0", "properties": SPARK_PROPERTIES},
-        "environment_config": {"execution_config": {"authentication_config": SERVICE_ACCOUNT}},
+        "environment_config": {
+            "execution_config": {"ttl": "43200s", "authentication_config": SERVICE_ACCOUNT}
+        },
         "labels": {"app": "customer-churn", "pipeline-id": "20261129"},
     }
     assert strict_batch(payload).runtime_config.container_image == ""
@@ -167,7 +170,7 @@ def test_dataproc_batch_of_the_local_backend(tmp_path):
         "args": ["--a"],
     }
     assert payload["environment_config"] == {
-        "execution_config": {"authentication_config": SERVICE_ACCOUNT}
+        "execution_config": {"ttl": "43200s", "authentication_config": SERVICE_ACCOUNT}
     }
     strict_batch(payload)
     assert (REPO / "spark_jobs" / "score.py").is_file()
