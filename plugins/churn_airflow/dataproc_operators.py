@@ -25,7 +25,9 @@ class ChurnDataprocCreateBatchOperator(DataprocCreateBatchOperator):
     template_fields = (*DataprocCreateBatchOperator.template_fields, "pipeline_id", "run_key")
 
     def __init__(self, *, pipeline_id: str, run_key: str, step: str, **kwargs):
-        super().__init__(asynchronous=True, **kwargs)
+        # submit and return: the sensor waits. Never deferrable, whatever [operators]
+        # default_deferrable says (the provider refuses asynchronous with deferrable).
+        super().__init__(asynchronous=True, deferrable=False, **kwargs)
         self.pipeline_id, self.run_key, self.step = pipeline_id, run_key, step
 
     def _reusable(self, attempt: str) -> Batch | None:
