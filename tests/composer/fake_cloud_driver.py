@@ -47,8 +47,10 @@ def main(out: str, project: str, region: str, bucket: str) -> None:
 
     def adc():
         credentials, project_id = GoogleBaseHook().get_credentials_and_project_id()
-        return {"type": type(credentials).__module__ + "." + type(credentials).__name__,
-                "project": project_id}
+        return {
+            "type": type(credentials).__module__ + "." + type(credentials).__name__,
+            "project": project_id,
+        }
 
     step("adc", adc)
     vertex(project, region, bucket)
@@ -117,6 +119,7 @@ def vertex(project: str, region: str, bucket: str) -> None:
     step("vertex.flaky_get_1", lambda: async_get("tiny-flaky-1"))
     step("vertex.flaky_get_2", lambda: async_get("tiny-flaky-1"))
     step("vertex.flaky_trigger", lambda: trigger("tiny-flaky-1"))
+    step("vertex.flaky_trigger_retry", lambda: trigger("tiny-flaky-1"))
     step("vertex.doomed_submit", lambda: submit("tiny-doomed-1"))
     step("vertex.doomed_trigger", lambda: trigger("tiny-doomed-1"))
 
@@ -243,9 +246,7 @@ def bigquery(project: str) -> None:
         client = BigQueryHook(use_legacy_sql=False).get_client(project_id=project)
         return [list(row) for row in client.query(sql, job_config=config).result()]
 
-    count = (
-        "SELECT COUNT(*) FROM `p.d.scores` WHERE pipeline_id = @pipeline_id AND day = @day"
-    )
+    count = "SELECT COUNT(*) FROM `p.d.scores` WHERE pipeline_id = @pipeline_id AND day = @day"
     day = ("DATE", dt.date(2026, 11, 29))
     step("bigquery.count", lambda: query(count, pipeline_id=("STRING", "20261129"), day=day))
     step("bigquery.other", lambda: query(count, pipeline_id=("STRING", "20261130"), day=day))

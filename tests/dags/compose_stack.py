@@ -29,10 +29,10 @@ SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "
 POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 
-def airflow(*args: str, env: dict) -> str:
+def airflow(*args: str, env: dict, python: str = sys.executable) -> str:
     """An ``airflow`` CLI command as a user types it; its output, or a failure with it."""
     done = subprocess.run(
-        [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True
+        [python, "-m", "airflow", *args], env=env, capture_output=True, text=True, cwd=env["AIRFLOW_HOME"]
     )
     assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
@@ -124,10 +124,26 @@ def compose_environment(secrets: dict[str, str], mapping: dict[str, str]) -> dic
     return env
 
 
+def compose_folders(service: str) -> tuple[Path, Path]:
+    """The compose volumes: ./dags and ./plugins at the image's default folders, everywhere."""
+    return REPO / "dags", REPO / "plugins"
+
+
 @contextlib.contextmanager
-def stack(base: Path, api_port: int, overrides: dict[str, str], log_dir: Path):
+def stack(
+    base: Path,
+    api_port: int,
+    overrides: dict[str, str],
+    log_dir: Path,
+    python: str = sys.executable,
+    folders=compose_folders,
+    init: list[str] | None = None,
+):
     """The compose stack's services on this machine, the API on ``api_port``; yields the
-    environment to run the ``airflow`` CLI with and the api-server's home."""
+    environment to run the ``airflow`` CLI with and the api-server's home.
+
+    ``python`` runs every service; ``folders(service)`` gives each its (dags, plugins) folders;
+    ``init`` replaces the compose file's init command (run by ``python``)."""
     from cryptography.fernet import Fernet
 
     secrets = {
@@ -155,25 +171,26 @@ def stack(base: Path, api_port: int, overrides: dict[str, str], log_dir: Path):
         def service_env(name: str) -> dict[str, str]:
             home = base / name
             home.mkdir(parents=True, exist_ok=True)
+            dags, plugins = folders(name)
             return {
                 **os.environ,
                 **common,
                 **ports,
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                "PATH": f"{Path(python).parent}{os.pathsep}{os.environ['PATH']}",
                 "AIRFLOW_HOME": str(home),
-                # the compose volumes: ./dags and ./plugins at the image's default folders
-                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 **overrides,
             }
 
-        init = services["airflow-init"]
+        init_service = services["airflow-init"]
         shared = compose()["x-airflow-common"]["environment"]
-        extra = {k: str(v) for k, v in init["environment"].items() if k not in shared}
+        extra = {k: str(v) for k, v in init_service["environment"].items() if k not in shared}
         subprocess.run(
-            [init["entrypoint"], *init["command"]],
+            [python, *init] if init else [init_service["entrypoint"], *init_service["command"]],
             env={**service_env("airflow-init"), **extra},
+            cwd=base,
             check=True,
             capture_output=True,
         )
@@ -183,8 +200,9 @@ def stack(base: Path, api_port: int, overrides: dict[str, str], log_dir: Path):
                 log = (log_dir / f"{name}.log").open("w")
                 processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "airflow", services[name]["command"]],
+                        [python, "-m", "airflow", services[name]["command"]],
                         env=service_env(name),
+                        cwd=base / name,  # not the repository: `-m` puts the cwd on sys.path
                         stdout=log,
                         stderr=subprocess.STDOUT,
                     )
