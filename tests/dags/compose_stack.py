@@ -31,9 +31,8 @@ POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Non
 
 def airflow(*args: str, env: dict, python: str = sys.executable) -> str:
     """An ``airflow`` CLI command as a user types it; its output, or a failure with it."""
-    done = subprocess.run(
-        [python, "-m", "airflow", *args], env=env, capture_output=True, text=True, cwd=env["AIRFLOW_HOME"]
-    )
+    argv = [python, "-m", "airflow", *args]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=env["AIRFLOW_HOME"])
     assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
 
