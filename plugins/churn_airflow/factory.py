@@ -96,6 +96,7 @@ def scoring_sensor(task_id: str, submit):
             project_id=settings.template("project"),
             region=settings.template("region"),
             **common,
+            **CLOUD_RETRIES,  # a failed poll is retried like any cloud call
         )
     from churn_airflow.local_operators import LocalBatchSensor
 

@@ -324,6 +324,7 @@ def test_batch_sensor_settings(gcp_backend):
     assert sensor.mode == "reschedule"
     assert sensor.poke_interval == 60
     assert sensor.timeout == 13 * 3600  # the batch's 12 h ttl and an hour in the queue
+    assert (sensor.retries, sensor.retry_exponential_backoff) == (3, True)  # a failed poll
     assert from_xcom(sensor.batch_id, "submit_scoring", "batch_id")
     assert sensor.project_id == "{{ var.value.get('churn_project', 'my-proj') }}"
     assert sensor.region == "{{ var.value.get('churn_region', 'us-central1') }}"

@@ -13,6 +13,8 @@ real client classes that Airflow's Google provider calls:
 - ``google.cloud.dataproc_v1.BatchControllerClient``: ``create_batch`` (a real
   ``google.api_core.operation.Operation``), ``get_batch``, ``delete_batch``, ``list_batches``;
   ``BatchControllerAsyncClient`` (``DataprocBatchTrigger``): ``get_batch``, ``delete_batch``;
+- ``google.cloud.resourcemanager_v3.ProjectsClient.get_project`` (the aiplatform SDK checks
+  that the pipeline root's bucket belongs to the project): from ``script.json``'s ``projects``;
 - ``google.cloud.bigquery.Client.query``: answered from ``bigquery.json``.
 
 Everything above these methods stays real: the request coercion (a dict with a field the proto
@@ -28,7 +30,8 @@ The state folder (``FAKE_CLOUD_DIR``), written under an ``fcntl`` lock with atom
       {"pipeline_jobs": {"polls_until_done": 2, "final_state": "PIPELINE_STATE_SUCCEEDED",
                          "fail_polls": [1], "error_message": "...",
                          "by_id_prefix": {"churn-x": {"final_state": "PIPELINE_STATE_FAILED"}}},
-       "batches": {"polls_until_done": 1, "final_state": "SUCCEEDED"}}
+       "batches": {"polls_until_done": 1, "final_state": "SUCCEEDED"},
+       "projects": {"my-proj": "1234"}}
 
   Each status read of a job (``get``; for a batch also its operation's refresh) is poll
   number n = 1, 2, ... of that job. A poll whose n is in ``fail_polls`` raises
@@ -36,6 +39,8 @@ The state folder (``FAKE_CLOUD_DIR``), written under an ``fcntl`` lock with atom
   ``final_state`` for good (FAILED carries ``error_message``). A job created is PENDING
   (``PIPELINE_STATE_PENDING``). The longest ``by_id_prefix`` key the job id starts with
   overrides the kind's settings. Defaults: 1, SUCCEEDED, [], "scripted failure".
+  ``projects`` maps project ids to numbers (match the GCS emulator's bucket ``projectNumber``);
+  another project is 403 ``PermissionDenied``.
 - ``bigquery.json`` (the test's): ``[{"contains": [str, ...], "rows": [[...], ...],
   "columns": [str, ...] (optional), "params": {name: value} (optional)}]``: a query gets the
   rows of the first answer whose substrings are all in its SQL (and whose params equal the
@@ -125,11 +130,19 @@ def check_script(script: object) -> dict:
     """The script, if it is one (else ``FakeCloudError`` saying what is wrong)."""
     if not isinstance(script, dict):
         raise FakeCloudError(f"script.json: expected an object, got {script!r}")
-    unknown = set(script) - set(KINDS)
+    unknown = set(script) - {*KINDS, "projects"}
     if unknown:
-        raise FakeCloudError(f"script.json: unknown kinds {sorted(unknown)}; known: {KINDS}")
-    for kind, spec in script.items():
-        _check_job_script(kind, kind, spec, top=True)
+        raise FakeCloudError(
+            f"script.json: unknown keys {sorted(unknown)}; known: {[*KINDS, 'projects']}"
+        )
+    for kind in KINDS:
+        if kind in script:
+            _check_job_script(kind, kind, script[kind], top=True)
+    projects = script.get("projects", {})
+    if not isinstance(projects, dict) or not all(
+        isinstance(k, str) and str(v).isdigit() for k, v in projects.items()
+    ):
+        raise FakeCloudError(f"script.json projects: not {{project id: number}}: {projects!r}")
     return script
 
 
@@ -481,31 +494,31 @@ def _set_state(kind: str, resource: dict, state: str, message: str | None = None
     resource["state"] = state
 
 
-def _run_outputs(locked: _Locked, kind: str, record: dict) -> None:
-    """The test's ``on_success(kind, resource, state_dir)``, once per job; FAILED if it raises."""
+def _run_outputs(locked: _Locked, kind: str, record: dict, succeeded: dict) -> str | None:
+    """The test's ``on_success(kind, resource, state_dir)`` on the job as it is about to be
+    SUCCEEDED, once per job; returns its traceback if it raised."""
     import traceback
 
     path = os.path.join(locked.root, "on_success.py")
-    resource = record["resource"]
-    event = {"time": _now(), "pid": os.getpid(), "kind": kind, "name": resource["name"]}
+    event = {"time": _now(), "pid": os.getpid(), "kind": kind, "name": succeeded["name"]}
     if not os.path.exists(path):
         record["outputs"] = "done"
         locked.event(dict(event, outcome="no on_success.py"))
-        return
+        return None
     try:
         with open(path, encoding="utf-8") as f:
             code = compile(f.read(), path, "exec")
         namespace = {"__name__": "fake_cloud_on_success", "__file__": path}
         exec(code, namespace)
-        namespace["on_success"](kind, _copy(resource), locked.root)
+        namespace["on_success"](kind, _copy(succeeded), locked.root)
     except Exception:
         error = traceback.format_exc()
         record["outputs"] = "failed"
-        _set_state(kind, resource, STATES[kind]["failed"], f"on_success failed:\n{error}")
         locked.event(dict(event, outcome="failed", error=error))
-        return
+        return error
     record["outputs"] = "done"
     locked.event(dict(event, outcome="done"))
+    return None
 
 
 def _copy(value):
@@ -536,10 +549,14 @@ def _poll(locked: _Locked, kind: str, name: str, note: dict) -> dict:
             if resource["state"] != s["running"]:
                 _set_state(kind, resource, s["running"])
         else:
-            final = settings["final_state"]
-            _set_state(kind, resource, final, settings["error_message"])
+            final, message = settings["final_state"], settings["error_message"]
             if final == s["succeeded"] and record.get("outputs") is None:
-                _run_outputs(locked, kind, record)
+                succeeded = _copy(resource)
+                _set_state(kind, succeeded, final)
+                error = _run_outputs(locked, kind, record, succeeded)
+                if error is not None:  # the job "failed writing its outputs"
+                    final, message = s["failed"], f"on_success failed:\n{error}"
+            _set_state(kind, resource, final, message)
     note["state"] = resource["state"]
     return resource
 
@@ -1036,6 +1053,42 @@ def _patch_batch_async_client(module) -> None:
     cls.delete_batch = delete_batch
 
 
+# --- Resource Manager: projects ------------------------------------------------------------
+
+
+def _patch_projects_client(module) -> None:
+    """``ProjectsClient.get_project``: the aiplatform SDK asks it for the project number of
+    the pipeline root's bucket owner (``gcs_utils._verify_bucket_ownership``)."""
+    from google.api_core import exceptions
+    from google.api_core.gapic_v1.method import DEFAULT
+    from google.cloud.resourcemanager_v3.types import projects
+
+    cls = module.ProjectsClient
+
+    def get_project(self, request=None, *, name=None, retry=DEFAULT, timeout=DEFAULT, metadata=()):
+        method = "ProjectsClient.get_project"
+        req = _coerce(method, projects.GetProjectRequest, request, {"name": name})
+
+        def handler(locked, note):
+            wanted = req.name.removeprefix("projects/")
+            for project_id, number in (locked.script().get("projects") or {}).items():
+                if wanted in (project_id, str(number)):
+                    return projects.Project(
+                        name=f"projects/{number}",
+                        project_id=project_id,
+                        display_name=project_id,
+                        state=projects.Project.State.ACTIVE,
+                    )
+            raise exceptions.PermissionDenied(
+                f"The caller does not have permission (project {wanted!r} is not among "
+                "script.json's projects)"
+            )
+
+        return _sync_rpc(method, self, req, handler, retry)
+
+    cls.get_project = get_project
+
+
 # --- BigQuery -------------------------------------------------------------------------------
 
 
@@ -1300,6 +1353,7 @@ PATCHES = {
     ),
     "google.cloud.dataproc_v1.services.batch_controller.client": _patch_batch_client,
     "google.cloud.dataproc_v1.services.batch_controller.async_client": _patch_batch_async_client,
+    "google.cloud.resourcemanager_v3.services.projects.client": _patch_projects_client,
     "google.cloud.bigquery.client": _patch_bigquery_client,
     "google.api_core.grpc_helpers": _guard_grpc,
     "google.api_core.grpc_helpers_async": _guard_grpc_async,
