@@ -7,7 +7,8 @@ their ``refresh()`` fetches a token from here. The paths, the ``Metadata-Flavor:
 header and the JSON are those of google-auth's ``compute_engine/_metadata.py``:
 
 - ``GET /`` (the ping of ``GCE_METADATA_IP``): 200 with the ``Metadata-Flavor`` header;
-- ``GET /computeMetadata/v1/project/project-id``: the project, as text;
+- ``GET /computeMetadata/v1/project/project-id``: the project, as text (and
+  ``numeric-project-id``);
 - ``GET /computeMetadata/v1/universe/universe-domain``: ``googleapis.com``;
 - ``GET /computeMetadata/v1/instance/service-accounts/default/?recursive=true`` (also by
   email): ``{"email", "scopes", "aliases"}``;
@@ -108,10 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, project: str, email: str):
+    def __init__(self, project: str, email: str, project_number: str):
         super().__init__((HOST, 0), _Handler)
-        self.project, self.email = project, email
-        self.project_number = str(int.from_bytes(project.encode()[:6].ljust(6, b"0")) % 10**12)
+        self.project, self.email, self.project_number = project, email, project_number
         self.requests: list[tuple[str, dict]] = []
         self.tokens: list[str] = []
         self._lock = threading.Lock()
@@ -128,9 +128,9 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def serve(project: str, email: str) -> Iterator[str]:
+def serve(project: str, email: str, *, project_number: str = "1234") -> Iterator[str]:
     """Serves the metadata of a VM of ``project`` running as ``email``; yields "host:port"."""
-    server = _Server(project, email)
+    server = _Server(project, email, project_number)
     thread = threading.Thread(target=server.serve_forever, name="fake-metadata", daemon=True)
     thread.start()
     try:

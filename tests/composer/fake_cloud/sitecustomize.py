@@ -20,8 +20,14 @@ real client classes that Airflow's Google provider calls:
 Everything above these methods stays real: the request coercion (a dict with a field the proto
 does not have fails as it would), the credentials (each call gets a token for the client's
 credentials, from the metadata server under ADC), the universe-domain check, the ``retry``
-argument. Every other gRPC channel or HTTP call to ``*.googleapis.com`` fails at once with
-``FakeCloudError`` instead of hanging on the unreachable network.
+argument (GAPIC's default for these methods is none; a caller's ``Retry``, like the aiplatform
+SDK's waits, retries a scripted 503 as the real client would, each attempt a poll). What the
+services would refuse is refused with their exception (``InvalidArgument``: a job id not
+matching its pattern, a Batch without its main file, a missing or mistyped pipeline parameter,
+a location another regional endpoint serves; ``AlreadyExists``; ``NotFound``;
+``FailedPrecondition``: cancelling an ended job). Every other gRPC channel or HTTP call to
+``*.googleapis.com`` fails at once with ``FakeCloudError`` instead of hanging on the
+unreachable network (and is logged as ``UNFAKED ...``).
 
 The state folder (``FAKE_CLOUD_DIR``), written under an ``fcntl`` lock with atomic renames:
 
@@ -38,7 +44,8 @@ The state folder (``FAKE_CLOUD_DIR``), written under an ``fcntl`` lock with atom
   ``ServiceUnavailable``. Otherwise the job is RUNNING while n < ``polls_until_done``, then in
   ``final_state`` for good (FAILED carries ``error_message``). A job created is PENDING
   (``PIPELINE_STATE_PENDING``). The longest ``by_id_prefix`` key the job id starts with
-  overrides the kind's settings. Defaults: 1, SUCCEEDED, [], "scripted failure".
+  is merged over the kind's settings. Defaults: 1, SUCCEEDED, [], "scripted failure".
+  The script is read on every call: a test may change it mid-run.
   ``projects`` maps project ids to numbers (match the GCS emulator's bucket ``projectNumber``);
   another project is 403 ``PermissionDenied``.
 - ``bigquery.json`` (the test's): ``[{"contains": [str, ...], "rows": [[...], ...],
@@ -46,12 +53,20 @@ The state folder (``FAKE_CLOUD_DIR``), written under an ``fcntl`` lock with atom
   rows of the first answer whose substrings are all in its SQL (and whose params equal the
   query's, in the API's string form); no answer: ``FakeCloudError`` naming the SQL.
 - ``on_success.py`` (the test's, optional): ``on_success(kind, resource, state_dir)`` runs once
-  per job, in the process whose poll finds it SUCCEEDED, before that poll answers; if it
-  raises, the job ends FAILED with the traceback as its error.
+  per job (``kind``: ``pipeline_jobs`` or ``batches``; ``resource``: the job's JSON as it is
+  about to be answered SUCCEEDED), in the process whose poll finds it done, under the lock and
+  before that poll answers: the outputs exist before anyone sees SUCCEEDED. It runs with that
+  process's environment (``STORAGE_EMULATOR_HOST`` for GCS). If it raises, the job ends FAILED
+  with the traceback as its error. It must not call the faked clients.
 - ``pipeline_jobs.json``, ``batches.json``: ``{name: {"resource": <proto as JSON, snake_case>,
   "polls": n, "outputs": null | "done" | "failed", ...}}``.
-- ``requests.jsonl``: one line per call: ``{"time", "pid", "method", "request", "principal",
-  "state", "error"}``; ``events.jsonl``: one line per run of ``on_success``.
+- ``requests.jsonl``: one line per call (each attempt under a retry): ``{"time", "pid",
+  "method", "request", "principal", "error"}`` plus, for job calls, ``"state"`` answered and
+  ``"poll"``; ``method`` is ``<ClientClass>.<method>`` (``operations.get_operation`` for a
+  batch operation's refresh); ``request`` the request proto's JSON (snake_case, enum names, no
+  defaults), for BigQuery ``{"query", "job_config", "parameters", "project", "location",
+  "job_id"}``; ``error`` null or ``"Type: message"``.
+- ``events.jsonl``: one line per run of ``on_success``.
 """
 
 from __future__ import annotations
@@ -441,13 +456,13 @@ async def _run_async(retry, attempt):
     return await once()
 
 
-def _check_labels(labels: dict, what: str) -> None:
+def _check_labels(labels: dict, what: str, limit: int) -> None:
     import re
 
     from google.api_core import exceptions
 
-    if len(labels) > 64:
-        raise exceptions.InvalidArgument(f"{what}: more than 64 labels")
+    if len(labels) > limit:
+        raise exceptions.InvalidArgument(f"{what}: more than {limit} labels")
     for key, value in labels.items():
         if not re.fullmatch(LABEL_KEY, key) or not re.fullmatch(LABEL_VALUE, value):
             raise exceptions.InvalidArgument(f"{what}: invalid label {key!r}: {value!r}")
@@ -686,7 +701,7 @@ def _check_pipeline_job(job: dict) -> None:
         raise invalid("pipeline_spec is required")
     if len(job.get("display_name", "")) > 128:
         raise invalid("display_name is longer than 128 characters")
-    _check_labels(job.get("labels", {}), "PipelineJob.labels")
+    _check_labels(job.get("labels", {}), "PipelineJob.labels", 64)
     _check_email(job.get("service_account", ""), "PipelineJob.service_account")
     runtime = job.get("runtime_config") or {}
     root = runtime.get("gcs_output_directory") or spec.get("defaultPipelineRoot", "")
@@ -850,7 +865,7 @@ def _check_batch(batch, batch_dict: dict) -> None:
         raise invalid(f"{config}.{required} is required")
     if config == "spark_batch" and not (body.get("main_jar_file_uri") or body.get("main_class")):
         raise invalid("spark_batch needs main_jar_file_uri or main_class")
-    _check_labels(batch_dict.get("labels", {}), "Batch.labels")
+    _check_labels(batch_dict.get("labels", {}), "Batch.labels", 32)
     execution = (batch_dict.get("environment_config") or {}).get("execution_config") or {}
     _check_email(execution.get("service_account", ""), "execution_config.service_account")
 
@@ -1234,7 +1249,11 @@ def _patch_bigquery_client(module) -> None:
         values = _parameter_values(api_repr)
         request = {"query": query, "job_config": api_repr, "parameters": values}
         request.update(project=project, location=location, job_id=job_id)
-        principal = _authorize(self._credentials, "https://bigquery.googleapis.com/")
+        try:
+            principal = _authorize(self._credentials, "https://bigquery.googleapis.com/")
+        except Exception as exc:
+            _log_failed_request(method, request, exc)
+            raise
 
         def handler(locked, note):
             _check_query(query, api_repr)
