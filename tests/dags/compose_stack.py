@@ -207,7 +207,11 @@ def stack(
                     )
                 )
             wait_for_api(api_port, processes, log_dir)
-            yield {"env": service_env("cli"), "api_home": base / SERVICES[0]}
+            yield {
+                "env": service_env("cli"),
+                "api_home": base / SERVICES[0],
+                "pids": {name: p.pid for name, p in zip(SERVICES, processes, strict=True)},
+            }
         finally:
             for process in processes:
                 stop(process)
