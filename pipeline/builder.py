@@ -1,14 +1,14 @@
 """The training pipeline, defined once; a target picks only the step launchers.
 
-``vertex``: Dataproc Serverless batches (``DataprocPySparkBatchOp``) and a Vertex managed
-dataset (``TabularDatasetCreateOp``). ``local``: spark-submit on local Spark and a JSON
-dataset record, run by ``kfp.local``. Topology, parameters and evaluation are shared.
+``vertex``: Dataproc Serverless batches (GCPC's Dataproc launcher, given each whole Batch)
+and a Vertex managed dataset (``TabularDatasetCreateOp``). ``local``: spark-submit on local
+Spark and a JSON dataset record, run by ``kfp.local``. Topology, parameters and evaluation
+are shared.
 """
 
 from kfp import dsl
 
-from churn_core import layout, runtime
-from churn_core.layout import TRAINING_DATA
+from churn_core import runtime
 from churn_core.pipeline_params import DEFAULT_TUNING
 from pipeline import components as c
 
@@ -20,33 +20,18 @@ GATE_NAME = "tune-if-training-aupr-meets-threshold"
 SKIP_NAME = "skip-tuning-below-threshold"
 
 
-def _vertex_spark(p: dict, job: str, args: list, batch_id):
-    from google_cloud_pipeline_components.v1.dataproc import DataprocPySparkBatchOp
-
-    return DataprocPySparkBatchOp(
+def _vertex_spark(p: dict, step: str):
+    return c.dataproc_batch()(
         project=p["project"],
         location=p["region"],
-        batch_id=batch_id,
-        main_python_file_uri=f"{p['code_uri']}/{job}.py",
-        python_file_uris=p["python_file_uris"],
-        args=args,
-        container_image=p["container_image"],
-        runtime_config_version=p["runtime_version"],
-        runtime_config_properties=p["spark_properties"],
-        service_account=p["service_account"],
-        subnetwork_uri=p["subnetwork_uri"],
-        spark_history_dataproc_cluster=p["spark_history_server"],
-        labels={"pipeline-id": p["pipeline_id"], "app": "customer-churn"},
+        batch_id=p[f"{step}_batch_id"],
+        batch=p[f"{step}_batch"],
     )
 
 
-def _local_spark(p: dict, job: str, args: list, batch_id):
+def _local_spark(p: dict, step: str):
     return c.local_component(c.spark_submit)(
-        main_python_file_uri=f"{p['code_uri']}/{job}.py",
-        python_file_uris=p["python_file_uris"],
-        args=args,
-        batch_id=batch_id,
-        runtime_config_properties=p["spark_properties"],
+        batch=p[f"{step}_batch"], batch_id=p[f"{step}_batch_id"]
     )
 
 
@@ -56,17 +41,17 @@ def _vertex_dataset(p: dict):
     return TabularDatasetCreateOp(
         project=p["project"],
         location=p["region"],
-        display_name=f"customer-churn-{p['pipeline_id']}",
-        bq_source=f"{p['dataset_uri']}.{TRAINING_DATA}",
-        labels={"pipeline-id": p["pipeline_id"]},
+        display_name=p["dataset_display_name"],
+        bq_source=p["training_table_uri"],
+        labels=p["labels"],
     )
 
 
 def _local_dataset(p: dict):
     return c.local_component(c.register_dataset, [c.write_file])(
-        display_name=f"customer-churn-{p['pipeline_id']}",
-        source_uri=f"{p['dataset_uri']}/{TRAINING_DATA}",
-        registry_uri=f"{p['artifact_root']}/datasets",
+        display_name=p["dataset_display_name"],
+        source_uri=p["training_table_uri"],
+        registry_uri=p["dataset_registry_uri"],
     )
 
 
@@ -114,6 +99,15 @@ def build(target: str):
         champion_version: str = "",
         champion_model_uri: str = "",
         champion_seed: str = "",
+        preprocessing_batch: dict = {},  # noqa: B006 (KFP default values, never mutated)
+        training_batch: dict = {},  # noqa: B006
+        tuning_batch: dict = {},  # noqa: B006
+        training_metrics_uri: str = "",
+        tuning_metrics_uri: str = "",
+        training_table_uri: str = "",
+        dataset_display_name: str = "",
+        dataset_registry_uri: str = "",
+        labels: dict = {},  # noqa: B006
     ):
         """Daily retrain of the customer-churn random forest.
 
@@ -151,39 +145,28 @@ def build(target: str):
             champion_model_uri: The champion's saved model.
             champion_seed: The split seed the champion was trained with; empty when unknown
                 (the champion is then incomparable).
+            preprocessing_batch: The preprocessing step's Dataproc Batch, whole.
+            training_batch: The training step's Dataproc Batch, whole.
+            tuning_batch: The tuning step's Dataproc Batch, whole.
+            training_metrics_uri: The trained model's metrics folder.
+            tuning_metrics_uri: The tuned model's metrics folder.
+            training_table_uri: The training_data table the dataset registers.
+            dataset_display_name: The managed dataset's name.
+            dataset_registry_uri: Where the local backend records its datasets.
+            labels: The labels of the run's cloud resources.
+
+        The values above the batches describe the run and are recorded with the job; the steps
+        take whole values (``churn_core.pipeline_params.step_inputs`` computes them from the
+        others), never a placeholder inside a longer string or a list.
         """
         p = dict(locals())
-        root, run, this = str(artifact_root), str(pipeline_id), str(attempt)
-        metrics = {op: layout.metrics_uri(root, op, run, this) for op in layout.OPERATIONS}
-        common = ["--pipeline-id", pipeline_id, "--pipeline-execution-dt", pipeline_execution_dt]
-        outputs = {
-            op: [
-                "--dataset-uri", dataset_uri,
-                "--model-uri", layout.model_uri(root, op, run, this),
-                "--metrics-uri", metrics[op],
-                "--seed", seed,
-                "--champion-version", champion_version,
-                "--champion-model-uri", champion_model_uri,
-                "--champion-seed", champion_seed,
-            ]
-            for op in layout.OPERATIONS
-        }  # fmt: skip
-
-        preprocessing = spark_step(
-            p,
-            "preprocess",
-            [*common, "--input-uri", training_data_uri, "--dataset-uri", dataset_uri,
-             "--max-drop-fraction", max_drop_fraction],
-            preprocessing_batch_id,
-        ).set_display_name("Preprocess raw customers")  # fmt: skip
+        preprocessing = spark_step(p, "preprocessing").set_display_name("Preprocess raw customers")
         dataset = dataset_step(p).set_display_name("Register managed dataset").after(preprocessing)
         training = (
-            spark_step(p, "train", [*common, *outputs[layout.TRAINING]], training_batch_id)
-            .set_display_name("Train random forest")
-            .after(preprocessing)
+            spark_step(p, "training").set_display_name("Train random forest").after(preprocessing)
         )
         evaluation = (
-            evaluate(metrics_uri=metrics[layout.TRAINING])
+            evaluate(metrics_uri=training_metrics_uri)
             .set_display_name("Evaluate trained model")
             .after(training)
         )
@@ -192,7 +175,7 @@ def build(target: str):
 
         def record_skip(switched_off: bool, title: str):
             return skip(
-                metrics_uri=metrics[layout.TUNING],
+                metrics_uri=tuning_metrics_uri,
                 au_pr=au_pr,
                 threshold=aupr_threshold,
                 switched_off=switched_off,
@@ -200,16 +183,9 @@ def build(target: str):
 
         with dsl.If(tuning == True, name=TUNING_ON_NAME):  # noqa: E712 (a KFP condition)
             with dsl.If(au_pr >= aupr_threshold, name=GATE_NAME):
-                tuner = spark_step(
-                    p,
-                    "tune",
-                    [*common, *outputs[layout.TUNING], "--folds", folds,
-                     "--max-depth-grid", max_depth_grid, "--max-bins-grid", max_bins_grid,
-                     "--num-trees-grid", num_trees_grid],
-                    tuning_batch_id,
-                ).set_display_name("Tune hyperparameters")  # fmt: skip
+                tuner = spark_step(p, "tuning").set_display_name("Tune hyperparameters")
                 tuned = (
-                    evaluate(metrics_uri=metrics[layout.TUNING])
+                    evaluate(metrics_uri=tuning_metrics_uri)
                     .set_display_name("Evaluate tuned model")
                     .after(tuner)
                 )

@@ -7,7 +7,7 @@ travel as ``additional_funcs``.
 """
 
 from kfp import dsl
-from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics, Output, OutputPath
 
 from pipeline.report import render_html, render_plots
 
@@ -44,21 +44,18 @@ def write_file(local_path: str, uri: str) -> None:
     os.replace(target + ".tmp", target)
 
 
-def spark_submit(
-    main_python_file_uri: str,
-    python_file_uris: list,
-    args: list,
-    batch_id: str,
-    runtime_config_properties: dict,
-) -> float:
-    """Run a Spark job file with spark-submit on local Spark; returns its wall time in seconds."""
+def spark_submit(batch: dict, batch_id: str) -> float:
+    """Run a Batch's Spark job (``churn_core.batches``) with spark-submit on local Spark;
+    returns its wall time in seconds."""
     import collections
     import os
     import subprocess
     import sys
     import time
 
-    local = [uri.removeprefix("file://") for uri in [main_python_file_uri, *python_file_uris]]
+    job = batch["pyspark_batch"]
+    files = [job["main_python_file_uri"], *job.get("python_file_uris", [])]
+    local = [uri.removeprefix("file://") for uri in files]
     command = [
         os.path.join(os.path.dirname(sys.executable), "spark-submit"),
         "--master",
@@ -66,11 +63,11 @@ def spark_submit(
         "--name",
         batch_id,
     ]
-    for key, value in sorted(runtime_config_properties.items()):
+    for key, value in sorted(batch.get("runtime_config", {}).get("properties", {}).items()):
         command += ["--conf", f"{key}={value}"]
     if local[1:]:
         command += ["--py-files", ",".join(local[1:])]
-    command += [local[0], *map(str, args)]
+    command += [local[0], *map(str, job.get("args", []))]
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     print(f"batch {batch_id}: {' '.join(command)}", flush=True)
     started = time.monotonic()
@@ -190,6 +187,31 @@ def skip_tuning(metrics_uri: str, au_pr: float, threshold: float, switched_off: 
         os.unlink(staged.name)
     print(f"tuning skipped: {reason}")
     return reason
+
+
+def dataproc_batch():
+    """A Dataproc batch step for Vertex: GCPC's own launcher (the image and module of
+    ``DataprocPySparkBatchOp``) given the whole Batch. The op assembles its payload from parts
+    and has no ``ttl``; the launcher takes any Batch as JSON."""
+    from google_cloud_pipeline_components import _image
+
+    launcher = "google_cloud_pipeline_components.container.v1.dataproc.create_pyspark_batch"
+
+    @dsl.container_component
+    def dataproc_pyspark_batch(
+        project: str, location: str, batch_id: str, batch: dict, gcp_resources: OutputPath(str)
+    ):
+        """Create a Dataproc Serverless PySpark batch and wait for it to end."""
+        return dsl.ContainerSpec(
+            image=_image.GCPC_IMAGE_TAG,
+            command=["python3", "-u", "-m", f"{launcher}.launcher"],
+            args=[
+                "--type", "DataprocPySparkBatch", "--payload", batch, "--project", project,
+                "--location", location, "--batch_id", batch_id, "--gcp_resources", gcp_resources,
+            ],
+        )  # fmt: skip
+
+    return dataproc_pyspark_batch
 
 
 def local_component(func, helpers=()):

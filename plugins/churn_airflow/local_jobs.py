@@ -100,14 +100,7 @@ def cancel(folder: Path) -> None:
 def _run_batch(folder: Path, request: dict) -> dict:
     from pipeline.components import spark_submit
 
-    job = request["pyspark_batch"]
-    seconds = spark_submit(
-        job["main_python_file_uri"],
-        job.get("python_file_uris", []),
-        job.get("args", []),
-        folder.name,
-        request.get("runtime_config", {}).get("properties", {}),
-    )
+    seconds = spark_submit(request, folder.name)
     return {"seconds": round(seconds, 1)}
 
 

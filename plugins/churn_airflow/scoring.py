@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from churn_core import bigquery_sql, layout, psi, runtime
+from churn_core import batches, bigquery_sql, layout, psi
 from churn_core.layout import BATCH_PREDICTIONS, BATCH_REJECTS
 
 
@@ -35,32 +35,10 @@ def scoring_args(
 def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
     """The Dataproc Serverless Batch of one scoring run (a dict that parses as ``Batch``).
 
-    No history server: ``Environment`` refuses one on the runtimes the jobs run on.
+    Composer's account submits it; it runs as the runtime account all the same. No history
+    server: ``Environment`` refuses one on the runtimes the jobs run on.
     """
-    runtime_config = {"version": env.runtime_version, "properties": dict(env.spark_properties)}
-    if env.container_image:
-        runtime_config["container_image"] = env.container_image
-    execution = {"ttl": runtime.batch_ttl()} | {
-        key: value
-        for key, value in (
-            ("service_account", env.service_account),
-            ("subnetwork_uri", env.subnetwork_uri),
-        )
-        if value
-    }
-    # Runtime 3.0 runs a batch with its submitter's credentials unless told otherwise: the
-    # scoring batch is submitted by Composer's account but must run as the runtime account.
-    execution["authentication_config"] = {"user_workload_authentication_type": "SERVICE_ACCOUNT"}
-    return {
-        "pyspark_batch": {
-            "main_python_file_uri": f"{env.code_uri}/score.py",
-            "python_file_uris": list(env.python_file_uris),
-            "args": args,
-        },
-        "runtime_config": runtime_config,
-        "environment_config": {"execution_config": execution},
-        "labels": {"app": "customer-churn", "pipeline-id": pipeline_id},
-    }
+    return batches.pyspark_batch(vars(env), "score", args, pipeline_id, as_service_account=True)
 
 
 def check_run(stats: dict | None, tables: dict[str, int], run: dict):

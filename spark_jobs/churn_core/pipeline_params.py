@@ -2,6 +2,11 @@
 
 The Airflow DAGs, ``pipeline.run_local`` and the tests all call ``parameter_values``; a test
 loads the compiled template with these values, so a name missing on either side fails.
+
+Every value a step takes is whole: each step's Batch, its metrics folder, the dataset's table
+and name are computed here, never assembled in the template. Vertex and KFP resolve a
+placeholder that stands for a whole input; one inside a longer string inside a list or a
+struct is not resolved everywhere (kubeflow/pipelines#12040, #13977), so none is used.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_core import layout, runtime, spark_conf
+from churn_core import batches, layout, runtime, spark_conf
 from churn_core.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
 from churn_core.lineage import PIPELINE_STEPS, batch_id
 
@@ -113,10 +118,57 @@ DEFAULT_TUNING = Tuning()
 
 
 def for_attempt(values: dict, attempt: str) -> dict:
-    """The same run's values for one attempt: its batch ids and its artifact folders."""
+    """The same run's values for one attempt: its batch ids, its artifact folders and the
+    steps' whole inputs that name them."""
     pipeline_id = values["pipeline_id"]
     ids = {f"{s}_batch_id": batch_id(s, pipeline_id, attempt) for s in PIPELINE_STEPS}
-    return {**values, **ids, "attempt": attempt}
+    values = {**values, **ids, "attempt": attempt}
+    return {**values, **step_inputs(values)}
+
+
+def step_inputs(values: dict) -> dict:
+    """What each step of the pipeline takes, whole, from the run's other values."""
+    root, run, attempt = values["artifact_root"], values["pipeline_id"], values["attempt"]
+    metrics = {op: layout.metrics_uri(root, op, run, attempt) for op in layout.OPERATIONS}
+    common = ["--pipeline-id", run, "--pipeline-execution-dt", values["pipeline_execution_dt"]]
+    outputs = {
+        op: [
+            "--dataset-uri", values["dataset_uri"],
+            "--model-uri", layout.model_uri(root, op, run, attempt),
+            "--metrics-uri", metrics[op],
+            "--seed", values["seed"],
+            "--champion-version", values["champion_version"],
+            "--champion-model-uri", values["champion_model_uri"],
+            "--champion-seed", values["champion_seed"],
+        ]
+        for op in layout.OPERATIONS
+    }  # fmt: skip
+    jobs = {
+        "preprocessing": ("preprocess", [
+            *common, "--input-uri", values["training_data_uri"],
+            "--dataset-uri", values["dataset_uri"],
+            "--max-drop-fraction", values["max_drop_fraction"],
+        ]),
+        "training": ("train", [*common, *outputs[layout.TRAINING]]),
+        "tuning": ("tune", [
+            *common, *outputs[layout.TUNING], "--folds", values["folds"],
+            "--max-depth-grid", values["max_depth_grid"],
+            "--max-bins-grid", values["max_bins_grid"],
+            "--num-trees-grid", values["num_trees_grid"],
+        ]),
+    }  # fmt: skip
+    return {
+        **{
+            f"{step}_batch": batches.pyspark_batch(values, job, args, run)
+            for step, (job, args) in jobs.items()
+        },
+        "training_metrics_uri": metrics[layout.TRAINING],
+        "tuning_metrics_uri": metrics[layout.TUNING],
+        "training_table_uri": layout.table_uri(values["dataset_uri"], layout.TRAINING_DATA),
+        "dataset_display_name": f"customer-churn-{run}",
+        "dataset_registry_uri": f"{root.rstrip('/')}/datasets",
+        "labels": batches.labels(run),
+    }
 
 
 def champion_values(champion: Mapping | None) -> dict:

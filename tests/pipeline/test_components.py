@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics
 
+from churn_core import batches
 from pipeline import components as c
 from pipeline.report import render_plots
 from tests.pipeline.test_report import compared
@@ -226,19 +227,30 @@ def job_package(tmp_path) -> str:
     return str(archive)
 
 
+def local_batch(folder, job: str, python_file_uris: list, args: list) -> dict:
+    """The Batch of a job file in ``folder``, as ``pipeline_params`` builds one locally."""
+    settings = {
+        "code_uri": f"file://{folder}",
+        "python_file_uris": python_file_uris,
+        "runtime_version": "3.0",
+        "spark_properties": {"spark.ui.enabled": "false"},
+        "container_image": "",
+        "service_account": "",
+        "subnetwork_uri": "",
+    }
+    return batches.pyspark_batch(settings, job, args, "20261129")
+
+
 def test_spark_submit_runs_the_job_with_py_files_and_args(tmp_path, job_package, capsys):
     job = tmp_path / "ok_job.py"
     job.write_text(
         "import sys\nimport tinymod\n"
         "print('JOB', tinymod.MESSAGE, '|'.join(sys.argv[1:]), flush=True)\n"
     )
-    seconds = c.spark_submit(
-        f"file://{job}",
-        [job_package],
-        ["--pipeline-id", "20261129", "--folds", 2],
-        "churn-test-ok",
-        {"spark.ui.enabled": "false"},
+    batch = local_batch(
+        tmp_path, "ok_job", [job_package], ["--pipeline-id", "20261129", "--folds", 2]
     )
+    seconds = c.spark_submit(batch, "churn-test-ok")
     assert isinstance(seconds, float)
     assert 0 < seconds < 300
     out = capsys.readouterr().out
@@ -252,7 +264,7 @@ def test_spark_submit_failure_names_the_batch_and_exit_code(tmp_path):
     job = tmp_path / "bad_job.py"
     job.write_text("import sys\nprint('about to fail', flush=True)\nsys.exit(3)\n")
     with pytest.raises(RuntimeError) as failure:
-        c.spark_submit(str(job), [], [], "churn-test-fail", {"spark.ui.enabled": "false"})
+        c.spark_submit(local_batch(tmp_path, "bad_job", [], []), "churn-test-fail")
     message = str(failure.value)
     assert "Spark batch churn-test-fail failed with exit code 3" in message
     assert "about to fail" in message  # the output tail travels with the error

@@ -1,8 +1,8 @@
 """The training batches as GCPC's launcher sends them, from the committed template and our values.
 
-Each ``DataprocPySparkBatchOp`` of the template is resolved the way the KFP backend resolves
-it (pipeline parameters down the nested DAGs, placeholders, component defaults); GCPC's own
-code then turns the payload into its request, which must parse strictly as a ``Batch``.
+Each Dataproc step of the template is resolved the way the KFP backend resolves it (pipeline
+parameters down the nested DAGs, whole-value placeholders); GCPC's own code then turns the
+payload into its request, which must parse strictly as a ``Batch``.
 """
 
 from __future__ import annotations
@@ -73,11 +73,8 @@ def batch_requests(spec: dict, values: dict) -> dict[str, dict]:
             container = container["container"]
             if LAUNCHER not in container["command"]:
                 continue
-            declared = component["inputDefinitions"]["parameters"]
-            own = {n: p["defaultValue"] for n, p in declared.items() if "defaultValue" in p}
             args = container["args"]
-            concat = json.loads(args[args.index("--payload") + 1])["Concat"]
-            payload = "".join(substitute(part, {**own, **inputs}) for part in concat)
+            payload = substitute(args[args.index("--payload") + 1], inputs)
             labelled = dataproc_util.insert_system_labels_into_payload(payload)
             found[task["taskInfo"]["name"]] = json_util.recursive_remove_empty(
                 json.loads(labelled, strict=False)
@@ -129,15 +126,28 @@ def test_every_training_batch_is_a_strict_batch_for_the_default_runtime(requests
 
 
 def test_training_batches_run_with_the_pipelines_credentials(requests):
-    """GCPC cannot set the authentication type, so on runtime 3.0 these batches run with the
-    credentials of their submitter, the pipeline's service account: the runtime account, the
-    same account the scoring batch runs as (docs/gcp.md)."""
+    """On runtime 3.0 these batches run with the credentials of their submitter, the
+    pipeline's service account: the runtime account, the same account the scoring batch runs
+    as (docs/gcp.md). Each ends by the 12 h ttl."""
     for request in requests.values():
         execution = strict_batch(request).environment_config.execution_config
         assert execution.service_account == SERVICE_ACCOUNT
         assert execution.authentication_config.user_workload_authentication_type == (
             AuthenticationConfig.AuthenticationType.AUTHENTICATION_TYPE_UNSPECIFIED
         )
+        assert execution.ttl.total_seconds() == 12 * 3600
+
+
+def test_each_step_takes_its_batch_whole(requests):
+    """The payload is the Batch ``pipeline_params`` built, with GCPC's system labels added."""
+    values = parameter_values(gcp_env(), "20261129", dt.date(2026, 11, 29), "k7f2q-1")
+    for name, step in (("Preprocess raw customers", "preprocessing"), ("Train random forest",
+                       "training"), ("Tune hyperparameters", "tuning")):  # fmt: skip
+        sent = requests[name]
+        labels = sent.pop("labels")
+        expected = json_util.recursive_remove_empty(values[f"{step}_batch"])
+        assert labels.items() >= expected.pop("labels").items()
+        assert sent == {k: v for k, v in expected.items() if k != "labels"}
 
 
 def test_the_batch_arguments_are_the_runs(requests):

@@ -6,6 +6,7 @@ The successful and the failing batch start together and are shared by the tests 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import threading
@@ -23,6 +24,7 @@ from churn_airflow.local_operators import (
     LocalPipelineOperator,
 )
 from churn_airflow.run_ids import JOB_ID_KEY, RUN_VALUES_KEY
+from churn_core.pipeline_params import Environment, parameter_values
 
 TIMEOUT = 120
 SCRIPT = """
@@ -354,7 +356,7 @@ def test_another_run_of_the_same_pipeline_id_gets_its_own_batch(tmp_path, popen)
 
 
 def pipeline_operator(root: Path) -> LocalPipelineOperator:
-    values = {"pipeline_id": "20261129", "artifact_root": str(root)}
+    values = parameter_values(Environment.local(root), "20261129", dt.date(2026, 11, 29), "x-1")
     operator = LocalPipelineOperator(
         task_id="run_training_pipeline",
         parameter_values=values,

@@ -17,6 +17,7 @@ from churn_core.pipeline_params import (
     Tuning,
     for_attempt,
     parameter_values,
+    step_inputs,
 )
 from pipeline.compile import TEMPLATE
 
@@ -36,8 +37,16 @@ def gcp_env() -> Environment:
     )
 
 
+def described(values: dict) -> dict:
+    """The values that describe the run: all but the steps' whole inputs, which must be what
+    ``step_inputs`` makes of them."""
+    inputs = step_inputs(values)
+    assert {key: values[key] for key in inputs} == inputs
+    return {key: value for key, value in values.items() if key not in inputs}
+
+
 def test_parameter_values_gcp():
-    assert parameter_values(gcp_env(), "20261129", RUN_DATE, A1) == {
+    assert described(parameter_values(gcp_env(), "20261129", RUN_DATE, A1)) == {
         "pipeline_id": "20261129",
         "pipeline_execution_dt": "2026-11-29",
         "training_data_uri": "gs://churn-data/landing/train/dt=2026-11-29",
@@ -98,7 +107,7 @@ def test_parameter_values_local(tmp_path, monkeypatch):
         training_data_uri="/data/raw.csv",
     )
     root = tmp_path.resolve() / "root"
-    assert values == {
+    assert described(values) == {
         "pipeline_id": "20261129-manual",
         "pipeline_execution_dt": "2026-11-29",
         "training_data_uri": "/data/raw.csv",
@@ -192,9 +201,50 @@ def test_for_attempt_changes_only_the_attempt_and_its_batch_ids():
         "training_batch_id",
         "tuning_batch_id",
         "attempt",
+        # what names the attempt's folders: preprocessing writes none
+        "training_batch",
+        "tuning_batch",
+        "training_metrics_uri",
+        "tuning_metrics_uri",
     }
     assert third["training_batch_id"] == "churn-training-20261129-k7f2q-3"
     assert first["training_batch_id"] == "churn-training-20261129-k7f2q-1"  # input left alone
+
+
+def option(batch: dict, flag: str) -> str:
+    args = batch["pyspark_batch"]["args"]
+    return args[args.index(flag) + 1]
+
+
+@pytest.mark.parametrize("champion", [None, CHAMPION])
+def test_each_step_gets_its_run_whole(champion):
+    values = parameter_values(gcp_env(), "20261129", RUN_DATE, A1, champion=champion)
+    pre, train, tune = (values[f"{s}_batch"] for s in ("preprocessing", "training", "tuning"))
+    for batch, job in ((pre, "preprocess"), (train, "train"), (tune, "tune")):
+        assert (
+            batch["pyspark_batch"]["main_python_file_uri"] == f"gs://churn-code/spark_jobs/{job}.py"
+        )
+        assert batch["pyspark_batch"]["args"][:4] == [
+            "--pipeline-id", "20261129", "--pipeline-execution-dt", "2026-11-29",
+        ]  # fmt: skip
+        assert batch["labels"] == {"app": "customer-churn", "pipeline-id": "20261129"}
+        assert batch["environment_config"]["execution_config"]["ttl"] == "43200s"
+    assert option(pre, "--input-uri") == values["training_data_uri"]
+    assert option(pre, "--max-drop-fraction") == "0.05"
+    for batch, operation in ((train, "training"), (tune, "hyperparameter-tuning")):
+        run = f"customer-churn-model/{operation}/20261129/{A1}"
+        assert option(batch, "--model-uri") == f"gs://churn-models/models/{run}"
+        assert option(batch, "--metrics-uri") == f"gs://churn-models/metrics/{run}"
+        assert option(batch, "--seed") == "42"
+        assert option(batch, "--champion-version") == (champion or {}).get("version", "")
+        assert option(batch, "--champion-seed") == ("42" if champion else "")
+    assert [option(tune, f) for f in ("--folds", "--max-depth-grid", "--num-trees-grid")] == [
+        "5", "5,10,15", "25,30,35",
+    ]  # fmt: skip
+    assert values["training_metrics_uri"] == option(train, "--metrics-uri")
+    assert values["tuning_metrics_uri"] == option(tune, "--metrics-uri")
+    assert values["training_table_uri"] == "bq://churn-prod.customer_churn_ds.training_data"
+    assert values["dataset_display_name"] == "customer-churn-20261129"
 
 
 def test_the_default_tuning_is_the_default_grid():

@@ -8,6 +8,7 @@ Airflow's own request models and answers with its response models.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import os
@@ -20,10 +21,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 
 from churn_airflow import scoring, settings
-from churn_core.pipeline_params import Environment
+from churn_core.lineage import PIPELINE_STEPS
+from churn_core.pipeline_params import Environment, parameter_values
 from churn_tools import composer_deploy
 from churn_tools.airflow_setup import POOLS
 from pipeline.compile import TEMPLATE
@@ -373,19 +374,6 @@ def test_dry_run_as_a_command(subprocess_env, tmp_path, airflow_api):
     assert not list(work.iterdir())
 
 
-def find_constants(node, key: str):
-    """Every runtime constant given to the input ``key`` anywhere in a compiled spec."""
-    if isinstance(node, dict):
-        value = node.get(key)
-        if isinstance(value, dict) and "runtimeValue" in value:
-            yield value["runtimeValue"]["constant"]
-        for child in node.values():
-            yield from find_constants(child, key)
-    elif isinstance(node, list):
-        for child in node:
-            yield from find_constants(child, key)
-
-
 def test_uploads_land_where_the_batches_and_the_dag_read_them(capsys, gcloud):
     gcloud()
     uploaded = set()
@@ -396,10 +384,9 @@ def test_uploads_land_where_the_batches_and_the_dag_read_them(capsys, gcloud):
             folder = target.endswith("/")
             uploaded |= {target + Path(s).name if folder else target for s in sources}
     env = gcp_env()
-    code_uri = "{{$.inputs.parameters['pipelinechannel--code_uri']}}"
-    spec = yaml.safe_load(TEMPLATE.read_text())
+    values = parameter_values(env, "20261129", dt.date(2026, 11, 29), "k7f2q-1")
     mains = {
-        m.replace(code_uri, env.code_uri) for m in find_constants(spec, "main_python_file_uri")
+        values[f"{step}_batch"]["pyspark_batch"]["main_python_file_uri"] for step in PIPELINE_STEPS
     }
     assert len(mains) == 3  # preprocess, train, tune
     batch = scoring.dataproc_batch(env, "20261129", [])["pyspark_batch"]
