@@ -68,7 +68,7 @@ APIS = (
 AIRFLOW_3_IMAGE = re.compile(r"composer-3-airflow-3(\.|$)")
 POOLS_API, VERSION_API, PROVIDERS_API = "/api/v2/pools", "/api/v2/version", "/api/v2/providers"
 # What the package is tested with (requirements.txt pins inside these; tests keep them so). It
-# uses what Airflow 3.3 brought: a trigger's on_kill, the bulk pools API, airflow.sdk.exceptions.
+# uses what Airflow 3.3 brought: the bulk pools API, airflow.sdk.exceptions.
 TESTED = {
     "apache-airflow": SpecifierSet(">=3.3.2,<3.4"),
     "apache-airflow-providers-google": SpecifierSet(">=22.8.0,<23"),

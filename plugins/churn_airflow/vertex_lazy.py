@@ -105,7 +105,7 @@ class LazyPipelineJobOperator(BaseOperator):
 
     def on_kill(self) -> None:
         """A task killed while it waits in ``execute`` cancels the job it is attached to (while
-        deferred, the trigger's ``on_kill`` does)."""
+        deferred, the next try after a clear does)."""
         if self.job is not None:
             self.job.on_kill()
 
