@@ -56,32 +56,29 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
     def _job_id(self, attempt: str) -> str:
         return lineage.job_id(self.parameter_values["pipeline_id"], attempt)
 
-    def _cancel_if_running(self, attempt: str) -> None:
-        """A clear makes new work: the job of an attempt before it must not write on."""
+    def _job(self, attempt: str) -> PipelineJob | None:
+        """The pipeline job of ``attempt``; None if it was never submitted."""
         try:
-            job = self.hook.get_pipeline_job(
-                project_id=self.project_id,
-                region=self.region,
-                pipeline_job_id=self._job_id(attempt),
-            )
-        except NotFound:
-            return
-        if job.state in REUSABLE - {SUCCEEDED}:
-            self.log.info("cancelling %s, started before the task was cleared", job.name)
-            self.hook.get_pipeline_service_client(region=self.region).cancel_pipeline_job(
-                name=job.name
-            )
-
-    def _reusable(self, attempt: str) -> PipelineJob | None:
-        try:
-            job = self.hook.get_pipeline_job(
+            return self.hook.get_pipeline_job(
                 project_id=self.project_id,
                 region=self.region,
                 pipeline_job_id=self._job_id(attempt),
             )
         except NotFound:
             return None
-        return job if job.state in REUSABLE else None
+
+    def _cancel_if_running(self, attempt: str) -> None:
+        """A clear makes new work: the job of an attempt before it must not write on."""
+        job = self._job(attempt)
+        if job is not None and job.state in REUSABLE - {SUCCEEDED}:
+            self.log.info("cancelling %s, started before the task was cleared", job.name)
+            self.hook.get_pipeline_service_client(region=self.region).cancel_pipeline_job(
+                name=job.name
+            )
+
+    def _reusable(self, attempt: str) -> PipelineJob | None:
+        job = self._job(attempt)
+        return job if job is not None and job.state in REUSABLE else None
 
     def execute(self, context):
         ti = context["ti"]
