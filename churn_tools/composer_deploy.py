@@ -34,9 +34,9 @@ import churn_core
 from churn_airflow import settings
 from churn_core import runtime
 from churn_core.pipeline_params import Environment
+from churn_tools import REPO
 from churn_tools.airflow_setup import POOLS
 
-REPO = Path(__file__).resolve().parents[1]
 ENTRYPOINTS = tuple(f"spark_jobs/{job}.py" for job in ("preprocess", "train", "tune", "score"))
 PACKAGE_ZIP, ZIP = "spark_jobs/package_zip.py", "dist/churn_ml.zip"
 # a package is mirrored (a removed module goes too), without bytecode

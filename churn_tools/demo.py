@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pluggy
 
-from churn_tools import airflow_setup
+from churn_tools import REPO, airflow_setup
 
-REPO = Path(__file__).resolve().parents[2]
 DAGS = (("customer_churn_training", "training"), ("customer_churn_batch_scoring", "scoring"))
 BAD_INPUT = re.compile(r"bad input: .*")
 JOB_LOG = re.compile(r"\(log: (\S+)\)")
