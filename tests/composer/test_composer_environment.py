@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import time
 
 import psutil
@@ -406,4 +405,3 @@ def test_every_deferral_resumed_through_the_triggerer(composer):
 def test_the_api_server_shows_the_tasks(composer):
     tasks = request(f"{composer['api']}/api/v2/dags/{TRAINING}/tasks", composer["token"])
     assert {t["task_id"] for t in tasks["tasks"]} >= {"run_training_pipeline", "promote_champion"}
-    shutil.rmtree(composer["bucket"].parent / "inputs", ignore_errors=True)
