@@ -94,6 +94,7 @@ print("huge method limit", spark.conf.get("spark.sql.codegen.hugeMethodLimit"))
 
 @pytest.mark.slow
 def test_driver_memory_override_reaches_plain_python_and_spark_submit(tmp_path, capfd, monkeypatch):
+    from churn_core import batches
     from churn_core.pipeline_params import Environment
     from pipeline.components import spark_submit
 
@@ -108,7 +109,12 @@ def test_driver_memory_override_reaches_plain_python_and_spark_submit(tmp_path, 
     assert "huge method limit 8000" in plain.stdout
 
     monkeypatch.setenv("CHURN_SPARK_DRIVER_MEMORY", "1100m")
-    spark_submit(str(job), [], [], "memory-probe", Environment.local(tmp_path).spark_properties)
+    settings = {
+        **vars(Environment.local(tmp_path)),
+        "code_uri": str(tmp_path),
+        "python_file_uris": [],
+    }
+    spark_submit(batches.pyspark_batch(settings, "probe", [], "probe"), "memory-probe")
     out = capfd.readouterr().out
     assert "driver memory 1100m" in out
     assert "huge method limit 8000" in out
