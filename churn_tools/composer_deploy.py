@@ -281,10 +281,10 @@ def preflight(args, environment: ComposerEnvironment) -> None:
 
 def installed_versions(environment: ComposerEnvironment) -> dict[str, str]:
     """Airflow's and each provider's version, as the environment's Airflow REST API reports."""
-    versions = {"apache-airflow": _get(environment.airflow_uri + VERSION_API)["version"]}
+    versions = {"apache-airflow": _call(environment.airflow_uri + VERSION_API)["version"]}
     offset = 0
     while True:
-        page = _get(f"{environment.airflow_uri}{PROVIDERS_API}?limit=100&offset={offset}")
+        page = _call(f"{environment.airflow_uri}{PROVIDERS_API}?limit=100&offset={offset}")
         versions |= {p["package_name"]: p["version"] for p in page["providers"]}
         offset += len(page["providers"])
         if not page["providers"] or offset >= page["total_entries"]:
@@ -401,23 +401,21 @@ def access_token() -> str:
     return done.stdout.strip()
 
 
-def _get(url: str) -> dict:
-    """One read of the environment's Airflow REST API."""
-    http = urllib.request.Request(url, headers={"Authorization": f"Bearer {access_token()}"})
+def _call(url: str, method: str = "GET", body: dict | None = None) -> dict:
+    """One call of the environment's Airflow REST API, with the deployer's token; its answer."""
+    http = urllib.request.Request(
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {access_token()}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(http, timeout=90) as response:
         return json.load(response)
 
 
 def send(request: ApiRequest) -> None:
-    """One Airflow REST API call; a refused call or a bulk entity error raises."""
-    http = urllib.request.Request(
-        request.url,
-        data=json.dumps(request.body).encode(),
-        method=request.method,
-        headers={"Authorization": f"Bearer {access_token()}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(http, timeout=90) as response:
-        answer = json.load(response)
+    """One change through the Airflow REST API; a refused call or a bulk entity error raises."""
+    answer = _call(request.url, request.method, request.body)
     errors = [e for result in answer.values() if result for e in result.get("errors", [])]
     if errors:
         raise ValueError(f"the Airflow API refused part of it: {errors}")

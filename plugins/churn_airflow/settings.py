@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from churn_core import runtime
+from churn_core.pipeline_params import REPO, Environment
 
 BACKENDS = ("local", "gcp")
 GCP_SETTINGS = (
@@ -28,7 +29,6 @@ GCP_SETTINGS = (
 )
 REQUIRED = ("project", "data_bucket", "model_bucket", "code_bucket", "service_account")
 DEFAULTS = {"region": "us-central1", "runtime_version": runtime.DEFAULT}
-REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_OBJECT = "pipeline/customer_churn_training.yaml"
 REGISTRY_POOL = "churn_registry"  # one slot: tasks that write the model registry
 
@@ -83,8 +83,6 @@ def environment():
     Bad settings (a missing one, an unknown runtime, a history server the runtime cannot
     attach) raise a one-sentence ValueError here, before anything is submitted.
     """
-    from churn_core.pipeline_params import Environment
-
     if backend() == "local":
         return Environment.local(local_root())
     missing = [n for n in REQUIRED if not value(n)]
