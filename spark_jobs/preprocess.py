@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from churn_core.layout import TRAINING_DATA, table_uri
 from churn_ml import cleaning, cli, customers, raw_csv, storage
+from churn_ml.schema import LABEL, LABEL_VALUES
 from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.preprocess")
@@ -74,6 +75,7 @@ def input_counts(records: DataFrame) -> list[Column]:
         *customers.reason_counts(),
         F.count_if(~header & cleaning.invalid_labels(records)).alias("invalid_labels"),
         F.count_if(usable).alias("rows_out"),
+        *(F.count_if(usable & (F.col(LABEL) == v)).alias(f"label {v}") for v in LABEL_VALUES),
     ]
 
 
@@ -87,6 +89,7 @@ def drop_stats(counts: dict) -> dict:
         "dropped": {r: counts[r] for r in sorted(cleaning.REJECT_REASONS) if counts[r]},
         "invalid_labels": counts["invalid_labels"],
         "rows_out": counts["rows_out"],
+        "labels": {v: counts[f"label {v}"] for v in LABEL_VALUES},
     }
 
 
@@ -101,6 +104,12 @@ def check(stats: dict, max_drop_fraction: float) -> None:
         raise cli.InputError(
             f"{dropped} of {stats['customers']} customers are unusable, more than the allowed "
             f"fraction {max_drop_fraction}: {stats['dropped']}"
+        )
+    present = [label for label, count in stats["labels"].items() if count]
+    if len(present) == 1:
+        raise cli.InputError(
+            f"every one of the {stats['rows_out']} usable customers has Churn={present[0].capitalize()}: "
+            "a model needs customers of both classes to learn from"
         )
 
 

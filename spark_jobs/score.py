@@ -36,6 +36,7 @@ from churn_core.layout import (
     table_uri,
 )
 from churn_ml import (
+    champion,
     cleaning,
     cli,
     customers,
@@ -157,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     spark = build_session("churn-batch-scoring")
     raw = raw_csv.read(spark, args.input_uri, with_label=False)
     records = customers.one_per_customer(cleaning.parse(raw))
+    champion.require_present(spark, champion.ChampionRef(args.model_version, args.model_uri, None))
     profile, no_baseline = None, None
     if args.drift_uri:
         profile, no_baseline = load_profile(spark, args.model_uri, args.model_version)

@@ -17,6 +17,8 @@ _MALFORMED_RECORD = re.compile(r"Malformed CSV record: (.*?)(?:\s+SQLSTATE: \w+)
 _MISPLACED_HEADER = re.compile(re.escape(MISPLACED_HEADER) + r".*?'(?=\s|$)", re.DOTALL)
 _PART_HEADER = re.compile(r"CSV header does not conform to the schema.*?CSV file: (\S+)", re.DOTALL)
 HEADER_LINE_LIMIT = 1 << 16  # bytes: a header is short; binary input has no line end
+BYTE_ORDER_MARK = "\ufeff"  # what Excel's "CSV UTF-8" writes first; Spark's reader skips it
+_COMPRESSED = {"\x1f\ufffd": "gzip", "BZh": "bzip2", "PK\x03\x04": "zip", "(\ufffd/\ufffd": "zstd"}
 
 
 def malformed_input(err: Exception) -> InputError | None:
@@ -61,13 +63,20 @@ def check_header(header: str | None, with_label: bool) -> None:
     """Name what is wrong with a header line: empty input, not CSV, missing or extra columns."""
     if header is None:
         raise InputError("the input is empty: no header line")
+    for magic, kind in _COMPRESSED.items():
+        if header.startswith(magic):
+            raise InputError(
+                f"the input is {kind}-compressed but its name does not say so: name it "
+                "*.csv.gz (gzip) or *.csv.bz2 (bzip2) to have it read decompressed, or export "
+                "plain CSV"
+            )
     looks_like_json = header.lstrip().startswith(("{", "["))  # JSON lines have commas too
     if looks_like_json or "\x00" in header or "\ufffd" in header or "," not in header:
         raise InputError(
             f"the input is not a comma-separated CSV file (first line: {header[:80]!r})"
         )
     expected = RAW_TRAIN_COLUMNS if with_label else RAW_SCORE_COLUMNS
-    found = [c.strip().strip('"') for c in header.split(",")]
+    found = columns(header)
     missing = [c for c in expected if c not in found]
     extra = [c for c in found if c not in expected]
     problems = []
@@ -79,6 +88,11 @@ def check_header(header: str | None, with_label: bool) -> None:
         problems.append("duplicate column names")
     if problems:
         raise InputError("the CSV header does not match the churn schema: " + "; ".join(problems))
+
+
+def columns(header: str) -> list[str]:
+    """The column names of a header line, a leading byte-order mark dropped."""
+    return [c.strip().strip('"') for c in header.removeprefix(BYTE_ORDER_MARK).split(",")]
 
 
 def first_line(spark: SparkSession, uri: str) -> str | None:
@@ -121,7 +135,6 @@ def read(spark: SparkSession, uri: str, with_label: bool) -> DataFrame:
     path = storage.normalize(uri)
     header = first_line(spark, path)
     check_header(header, with_label)
-    order = [c.strip().strip('"') for c in header.split(",")]
     return spark.read.csv(
-        path, header=True, schema=raw_schema(order), mode="FAILFAST", enforceSchema=False
+        path, header=True, schema=raw_schema(columns(header)), mode="FAILFAST", enforceSchema=False
     )

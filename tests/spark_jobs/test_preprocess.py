@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import datetime as dt
 import json
 import os
@@ -67,6 +68,7 @@ def test_reference_counts(reference_runs):
         "dropped": {"missing total_charges": 11},  # no domain rule rejects a reference row
         "invalid_labels": 0,
         "rows_out": 7032,
+        "labels": {"no": 5163, "yes": 1869},
     }
     assert reference_runs.table("training_data").count() == 7032
 
@@ -79,6 +81,7 @@ def test_training_data_counts(runs):
     assert stats["rows_in"] == source.rows_in
     assert stats["dropped"] == {"missing total_charges": source.dropped}
     assert stats["rows_out"] == source.rows_in - source.dropped
+    assert sum(stats["labels"].values()) == stats["rows_out"] and min(stats["labels"].values())
     table = runs.table("training_data", pipeline_id=runs.pipeline_id)
     assert table.count() == stats["rows_out"]
     assert table.select("customer_id").distinct().count() == stats["rows_out"]
@@ -182,6 +185,9 @@ def bad_inputs(spark, small_lines, tmp_path_factory) -> dict[str, tuple[Path, st
     maybe = [*rows[:3], [*rows[3][:-1], "Maybe"], *rows[4:]]
     blank = [[*r[:-2], " ", r[-1]] if i % 5 == 0 else r for i, r in enumerate(rows)]
     short = [*rows[:10], rows[10][:5], *rows[11:]]
+    all_no = [[*r[:-1], "No"] for r in rows]
+    plain = write_rows(folder / "plain.csv", header, rows)
+    (folder / "exported.csv").write_bytes(gzip.compress(plain.read_bytes()))
     return {
         "missing column": (
             write_rows(folder / "missing.csv", without_tenure(header), map(without_tenure, rows)),
@@ -205,6 +211,14 @@ def bad_inputs(spark, small_lines, tmp_path_factory) -> dict[str, tuple[Path, st
             r"customers are unusable, more than the allowed fraction 0.05",
         ),
         "nonexistent input": (folder / "nope.csv", r"nope.csv does not exist"),
+        "one label class": (
+            write_rows(folder / "all_no.csv", header, all_no),
+            r"usable customers has Churn=No: a model needs customers of both classes",
+        ),
+        "gzip named .csv": (
+            folder / "exported.csv",
+            r"^the input is gzip-compressed but its name does not say so: name it \*\.csv\.gz",
+        ),
     }
 
 
@@ -219,6 +233,8 @@ BAD_INPUTS = [
     "malformed line",
     "too many dropped rows",
     "nonexistent input",
+    "one label class",
+    "gzip named .csv",
 ]
 
 
@@ -369,6 +385,7 @@ def test_drop_stats_count_reasons_customers_and_bad_labels(spark):
         },
         "invalid_labels": 2,
         "rows_out": 2,
+        "labels": {"no": 0, "yes": 1},
     }
 
 
@@ -378,10 +395,15 @@ def test_drop_stats_count_reasons_customers_and_bad_labels(spark):
         ({"invalid_labels": 1}, r"1 rows have a Churn label other than Yes/No"),
         ({"customers": 0, "rows_out": 0}, r"header but no rows"),
         ({"rows_out": 94}, r"6 of 100 customers are unusable, more than the allowed fraction 0.05"),
+        (
+            {"labels": {"no": 95, "yes": 0}},
+            r"^every one of the 95 usable customers has Churn=No: a model needs customers of both",
+        ),
     ],
 )
 def test_check_names_what_breaks_the_contract(stats, message):
-    good = {"invalid_labels": 0, "customers": 100, "rows_out": 95, "dropped": {}}
+    labels = {"no": 80, "yes": 15}
+    good = {"invalid_labels": 0, "customers": 100, "rows_out": 95, "dropped": {}, "labels": labels}
     preprocess.check(good, 0.05)  # 5 of 100 is within the limit
     with pytest.raises(InputError, match=message):
         preprocess.check({**good, **stats}, 0.05)

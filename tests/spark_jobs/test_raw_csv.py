@@ -20,6 +20,7 @@ SCORE_HEADER = ",".join(RAW_SCORE_COLUMNS)
         (",".join(f'"{c}"' for c in RAW_TRAIN_COLUMNS), True),  # quoted names
         (",".join(reversed(RAW_TRAIN_COLUMNS)), True),  # any column order
         (",".join(f" {c} " for c in RAW_SCORE_COLUMNS), False),  # padded names
+        ("\ufeff" + TRAIN_HEADER, True),  # byte-order mark
     ],
 )
 def test_check_header_accepts_the_schema(header, with_label):
@@ -66,6 +67,16 @@ def test_read_keeps_the_files_column_order_as_strings(spark, tmp_path):
     row = df.collect()
     assert len(row) == 1
     assert row[0].asDict() == values  # blanks are kept for parse() to judge
+
+
+def test_a_byte_order_mark_is_read_as_excel_writes_it(spark, tmp_path):
+    values = {c: f"v-{c}" for c in RAW_SCORE_COLUMNS}
+    path = tmp_path / "excel.csv"
+    path.write_text(SCORE_HEADER + "\n" + ",".join(values.values()) + "\n", encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    df = raw_csv.read(spark, str(path), with_label=False)
+    assert df.columns == list(RAW_SCORE_COLUMNS)
+    assert df.first().asDict() == values
 
 
 def test_read_reads_a_folder_of_parts(spark, tmp_path):

@@ -10,6 +10,7 @@ import score
 from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import sample_data, storage
+from churn_ml.champion import ChampionUnavailable
 from churn_ml.cli import InputError
 from churn_ml.schema import RAW_SCORE_COLUMNS
 
@@ -169,6 +170,21 @@ def test_bad_input_fails_names_the_problem_and_leaves_nothing(
         score.main(args)
     assert paths_naming(dataset, "bad-score") == []
     assert not dataset.exists() or [p for p in dataset.rglob("*") if p.is_file()] == []
+
+
+def test_a_champion_whose_folder_is_gone_is_named_in_one_sentence(generated_runs, tmp_path):
+    assert generated_runs.trained
+    args = generated_runs.score_args(tmp_path / "warehouse", "gone")
+    gone = str(tmp_path / "models" / "v-gone")
+    args[args.index("--model-uri") + 1] = gone
+    version = args[args.index("--model-version") + 1]
+    with pytest.raises(ChampionUnavailable) as err:
+        score.main(args)
+    assert str(err.value) == (
+        f"the champion {version}'s model {gone} cannot be scored: it is missing; "
+        "restore it, or roll the registry back to another version"
+    )
+    assert not (tmp_path / "warehouse").exists()
 
 
 def test_reject_fraction_can_be_raised(generated_runs, bad_score_inputs, tmp_path):
