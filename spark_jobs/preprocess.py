@@ -105,10 +105,10 @@ def check(stats: dict, max_drop_fraction: float) -> None:
             f"{dropped} of {stats['customers']} customers are unusable, more than the allowed "
             f"fraction {max_drop_fraction}: {stats['dropped']}"
         )
-    present = [label for label, count in stats["labels"].items() if count]
+    present = [label.capitalize() for label, count in stats["labels"].items() if count]
     if len(present) == 1:
         raise cli.InputError(
-            f"every one of the {stats['rows_out']} usable customers has Churn={present[0].capitalize()}: "
+            f"every one of the {stats['rows_out']} usable customers has Churn={present[0]}: "
             "a model needs customers of both classes to learn from"
         )
 

@@ -32,6 +32,31 @@ def registry_uri(artifact_root: str) -> str:
     return f"{artifact_root.rstrip('/')}/registry/{MODEL_NAME}.json"
 
 
+KEPT_BACKUPS = 10  # earlier versions of the document each store keeps beside it
+
+
+class CorruptRegistry(RuntimeError):
+    """The registry document is not JSON; the message names the earlier version to restore."""
+
+
+def backups_uri(uri: str) -> str:
+    """The folder of a registry document's earlier versions, named in the order written."""
+    return uri.removesuffix(".json") + ".backups"
+
+
+def _parsed(text: str, uri: str, backups: Callable[[], list[str]]) -> dict:
+    """The document, or CorruptRegistry naming the newest of its ``backups()`` to restore."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        kept = backups()
+        restore = f"copy its last good version {kept[-1]} over it" if kept else "none is kept"
+        raise CorruptRegistry(
+            f"the registry document {uri} is not valid JSON ({err.msg}, line {err.lineno}); "
+            f"{restore}"
+        ) from None
+
+
 def empty() -> dict:
     return {"model": MODEL_NAME, "champion": None, "versions": [], "history": []}
 
@@ -271,13 +296,28 @@ class LocalStore:
 
     def __init__(self, path: str):
         self.path = path.removeprefix("file://")
+        self.backups = backups_uri(self.path)
 
     def read(self) -> dict:
         try:
             with open(self.path) as f:
-                return json.load(f)
+                text = f.read()
         except FileNotFoundError:
             return empty()
+        return _parsed(text, self.path, self._kept)
+
+    def _kept(self) -> list[str]:
+        names = sorted(os.listdir(self.backups)) if os.path.isdir(self.backups) else []
+        return [os.path.join(self.backups, name) for name in names]
+
+    def _keep_current(self) -> None:
+        """Hard-link the document about to be replaced as the newest backup; prune the rest."""
+        os.makedirs(self.backups, exist_ok=True)
+        kept = self._kept()
+        number = int(os.path.basename(kept[-1]).split(".")[0]) + 1 if kept else 1
+        os.link(self.path, os.path.join(self.backups, f"{number:09d}.json"))
+        for old in kept[: max(0, len(kept) + 1 - KEPT_BACKUPS)]:
+            os.unlink(old)
 
     def update(self, change: Callable[[dict], tuple[dict, Any]]) -> Any:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -290,6 +330,8 @@ class LocalStore:
                     json.dump(doc, f, indent=2)
                     f.flush()
                     os.fsync(f.fileno())
+                if os.path.exists(self.path):
+                    self._keep_current()
                 os.replace(staged, self.path)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
@@ -310,26 +352,43 @@ class GcsStore:
         self.bucket = client.bucket(bucket)
         self.attempts = attempts
 
-    def _get(self) -> tuple[dict, int]:
-        """The document and its generation, read from that very generation (0: none yet)."""
+    def _get(self) -> tuple[dict, int, str]:
+        """The document, its generation and text, read from that very generation (0: none)."""
         blob = self.bucket.get_blob(self.name)
         if blob is None:
-            return empty(), 0
+            return empty(), 0, ""
         generation = blob.generation  # before the download, which may reset it
-        return json.loads(blob.download_as_text(if_generation_match=generation)), generation
+        text = blob.download_as_text(if_generation_match=generation)
+        return _parsed(text, f"gs://{self.bucket.name}/{self.name}", self._kept), generation, text
+
+    def _kept(self) -> list[str]:
+        blobs = self.bucket.list_blobs(prefix=backups_uri(self.name) + "/")
+        return [f"gs://{self.bucket.name}/{name}" for name in sorted(b.name for b in blobs)]
+
+    def _keep(self, text: str, generation: int) -> None:
+        """Keep the replaced generation's text as the newest backup; prune the rest."""
+        folder = backups_uri(self.name)
+        self.bucket.blob(f"{folder}/{generation:020d}.json").upload_from_string(
+            text, content_type="application/json"
+        )
+        kept = self._kept()
+        for old in kept[: max(0, len(kept) - KEPT_BACKUPS)]:
+            self.bucket.blob(old.removeprefix(f"gs://{self.bucket.name}/")).delete()
 
     def read(self) -> dict:
         return self._until_unchanged(lambda: self._get()[0])
 
     def update(self, change: Callable[[dict], tuple[dict, Any]]) -> Any:
         def read_change_write():
-            current, generation = self._get()
+            current, generation, text = self._get()
             doc, result = change(current)
             self.bucket.blob(self.name).upload_from_string(
                 json.dumps(doc, indent=2),
                 content_type="application/json",
                 if_generation_match=generation,
             )
+            if generation:
+                self._keep(text, generation)
             return result
 
         return self._until_unchanged(read_change_write)

@@ -122,6 +122,27 @@ def test_gcs_store_writes_one_json_object_under_preconditions(bucket):
     ]
 
 
+def test_gcs_store_keeps_the_replaced_generations_and_names_one_when_corrupt(bucket):
+    store = registry.GcsStore(f"gs://{bucket.name}/{OBJECT}", storage.Client(project=PROJECT))
+    generations = []
+    for n in range(registry.KEPT_BACKUPS + 2):
+        store.update(lambda doc, n=n: ({**doc, "n": n}, None))
+        generations.append(bucket.get_blob(OBJECT).generation)
+    backups = sorted(b.name for b in bucket.list_blobs(prefix=registry.backups_uri(OBJECT)))
+    assert backups == [
+        f"{registry.backups_uri(OBJECT)}/{g:020d}.json"
+        for g in generations[-registry.KEPT_BACKUPS - 1 : -1]
+    ]
+    assert json.loads(bucket.get_blob(backups[-1]).download_as_text())["n"] == 10
+    bucket.blob(OBJECT).upload_from_string("not json")
+    with pytest.raises(registry.CorruptRegistry) as err:
+        store.read()
+    assert str(err.value) == (
+        f"the registry document gs://{bucket.name}/{OBJECT} is not valid JSON (Expecting "
+        f"value, line 1); copy its last good version gs://{bucket.name}/{backups[-1]} over it"
+    )
+
+
 def test_gcs_store_retries_a_lost_race_and_keeps_both_updates(bucket):
     store = registry.GcsStore(f"gs://{bucket.name}/{OBJECT}", storage.Client(project=PROJECT))
     store.update(promote_change("20261129", 0.7))

@@ -468,6 +468,7 @@ def test_local_update_replaces_the_file_atomically(tmp_path):
     assert path.stat().st_ino != first_inode  # a new file renamed over the old one
     assert store.read()["champion"] == "20261130-training-abcde-1"
     assert sorted(p.name for p in path.parent.iterdir()) == [
+        "customer-churn-model.backups",
         "customer-churn-model.json",
         "customer-churn-model.json.lock",
     ]
@@ -488,6 +489,25 @@ def test_local_update_that_fails_keeps_the_old_document(tmp_path):
         store.update(lambda doc: ({**doc, "champion": object()}, None))
     assert path.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.json.lock"]
+
+
+def test_local_updates_keep_the_last_versions_and_a_corrupt_document_names_one(tmp_path):
+    path = tmp_path / "r.json"
+    store = LocalStore(str(path))
+    written = []
+    for n in range(registry.KEPT_BACKUPS + 3):
+        store.update(lambda doc, n=n: ({**doc, "n": n}, None))
+        written.append(path.read_text())
+    kept = sorted((tmp_path / "r.backups").iterdir())
+    assert [p.read_text() for p in kept] == written[-registry.KEPT_BACKUPS - 1 : -1]
+    path.write_text('{"champion": "v1", "versi')  # a hand edit gone wrong
+    with pytest.raises(registry.CorruptRegistry) as err:
+        store.update(lambda doc: (doc, None))
+    assert str(err.value) == (
+        f"the registry document {path} is not valid JSON (Unterminated string starting at, "
+        f"line 1); copy its last good version {kept[-1]} over it"
+    )
+    assert path.read_text() == '{"champion": "v1", "versi'  # refused, not replaced
 
 
 def test_local_update_returns_the_change_result(tmp_path):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import datetime as dt
+import gzip
 import json
 import os
 import subprocess
