@@ -72,15 +72,17 @@ compile: venv
 	$(PY) -m pipeline.compile
 
 # A local Airflow with its UI (http://localhost:8080, password in .airflow/), no Docker needed.
-AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+# It listens on this machine only (AIRFLOW_BIND=0.0.0.0 to serve others); its files are 0600.
+AIRFLOW_BIND ?= 127.0.0.1
+AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__API__HOST=$(AIRFLOW_BIND) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
 airflow-up: venv java
-	@mkdir -p .airflow
+	@mkdir -p -m 700 .airflow
 	$(AIRFLOW_ENV) $(PY) -m churn_tools.airflow_setup
-	$(AIRFLOW_ENV) nohup airflow standalone > .airflow/standalone.log 2>&1 & echo $$! > .airflow/standalone.pid
-	@echo "Airflow starting: http://localhost:8080 (log: .airflow/standalone.log; user admin, password in .airflow/simple_auth_manager_passwords.json.generated)"
+	umask 077; $(AIRFLOW_ENV) nohup airflow standalone > .airflow/standalone.log 2>&1 & echo $$! > .airflow/standalone.pid
+	@echo "Airflow starting: http://$(AIRFLOW_BIND):8080 (log: .airflow/standalone.log; user admin, password in .airflow/simple_auth_manager_passwords.json.generated)"
 
 # airflow standalone orphans its children on SIGTERM: stop them first, then the parent.
 airflow-down:
@@ -98,7 +100,7 @@ COMPOSE_SECRETS := import os, secrets; from cryptography.fernet import Fernet; \
 	print(f"AIRFLOW__CORE__FERNET_KEY={Fernet.generate_key().decode()}")
 compose-env: venv
 	@mkdir -p .churn
-	@if [ -f .env ]; then echo ".env exists: kept"; else $(PY) -c '$(COMPOSE_SECRETS)' > .env && echo "wrote .env"; fi
+	@if [ -f .env ]; then echo ".env exists: kept"; else (umask 077; $(PY) -c '$(COMPOSE_SECRETS)' > .env) && echo "wrote .env (0600)"; fi
 
 # Deploy to Cloud Composer with your own gcloud credentials (docs/gcp.md), e.g.
 #   make deploy-composer DEPLOY_ARGS="--environment ENV --location REGION --project P \

@@ -160,6 +160,7 @@ CHECKS = {
     "model_bucket": _bucket,
     "code_bucket": _bucket,
     "service_account": _matching(SERVICE_ACCOUNT, "a service account email"),
+    "scoring_service_account": _matching(SERVICE_ACCOUNT, "a service account email"),
     "runtime_version": _runtime_version,
 }
 ANY_VALUE = _matching(LIST_ITEM, "a value without commas or spaces")
@@ -193,6 +194,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="preflight, print every step")
     args = parser.parse_args(argv)
     args.region = args.region or args.location
+    if args.scoring_service_account == args.service_account:
+        parser.error(
+            "--scoring-service-account must be another account than --service-account: "
+            "scoring must not be able to write models or the registry (docs/gcp.md)"
+        )
     try:
         runtime.check_batch_settings(
             args.runtime_version or runtime.DEFAULT, args.spark_history_server or ""

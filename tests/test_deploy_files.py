@@ -95,3 +95,31 @@ def test_make_compose_env_writes_every_variable_the_compose_file_requires(tmp_pa
     assert keys == required | {"AIRFLOW_UID"}
     values = dict(line.split("=", 1) for line in written.splitlines())
     assert all(len(values[k]) >= 32 for k in required)
+
+
+def test_make_compose_env_writes_a_file_only_its_owner_reads(tmp_path):
+    import subprocess
+
+    for name in ("requirements.lock", "pyproject.toml"):  # what the venv target depends on
+        (tmp_path / name).symlink_to(REPO / name)
+    venv = f"VENV={REPO / '.venv'}"
+    subprocess.run(["make", "-s", "-f", str(REPO / "Makefile"), "-C", str(tmp_path), venv,
+                    "compose-env"], check=True, capture_output=True)  # fmt: skip
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+
+
+def test_make_airflow_up_listens_on_this_machine_and_writes_private_files():
+    import subprocess
+
+    def plan(*overrides: str) -> str:
+        return subprocess.run(
+            ["make", "-n", "-s", "-C", str(REPO), "airflow-up", *overrides],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+
+    (standalone,) = [line for line in plan().splitlines() if "airflow standalone" in line]
+    assert standalone.startswith("umask 077;")  # the generated password file is 0600
+    assert "AIRFLOW__API__HOST=127.0.0.1 " in standalone
+    assert "AIRFLOW__API__HOST=0.0.0.0 " in plan("AIRFLOW_BIND=0.0.0.0")
+    ports = compose()["services"]["airflow-apiserver"]["ports"]
+    assert ports == ["${AIRFLOW_BIND:-127.0.0.1}:8080:8080"]

@@ -35,10 +35,12 @@ def scoring_args(
 def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
     """The Dataproc Serverless Batch of one scoring run (a dict that parses as ``Batch``).
 
-    Composer's account submits it; it runs as the runtime account all the same. No history
-    server: ``Environment`` refuses one on the runtimes the jobs run on.
+    Composer's account submits it; it runs as the scoring account all the same, which may
+    read models but write only predictions (docs/gcp.md). No history server: ``Environment``
+    refuses one on the runtimes the jobs run on.
     """
-    return batches.pyspark_batch(vars(env), "score", args, pipeline_id, as_service_account=True)
+    runs_as = {**vars(env), "service_account": env.scoring_service_account}
+    return batches.pyspark_batch(runs_as, "score", args, pipeline_id, as_service_account=True)
 
 
 def check_run(stats: dict | None, tables: dict[str, int], run: dict):

@@ -1,9 +1,11 @@
 """Deployment settings: the backend from ``CHURN_BACKEND``, the rest from the environment.
 
-Each GCP setting is the Airflow Variable ``churn_<name>`` when one exists, else the env var
-``CHURN_<NAME>`` (what the Composer deploy sets), else its default. Operators get them as
-templates (rendered at run time); TaskFlow code calls ``environment()`` at run time. Nothing
-here reads a Variable at parse time.
+Each GCP setting is the env var ``CHURN_<NAME>`` (what the Composer deploy sets), else its
+default. Where data lives may also be overridden by an Airflow Variable ``churn_<name>``;
+what decides the code that runs and who it runs as (``ENV_ONLY``) never is: whoever may
+edit a Variable must not be able to run code as a service account. Operators get settings
+as templates (rendered at run time); TaskFlow code calls ``environment()`` at run time.
+Nothing here reads a Variable at parse time.
 """
 
 from __future__ import annotations
@@ -22,12 +24,27 @@ GCP_SETTINGS = (
     "model_bucket",
     "code_bucket",
     "service_account",
+    "scoring_service_account",
     "subnetwork_uri",
     "spark_history_server",
     "container_image",
     "runtime_version",
 )
-REQUIRED = ("project", "data_bucket", "model_bucket", "code_bucket", "service_account")
+REQUIRED = (
+    "project",
+    "data_bucket",
+    "model_bucket",
+    "code_bucket",
+    "service_account",
+    "scoring_service_account",
+)
+ENV_ONLY = (
+    "code_bucket",
+    "container_image",
+    "runtime_version",
+    "service_account",
+    "scoring_service_account",
+)
 DEFAULTS = {"region": "us-central1", "runtime_version": runtime.DEFAULT}
 TEMPLATE_OBJECT = "pipeline/customer_churn_training.yaml"
 REGISTRY_POOL = "churn_registry"  # one slot: tasks that write the model registry
@@ -58,9 +75,12 @@ def _fallback(name: str) -> str:
 
 
 def template(name: str) -> str:
-    """A Jinja template of one GCP setting, for operator arguments."""
+    """A Jinja template of one GCP setting, for operator arguments (an ``ENV_ONLY`` one is
+    its value)."""
     if name not in GCP_SETTINGS:
         raise KeyError(name)
+    if name in ENV_ONLY:
+        return _fallback(name)
     return f"{{{{ var.value.get('churn_{name}', '{_fallback(name)}') }}}}"
 
 
@@ -74,6 +94,8 @@ def value(name: str) -> str:
 
     if name not in GCP_SETTINGS:
         raise KeyError(name)
+    if name in ENV_ONLY:
+        return _fallback(name)
     return Variable.get(f"churn_{name}", default=_fallback(name))
 
 
@@ -88,13 +110,17 @@ def environment():
     missing = [n for n in REQUIRED if not value(n)]
     if missing:
         raise ValueError(
-            "the gcp backend needs the Airflow Variables "
-            + ", ".join(f"churn_{n}" for n in missing)
-            + " (or the env vars "
+            "the gcp backend needs the settings "
             + ", ".join(f"CHURN_{n.upper()}" for n in missing)
-            + ")"
+            + " (env vars of the Composer environment, as the deploy sets them)"
         )
-    batch = ("service_account", "subnetwork_uri", "spark_history_server", "container_image")
+    batch = (
+        "service_account",
+        "scoring_service_account",
+        "subnetwork_uri",
+        "spark_history_server",
+        "container_image",
+    )
     return Environment.gcp(
         value("project"),
         value("region"),

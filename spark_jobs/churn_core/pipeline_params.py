@@ -47,7 +47,8 @@ class Environment:
     region: str = "us-central1"
     container_image: str = ""
     runtime_version: str = runtime.DEFAULT
-    service_account: str = ""
+    service_account: str = ""  # the training pipeline's batches run as it
+    scoring_service_account: str = ""  # the scoring batch runs as it
     subnetwork_uri: str = ""
     spark_history_server: str = ""
 

@@ -348,6 +348,7 @@ def test_scoring_retries_a_failed_poll_of_its_batch(composer):
     assert sent["pyspark_batch"]["args"] == expected["pyspark_batch"]["args"]
     execution = sent["environment_config"]["execution_config"]
     assert execution["ttl"] == "43200s"
+    assert execution["service_account"] == GIVEN["scoring_service_account"]  # not the runtime's
     assert execution["authentication_config"] == {
         "user_workload_authentication_type": "SERVICE_ACCOUNT"
     }
@@ -355,7 +356,7 @@ def test_scoring_retries_a_failed_poll_of_its_batch(composer):
 
 
 def batch_settings() -> dict:
-    keys = ("service_account", "subnetwork_uri", "runtime_version")
+    keys = ("service_account", "scoring_service_account", "subnetwork_uri", "runtime_version")
     return {key: GIVEN[key] for key in keys}
 
 

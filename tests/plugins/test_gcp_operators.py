@@ -777,10 +777,7 @@ def test_factory_gcp_backend(gcp_backend):
     assert from_xcom(training.parameter_values, "plan_run", "parameter_values")
     assert from_xcom(training.display_name, "plan_run", "display_name")
     assert from_xcom(training.run_key, "plan_run", "run_key")
-    assert training.template_path == (
-        "gs://{{ var.value.get('churn_code_bucket', 'code-b') }}"
-        "/pipeline/customer_churn_training.yaml"
-    )
+    assert training.template_path == "gs://code-b/pipeline/customer_churn_training.yaml"
     assert training.pipeline_root == (
         "gs://{{ var.value.get('churn_model_bucket', 'model-b') }}/pipeline-root"
     )

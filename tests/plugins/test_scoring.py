@@ -27,6 +27,7 @@ def full_env() -> Environment:
         "model-b",
         "code-b",
         service_account="sa@x.iam.gserviceaccount.com",
+        scoring_service_account="scoring@x.iam.gserviceaccount.com",
         subnetwork_uri="projects/p/regions/r/subnetworks/s",
         container_image="gcr.io/p/img:1",
         runtime_version="3.0",
@@ -78,7 +79,7 @@ EXPECTED_BATCH = {
     "environment_config": {
         "execution_config": {
             "ttl": "43200s",  # 12 h, not the API's 4 h default
-            "service_account": "sa@x.iam.gserviceaccount.com",
+            "service_account": "scoring@x.iam.gserviceaccount.com",  # not the runtime account
             "subnetwork_uri": "projects/p/regions/r/subnetworks/s",
             "authentication_config": {"user_workload_authentication_type": "SERVICE_ACCOUNT"},
         },
@@ -127,7 +128,7 @@ def test_dataproc_batch_parses_strictly_as_a_batch():
     assert batch.runtime_config.version == "3.0"
     assert dict(batch.runtime_config.properties) == SPARK_PROPERTIES
     execution = batch.environment_config.execution_config
-    assert execution.service_account == "sa@x.iam.gserviceaccount.com"
+    assert execution.service_account == "scoring@x.iam.gserviceaccount.com"
     # runtime 3.0 would otherwise run it as whoever submits it: Composer's account
     assert execution.authentication_config.user_workload_authentication_type == (
         AuthenticationConfig.AuthenticationType.SERVICE_ACCOUNT

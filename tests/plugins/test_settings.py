@@ -13,6 +13,7 @@ GIVEN = {
     "CHURN_MODEL_BUCKET": "acme-churn-models",
     "CHURN_CODE_BUCKET": "acme-churn-code",
     "CHURN_SERVICE_ACCOUNT": "churn-runtime@acme-churn.iam.gserviceaccount.com",
+    "CHURN_SCORING_SERVICE_ACCOUNT": "churn-scoring@acme-churn.iam.gserviceaccount.com",
 }
 
 
@@ -31,6 +32,7 @@ def test_the_env_vars_make_the_environment_with_the_default_runtime(gcp):
     assert (env.project, env.region, env.runtime_version) == ("acme-churn", "us-central1", "3.0")
     assert env.runtime_version == runtime.DEFAULT
     assert env.service_account == GIVEN["CHURN_SERVICE_ACCOUNT"]
+    assert env.scoring_service_account == GIVEN["CHURN_SCORING_SERVICE_ACCOUNT"]
     assert env.artifact_root == "gs://acme-churn-models"
 
 
@@ -40,8 +42,26 @@ def test_a_missing_setting_stops_the_plan(gcp):
     with pytest.raises(ValueError) as refused:
         settings.environment()
     assert str(refused.value) == (
-        "the gcp backend needs the Airflow Variables churn_code_bucket, churn_service_account "
-        "(or the env vars CHURN_CODE_BUCKET, CHURN_SERVICE_ACCOUNT)"
+        "the gcp backend needs the settings CHURN_CODE_BUCKET, CHURN_SERVICE_ACCOUNT (env vars "
+        "of the Composer environment, as the deploy sets them)"
+    )
+
+
+@pytest.mark.parametrize("name", settings.ENV_ONLY)
+def test_a_variable_cannot_change_what_code_runs_or_who_runs_it(gcp, name):
+    """Composer gives new users the Op role, which edits Variables: the code bucket, image,
+    runtime and identities come from the environment's variables alone."""
+    gcp.setenv(f"AIRFLOW_VAR_CHURN_{name.upper()}", "attacker-choice")  # a Variable
+    given = GIVEN.get(f"CHURN_{name.upper()}", settings.DEFAULTS.get(name, ""))
+    assert settings.value(name) == given
+    assert settings.template(name) == given
+
+
+def test_a_variable_still_moves_where_data_lives(gcp):
+    gcp.setenv("AIRFLOW_VAR_CHURN_DATA_BUCKET", "acme-churn-data-eu")
+    assert settings.value("data_bucket") == "acme-churn-data-eu"
+    assert settings.template("data_bucket") == (
+        "{{ var.value.get('churn_data_bucket', 'acme-churn-data') }}"
     )
 
 

@@ -19,6 +19,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -40,6 +41,7 @@ GIVEN = {  # no --region (it defaults to --location), no history server, no imag
     "project": PROJECT,
     **BUCKETS,
     "service_account": "churn-runtime@acme-churn.iam.gserviceaccount.com",
+    "scoring_service_account": "churn-scoring@acme-churn.iam.gserviceaccount.com",
     "subnetwork_uri": "projects/acme-churn/regions/europe-west4/subnetworks/dataproc",
     "runtime_version": "3.0",
 }
@@ -81,6 +83,7 @@ ENV_VARIABLES = {
     "CHURN_MODEL_BUCKET": BUCKETS["model_bucket"],
     "CHURN_CODE_BUCKET": BUCKETS["code_bucket"],
     "CHURN_SERVICE_ACCOUNT": GIVEN["service_account"],
+    "CHURN_SCORING_SERVICE_ACCOUNT": GIVEN["scoring_service_account"],
     "CHURN_SUBNETWORK_URI": GIVEN["subnetwork_uri"],
     "CHURN_RUNTIME_VERSION": "3.0",
 }
@@ -138,12 +141,16 @@ def pool_request(airflow_uri: str) -> str:
     return f"PATCH {airflow_uri}/api/v2/pools {json.dumps(POOL_BODY)}"
 
 
+def dag_template_uri() -> str:
+    """The template the DAGs read, under the env vars the deploy sets."""
+    with mock.patch.dict(os.environ, ENV_VARIABLES):
+        return settings.template_path()
+
+
 def expected_steps(airflow_uri: str, env_variables_set: bool = False) -> list[str]:
     """Every step of a deploy with ARGS, in order, as printed; URIs come from the code."""
     env = gcp_env()
-    template_uri = settings.template_path().replace(
-        settings.template("code_bucket"), BUCKETS["code_bucket"]
-    )
+    template_uri = dag_template_uri()
     update = ["gcloud", "composer", "environments", "update", *WHERE]
     variables = ",".join(f"{k}={v}" for k, v in ENV_VARIABLES.items())
     steps = [] if env_variables_set else [[*update, f"--update-env-variables={variables}"]]
@@ -392,9 +399,7 @@ def test_uploads_land_where_the_batches_and_the_dag_read_them(capsys, gcloud):
     batch = scoring.dataproc_batch(env, "20261129", [])["pyspark_batch"]
     mains.add(batch["main_python_file_uri"])
     assert batch["python_file_uris"] == list(env.python_file_uris)
-    template = settings.template_path().replace(
-        settings.template("code_bucket"), BUCKETS["code_bucket"]
-    )
+    template = dag_template_uri()
     assert mains | set(env.python_file_uris) | {template} <= uploaded
     for uri in mains:  # each uploaded from the job of that name
         assert (REPO / "spark_jobs" / Path(uri).name).is_file()
@@ -677,6 +682,17 @@ def test_required_settings_must_be_given(capsys, no_commands):
         composer_deploy.main(without)
     assert stopped.value.code == 2
     assert "the following arguments are required: --service-account" in capsys.readouterr().err
+
+
+def test_scoring_cannot_run_as_the_runtime_account(capsys, no_commands):
+    same = ["--scoring-service-account", GIVEN["service_account"]]
+    with pytest.raises(SystemExit) as stopped:
+        composer_deploy.main([*ARGS, *same])
+    assert stopped.value.code == 2
+    assert (
+        "error: --scoring-service-account must be another account than --service-account: "
+        "scoring must not be able to write models or the registry (docs/gcp.md)"
+    ) in capsys.readouterr().err
 
 
 def test_a_stale_template_stops_before_anything_runs(monkeypatch, no_commands):
