@@ -91,8 +91,8 @@ def customer_churn_batch_scoring():
 
         psi.check_thresholds(params["drift_warning"], params["drift_alert"])
         run = run_ids.identify_context(context, params)
-        prefix = layout.landing_prefix(layout.SCORE_INPUT, run.day) + "/"
-        return {**run.as_dict(), "input_prefix": prefix}
+        marker = layout.input_marker(layout.SCORE_INPUT, run.day)
+        return {**run.as_dict(), "input_marker": marker}
 
     @task(multiple_outputs=True)
     def resolve_champion(plan: dict, params: dict) -> dict:
@@ -143,7 +143,7 @@ def customer_churn_batch_scoring():
         return drift["alert"]
 
     plan = plan_scoring()
-    wait = factory.input_sensor("wait_for_scoring_input", plan["input_prefix"])
+    wait = factory.input_sensor("wait_for_scoring_input", plan["input_marker"])
     champion = resolve_champion(plan)
     submit = factory.scoring_batch("submit_scoring", plan, champion["batch"])
     wait_for_batch = factory.scoring_sensor("wait_for_scoring", submit)

@@ -12,8 +12,9 @@ turns that off.
    trigger time, else the `day` param), the `pipeline_id` (`YYYYMMDD`; manual runs add
    `-manual-HHMMSS`) and every id and parameter of the pipeline. A bad param fails here,
    before anything is submitted.
-2. **wait_for_training_data** waits (without holding a worker slot) for
-   `landing/train/dt=<day>/` in the data bucket (locally under `CHURN_ROOT`).
+2. **wait_for_training_data** waits (without holding a worker slot) for the day's completion
+   marker `landing/train/dt=<day>/_SUCCESS` in the data bucket (locally under `CHURN_ROOT`):
+   a day is complete when its producer says so, not at its first file.
 3. **run_training_pipeline** runs the compiled KFP pipeline: preprocessing, managed dataset
    registration, training, evaluation, and tuning when switched on and test AUPR reaches the
    threshold. With `CHURN_BACKEND=gcp` it is a Vertex AI pipeline of Dataproc Serverless
@@ -134,7 +135,7 @@ def customer_churn_training():
         values = parameter_values(env, run.pipeline_id, run.day, first, tuning, champion=champion)
         return {
             **run.as_dict(),
-            "input_prefix": layout.landing_prefix(layout.TRAIN_INPUT, run.day) + "/",
+            "input_marker": layout.input_marker(layout.TRAIN_INPUT, run.day),
             "display_name": f"customer-churn-training-{run.pipeline_id}",
             "parameter_values": values,
         }
@@ -159,7 +160,7 @@ def customer_churn_training():
         return decision
 
     plan = plan_run()
-    wait = factory.input_sensor("wait_for_training_data", plan["input_prefix"])
+    wait = factory.input_sensor("wait_for_training_data", plan["input_marker"])
     run_pipeline = factory.training_pipeline("run_training_pipeline", plan)
     promote = promote_champion(run_pipeline.output[RUN_VALUES_KEY])
     plan >> wait >> run_pipeline >> promote

@@ -101,19 +101,24 @@ def claim_retrain(doc: dict, pipeline_id: str, run_key: str) -> tuple[dict, str 
 
 
 def latest_snapshot(data_root: str, until: dt.date) -> dt.date | None:
-    """The newest day up to ``until`` whose training input has landed under ``data_root``
-    (``landing/train`` in the data bucket or the local root): scoring data has no labels, so a
-    retrain on drift trains on the latest labelled snapshot."""
+    """The newest day up to ``until`` whose training input is complete (its completion marker
+    is there) under ``data_root`` (``landing/train`` in the data bucket or the local root):
+    scoring data has no labels, so a retrain on drift trains on the latest labelled snapshot."""
+    marker = f"/{layout.COMPLETE_MARKER}"
     if data_root.startswith("gs://"):
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
         bucket, _, prefix = data_root.removeprefix("gs://").partition("/")
         names = GCSHook().list(bucket, prefix=prefix.rstrip("/") + "/dt=")
-        folders = {name.removeprefix(prefix.rstrip("/") + "/").split("/")[0] for name in names}
+        folders = {
+            name.removeprefix(prefix.rstrip("/") + "/").removesuffix(marker)
+            for name in names
+            if name.endswith(marker)
+        }
     else:
         root = data_root.removeprefix("file://")
         folders = {
-            entry.name for entry in os.scandir(root) if entry.is_dir() and os.listdir(entry.path)
+            entry.name for entry in os.scandir(root) if os.path.isfile(entry.path + marker)
         } if os.path.isdir(root) else set()  # fmt: skip
     days = [d for d in map(layout.partition_day, folders) if d is not None and d <= until]
     return max(days, default=None)

@@ -19,19 +19,19 @@ CLOUD_RETRIES = {
 }
 
 
-def input_sensor(task_id: str, prefix):
-    """Waits for the day's raw input (``prefix`` in the data bucket or under the local root)
+def input_sensor(task_id: str, marker):
+    """Waits for the day's completion ``marker`` (in the data bucket or under the local root)
     without holding a worker slot."""
     common = {"task_id": task_id, "poke_interval": 300, "timeout": 12 * 3600}
     if settings.backend() == "gcp":
-        from airflow.providers.google.cloud.sensors.gcs import GCSObjectsWithPrefixExistenceSensor
+        from airflow.providers.google.cloud.sensors.gcs import GCSObjectExistenceSensor
 
-        return GCSObjectsWithPrefixExistenceSensor(
-            bucket=settings.template("data_bucket"), prefix=prefix, deferrable=True, **common
+        return GCSObjectExistenceSensor(
+            bucket=settings.template("data_bucket"), object=marker, deferrable=True, **common
         )
     from churn_airflow.local_operators import LocalPathSensor
 
-    return LocalPathSensor(prefix=prefix, mode="reschedule", **common)
+    return LocalPathSensor(marker=marker, mode="reschedule", **common)
 
 
 def training_pipeline(task_id: str, plan):

@@ -11,27 +11,46 @@ import time
 from pathlib import Path
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from churn_airflow import local_jobs, run_ids, settings
 from churn_core import lineage
 
 
 class LocalPathSensor(BaseSensorOperator):
-    """Waits until a folder under the local root holds a file (the GCS prefix sensor)."""
+    """Waits until a day's completion marker is under the local root (the GCS object sensor);
+    a timeout says what the day's folder holds."""
 
-    template_fields = ("prefix", "root")
+    template_fields = ("marker", "root")
 
-    def __init__(self, *, prefix: str, root: str | None = None, **kwargs):
+    def __init__(self, *, marker: str, root: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.prefix = prefix
+        self.marker = marker
         self.root = root or settings.local_root()
 
+    def _path(self) -> Path:
+        return Path(self.root.removeprefix("file://"), self.marker)
+
+    def _missing(self) -> str:
+        folder = self._path().parent
+        landed = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        if not landed:
+            return f"nothing has landed in {folder}"
+        return (
+            f"{folder} holds {', '.join(landed[:5])}{' ...' if len(landed) > 5 else ''} but no "
+            f"{self._path().name}: its producer has not said the day is complete"
+        )
+
     def poke(self, context) -> bool:
-        folder = Path(self.root.removeprefix("file://"), self.prefix)
-        found = folder.is_dir() and any(p.is_file() for p in folder.iterdir())
-        self.log.info("%s %s", folder, "has input" if found else "has no input yet")
+        found = self._path().is_file()
+        self.log.info("%s", f"{self._path()}: the day is complete" if found else self._missing())
         return found
+
+    def execute(self, context):
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as timeout:
+            raise AirflowSensorTimeout(f"{self._missing()}; {timeout}") from None
 
 
 def _reusable(folder: Path) -> dict | None:

@@ -49,6 +49,16 @@ def landing_prefix(kind: str, day: dt.date | None = None) -> str:
     return f"landing/{kind}" + (f"/{day_partition(day)}" if day else "")
 
 
+# A day's input is complete when its producer writes this empty file last, as Spark and most
+# exporters do; until then the sensors wait, whatever else the folder holds. Spark skips it.
+COMPLETE_MARKER = "_SUCCESS"
+
+
+def input_marker(kind: str, day: dt.date) -> str:
+    """The completion marker of a day's input, e.g. ``landing/train/dt=2026-11-29/_SUCCESS``."""
+    return f"{landing_prefix(kind, day)}/{COMPLETE_MARKER}"
+
+
 def _under(root: str, kind: str, operation: str, pipeline_id: str, attempt: str) -> str:
     """Every attempt has folders of its own: a registered model's files never change."""
     if operation not in OPERATIONS:

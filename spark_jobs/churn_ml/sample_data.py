@@ -26,6 +26,7 @@ from datetime import date
 from itertools import islice
 from pathlib import Path
 
+from churn_core.layout import COMPLETE_MARKER
 from churn_ml.schema import (
     CONTRACTS,
     INTERNET_TYPES,
@@ -578,7 +579,8 @@ def write_daily_partitions(
     blank_total_charges_fraction: float = DEFAULT_BLANK_TOTAL_CHARGES_FRACTION,
     shift: Mapping[str, float] | None = None,
 ) -> list[Path]:
-    """Write ``root/dt=YYYY-MM-DD/part-00000.csv`` per date; return the paths.
+    """Write ``root/dt=YYYY-MM-DD/part-00000.csv`` per date, then its completion marker
+    ``_SUCCESS``; return the CSV paths.
 
     Each date uses ``derive_seed(seed, date)``, so days differ but are reproducible.
     """
@@ -596,5 +598,6 @@ def write_daily_partitions(
             blank_total_charges_fraction=blank_total_charges_fraction,
             shift=shift,
         )
+        (path.parent / COMPLETE_MARKER).touch()  # last: the day is complete
         paths.append(path)
     return paths

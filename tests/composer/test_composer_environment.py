@@ -200,8 +200,9 @@ def upload(root) -> None:
         (day_file,) = sample_data.write_daily_partitions(
             inputs / kind, [today()], ROWS["rows_in"], seed=5, with_label=labelled
         )
-        name = f"{layout.landing_prefix(kind, today())}/{day_file.name}"
-        client.bucket(BUCKETS["data_bucket"]).blob(name).upload_from_filename(str(day_file))
+        for path in (day_file, day_file.parent / layout.COMPLETE_MARKER):  # the marker last
+            name = f"{layout.landing_prefix(kind, today())}/{path.name}"
+            client.bucket(BUCKETS["data_bucket"]).blob(name).upload_from_filename(str(path))
 
 
 def request(url: str, token: str | None = None, body: dict | None = None, method: str = "GET"):

@@ -27,10 +27,12 @@ def midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-def landing(root: Path, kind: str, day: dt.date) -> Path:
+def land(root: Path, kind: str, day: dt.date, csv: Path) -> None:
+    """The day's file, then its completion marker, as an exporter lands them."""
     folder = root / "landing" / kind / f"dt={day.isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    shutil.copy(csv, folder / "part.csv")
+    (folder / "_SUCCESS").touch()
 
 
 def partition_rows(root: Path, table: str, pipeline_id: str) -> list[dict]:
@@ -43,8 +45,8 @@ def churn_root(tmp_path_factory, airflow_db, source) -> Path:
     root = tmp_path_factory.mktemp("churn-root")
     old = {k: os.environ.get(k) for k in ("CHURN_ROOT", "CHURN_BACKEND")}
     os.environ.update(CHURN_ROOT=str(root), CHURN_BACKEND="local")
-    shutil.copy(source.train_csv, landing(root, "train", DAY) / "part.csv")
-    shutil.copy(source.score_csv, landing(root, "score", DAY) / "part.csv")
+    land(root, "train", DAY, source.train_csv)
+    land(root, "score", DAY, source.score_csv)
     yield root
     for key, value in old.items():
         if value is None:

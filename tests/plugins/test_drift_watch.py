@@ -91,13 +91,15 @@ def test_the_check_reads_the_report_beside_the_run_stats(tmp_path):
 
 def test_the_latest_snapshot_is_the_newest_landed_day_up_to_the_run(tmp_path):
     root = tmp_path / "landing" / "train"
-    for day, files in (("2026-11-26", 1), ("2026-11-28", 1), ("2026-11-29", 0), ("2026-12-01", 1)):
+    days = (("2026-11-26", True), ("2026-11-28", True), ("2026-11-29", False), ("2026-12-01", True))
+    for day, complete in days:
         (root / f"dt={day}").mkdir(parents=True)
-        for i in range(files):
-            (root / f"dt={day}" / f"part-{i}.csv").write_text("x")
+        (root / f"dt={day}" / "part-0.csv").write_text("x")
+        if complete:
+            (root / f"dt={day}" / "_SUCCESS").touch()
     (root / "notes").mkdir()
     latest = drift_watch.latest_snapshot
-    assert latest(str(root), dt.date(2026, 11, 30)) == dt.date(2026, 11, 28)  # 29 is empty
+    assert latest(str(root), dt.date(2026, 11, 30)) == dt.date(2026, 11, 28)  # 29 is partial
     assert latest(str(root), dt.date(2026, 11, 25)) is None
     assert latest(str(tmp_path / "nowhere"), dt.date(2026, 11, 30)) is None
 
@@ -111,6 +113,7 @@ def test_one_drift_retrain_a_day_on_the_latest_snapshot(tmp_path):
     env = Environment.local(tmp_path)
     (tmp_path / "landing" / "train" / "dt=2026-11-28").mkdir(parents=True)
     (tmp_path / "landing" / "train" / "dt=2026-11-28" / "train.csv").write_text("x")
+    (tmp_path / "landing" / "train" / "dt=2026-11-28" / "_SUCCESS").touch()
     first = drift_watch.drift_retrain(env, drift_run("asset_triggered__a"), {})
     assert (first.pipeline_id, first.day) == ("20261130-drift", dt.date(2026, 11, 28))
     # A retry or a clear of the same run keeps its claim; another run that day skips.

@@ -269,7 +269,7 @@ def factory_tasks() -> dict:
         submit = factory.scoring_batch("submit_scoring", plan, plan["batch"])
         return {
             "plan": plan,
-            "wait": factory.input_sensor("wait_for_training_data", plan["input_prefix"]),
+            "wait": factory.input_sensor("wait_for_training_data", plan["input_marker"]),
             "training": factory.training_pipeline("run_training_pipeline", plan),
             "submit": submit,
             "sensor": factory.scoring_sensor("wait_for_scoring", submit),
@@ -759,15 +759,15 @@ def test_pipeline_job_link_points_at_the_console(monkeypatch):
 
 def test_factory_gcp_backend(gcp_backend):
     from airflow.providers.google.cloud.sensors.dataproc import DataprocBatchSensor
-    from airflow.providers.google.cloud.sensors.gcs import GCSObjectsWithPrefixExistenceSensor
+    from airflow.providers.google.cloud.sensors.gcs import GCSObjectExistenceSensor
 
     tasks = factory_tasks()
     wait, training, submit, sensor = (tasks[k] for k in ("wait", "training", "submit", "sensor"))
 
-    assert type(wait) is GCSObjectsWithPrefixExistenceSensor
+    assert type(wait) is GCSObjectExistenceSensor  # the day's _SUCCESS, not its first file
     assert wait.deferrable is True
     assert wait.bucket == "{{ var.value.get('churn_data_bucket', 'data-b') }}"
-    assert from_xcom(wait.prefix, "plan_run", "input_prefix")  # never {{ ds }}
+    assert from_xcom(wait.object, "plan_run", "input_marker")  # never {{ ds }}
     assert (wait.poke_interval, wait.timeout) == (300, 12 * 3600)
 
     assert type(training) is LazyPipelineJobOperator
@@ -816,7 +816,7 @@ def test_factory_local_backend(monkeypatch, tmp_path):
     assert type(wait) is LocalPathSensor
     assert wait.mode == "reschedule"
     assert wait.root == str(tmp_path.resolve())
-    assert from_xcom(wait.prefix, "plan_run", "input_prefix")
+    assert from_xcom(wait.marker, "plan_run", "input_marker")
     assert type(training) is LocalPipelineOperator
     assert from_xcom(training.parameter_values, "plan_run", "parameter_values")
     assert from_xcom(training.run_key, "plan_run", "run_key")
@@ -830,4 +830,4 @@ def test_factory_local_backend(monkeypatch, tmp_path):
 def test_factory_rejects_an_unknown_backend(monkeypatch):
     monkeypatch.setenv("CHURN_BACKEND", "aws")
     with pytest.raises(ValueError, match="CHURN_BACKEND='aws'"):
-        factory.input_sensor("wait_for_scoring_input", "landing/score/dt=2026-11-29/")
+        factory.input_sensor("wait_for_scoring_input", "landing/score/dt=2026-11-29/_SUCCESS")

@@ -274,9 +274,11 @@ def test_read_json_through_gcs_hook(bucket, gcs_hook):
 def test_drift_retrain_finds_the_latest_snapshot(bucket, gcs_hook):
     from churn_airflow import drift_watch
 
-    for day in ("2026-11-26", "2026-11-28", "2026-12-01"):
+    for day in ("2026-11-26", "2026-11-28", "2026-11-29", "2026-12-01"):
         bucket.blob(f"landing/train/dt={day}/part-00000.csv").upload_from_string("x")
-    bucket.blob("landing/score/dt=2026-11-29/part-00000.csv").upload_from_string("x")
+        if day != "2026-11-29":  # landed in part: no marker
+            bucket.blob(f"landing/train/dt={day}/_SUCCESS").upload_from_string("")
+    bucket.blob("landing/score/dt=2026-11-29/_SUCCESS").upload_from_string("")
     root = f"gs://{bucket.name}/landing/train"
     assert drift_watch.latest_snapshot(root, dt.date(2026, 11, 30)) == dt.date(2026, 11, 28)
     assert drift_watch.latest_snapshot(root, dt.date(2026, 11, 25)) is None

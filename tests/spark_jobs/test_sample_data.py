@@ -207,6 +207,9 @@ def test_daily_partitions_layout_and_seeds(tmp_path):
     dates = ["2026-11-27", "2026-11-28"]
     paths = write_daily_partitions(tmp_path / "out", dates, 50, seed=42, with_label=False)
     assert paths == [tmp_path / "out" / f"dt={d}" / "part-00000.csv" for d in dates]
+    for path in paths:  # each day is marked complete after its file
+        marker = path.parent / "_SUCCESS"
+        assert marker.read_bytes() == b"" and marker.stat().st_mtime_ns >= path.stat().st_mtime_ns
     first, second = (_read(p) for p in paths)
     assert first[0] == second[0] == list(SCORE_COLUMNS)
     assert len(first) == len(second) == 51
