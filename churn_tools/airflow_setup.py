@@ -1,4 +1,4 @@
-"""Prepares an Airflow metadata DB for these DAGs: migrates it and creates their pool.
+"""Prepares an Airflow metadata DB for these DAGs: migrates it and creates their pools.
 
 ``churn airflow-setup`` (or ``python -m churn_tools.airflow_setup``) runs it in the current
 Airflow environment; the demo, ``make airflow-up``, the compose ``airflow-init`` service and the
@@ -11,14 +11,23 @@ import argparse
 import subprocess
 import sys
 
-from churn_airflow.settings import REGISTRY_POOL
+from churn_airflow.settings import LOCAL_SPARK_POOL, REGISTRY_POOL
+from churn_core import local_slots
 
+# Every deployment's pools (the Composer deploy creates these too).
 POOLS = {REGISTRY_POOL: (1, "one champion-registry update at a time, across DAGs and runs")}
+
+
+def local_pools() -> dict[str, tuple[int, str]]:
+    """The local backend's pools besides ``POOLS``, sized from this machine."""
+    about = "local pipelines at once: this machine's Spark slots (churn_core.local_slots)"
+    return {LOCAL_SPARK_POOL: (local_slots.slots(), about)}
 
 
 def pool_commands() -> list[list[str]]:
     """``airflow`` CLI arguments that create (or reset) the pools the DAGs use."""
-    return [["pools", "set", name, str(slots), about] for name, (slots, about) in POOLS.items()]
+    pools = {**POOLS, **local_pools()}
+    return [["pools", "set", name, str(slots), about] for name, (slots, about) in pools.items()]
 
 
 def setup(env: dict[str, str] | None = None) -> None:

@@ -45,13 +45,15 @@ def write_file(local_path: str, uri: str) -> None:
 
 
 def spark_submit(batch: dict, batch_id: str) -> float:
-    """Run a Batch's Spark job (``churn_core.batches``) with spark-submit on local Spark;
-    returns its wall time in seconds."""
+    """Run a Batch's Spark job (``churn_core.batches``) with spark-submit on local Spark, in
+    one of the machine's local Spark slots; returns its wall time in seconds."""
     import collections
     import os
     import subprocess
     import sys
     import time
+
+    from churn_core import local_slots
 
     job = batch["pyspark_batch"]
     files = [job["main_python_file_uri"], *job.get("python_file_uris", [])]
@@ -70,14 +72,15 @@ def spark_submit(batch: dict, batch_id: str) -> float:
     command += [local[0], *map(str, job.get("args", []))]
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     print(f"batch {batch_id}: {' '.join(command)}", flush=True)
-    started = time.monotonic()
     tail = collections.deque(maxlen=40)
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    ) as process:
-        for line in process.stdout:
-            print(line, end="", flush=True)
-            tail.append(line)
+    with local_slots.slot(lambda message: print(message, flush=True)):  # bounds local Spark
+        started = time.monotonic()
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        ) as process:
+            for line in process.stdout:
+                print(line, end="", flush=True)
+                tail.append(line)
     if process.returncode:
         raise RuntimeError(
             f"Spark batch {batch_id} failed with exit code {process.returncode}:\n" + "".join(tail)

@@ -59,7 +59,12 @@ def training_pipeline(task_id: str, plan):
         )
     from churn_airflow.local_operators import LocalPipelineOperator
 
-    return LocalPipelineOperator(task_id=task_id, parameter_values=values, run_key=run_key)
+    return LocalPipelineOperator(
+        task_id=task_id,
+        parameter_values=values,
+        run_key=run_key,
+        pool=settings.LOCAL_SPARK_POOL,  # backfills queue here, not in Spark
+    )
 
 
 def scoring_batch(task_id: str, plan, batch):

@@ -48,6 +48,7 @@ ENV_ONLY = (
 DEFAULTS = {"region": "us-central1", "runtime_version": runtime.DEFAULT}
 TEMPLATE_OBJECT = "pipeline/customer_churn_training.yaml"
 REGISTRY_POOL = "churn_registry"  # one slot: tasks that write the model registry
+LOCAL_SPARK_POOL = "churn_local_spark"  # local backend: churn_core.local_slots.slots() slots
 
 
 def backend() -> str:

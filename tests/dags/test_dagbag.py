@@ -65,6 +65,16 @@ def test_registry_updates_run_one_at_a_time_through_a_pool(bag):
     assert pool is not None and pool.slots == 1
 
 
+def test_local_pipelines_queue_for_the_machines_spark_slots(bag):
+    from airflow.models.pool import Pool
+
+    from churn_airflow.settings import LOCAL_SPARK_POOL
+    from churn_core import local_slots
+
+    assert bag.get_dag(TRAINING).get_task("run_training_pipeline").pool == LOCAL_SPARK_POOL
+    assert Pool.get_pool(LOCAL_SPARK_POOL).slots == local_slots.slots()
+
+
 def test_scoring_graph_and_schedule(bag):
     dag = bag.get_dag(SCORING)
     assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
