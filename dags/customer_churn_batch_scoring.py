@@ -2,28 +2,28 @@
 ### Customer churn: batch scoring
 
 Scores the day's customers with the champion model, every day at 00:00 UTC and again right
-after the training DAG promotes a new champion (the `champion` asset). That asset-triggered
-run re-scores the current UTC day under the day's `pipeline_id` with the new model, replacing
-the day's earlier predictions; older days are never rewritten.
+after the champion changes (the `champion` asset). That asset-triggered run re-scores, under
+the day's `pipeline_id`, replacing its earlier predictions: after a promotion the current UTC
+day, after a rollback (`customer_churn_rollback`) the latest scored day its event names.
 
 1. **plan_scoring** derives the run's identity once: the data day (the logical date, else the
    trigger time, else the `day` param) and the `pipeline_id` (`YYYYMMDD`; manual runs add
    `-manual-HHMMSS`).
 2. **wait_for_scoring_input** waits (without holding a worker slot) for
    `landing/score/dt=<day>/` in the data bucket (locally under `CHURN_ROOT`).
-3. **resolve_champion** reads the model registry once and pins the champion's model URI and
-   version for this run; every output row records that version.
-4. **submit_scoring** starts the scoring batch (Dataproc Serverless with
-   `CHURN_BACKEND=gcp`, a detached local spark-submit otherwise) and returns at once. Every
-   try after a clear starts a new batch; an automatic retry waits on an earlier try's batch
+3. **submit_scoring** reads the model registry's champion and starts the scoring batch with
+   it (Dataproc Serverless with `CHURN_BACKEND=gcp`, a detached local spark-submit
+   otherwise), and returns at once; every output row records that model version. The first
+   try after a clear reads the champion again and starts a new batch, after cancelling an
+   earlier try's batch that still runs; an automatic retry waits on an earlier try's batch
    that still runs or succeeded instead of scoring the day twice.
-5. **wait_for_scoring** polls the batch in reschedule mode and fails with the batch's error.
-6. **validate_predictions** checks scored + rejected = input customers for this
+4. **wait_for_scoring** polls the batch in reschedule mode and fails with the batch's error.
+5. **validate_predictions** checks scored + rejected = input customers for this
    `pipeline_id`, then updates the `batch_predictions` asset.
-7. **check_drift** reads the drift the scoring batch measured against the champion's training
+6. **check_drift** reads the drift the scoring batch measured against the champion's training
    profile (PSI per feature and for the score) and names the features past `drift_warning`
    in its log and its return value (the XCom tab). It succeeds at every level.
-8. **publish_drift_alert** ends *skipped* below `drift_alert`; at an alert it updates the
+7. **publish_drift_alert** ends *skipped* below `drift_alert`; at an alert it updates the
    `customer_churn_drift` asset, whose extra lists the features and their PSIs (and which
    starts a retrain unless `CHURN_RETRAIN_ON_DRIFT=false`).
 
@@ -44,6 +44,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 
 from churn_airflow import factory
 from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL, FEATURE_DRIFT
+from churn_airflow.promotion import RESCORE_DAY
 from churn_airflow.run_ids import identity_params
 from churn_core import psi
 
@@ -90,41 +91,23 @@ def customer_churn_batch_scoring():
         from churn_core import layout
 
         psi.check_thresholds(params["drift_warning"], params["drift_alert"])
-        run = run_ids.identify_context(context, params)
+        events = context["triggering_asset_events"].get(CHAMPION_MODEL, [])
+        rescore = [e.extra.get(RESCORE_DAY) for e in events if e.extra.get(RESCORE_DAY)]
+        day = params.get("day") or (rescore[-1] if rescore else None)
+        run = run_ids.identify_context(context, {**params, "day": day})
         marker = layout.input_marker(layout.SCORE_INPUT, run.day)
         return {**run.as_dict(), "input_marker": marker}
 
-    @task(multiple_outputs=True)
-    def resolve_champion(plan: dict, params: dict) -> dict:
-        from churn_airflow import promotion, scoring, settings
-
-        env = settings.environment()
-        champion = promotion.resolve_champion(env.artifact_root)
-        day = dt.date.fromisoformat(plan["day"])
-        args = scoring.scoring_args(
-            env,
-            plan["pipeline_id"],
-            day,
-            champion["model_uri"],
-            champion["version"],
-            drift_warning=params["drift_warning"],
-            drift_alert=params["drift_alert"],
-        )
-        args += ["--max-reject-fraction", str(params["max_reject_fraction"])]
-        return {
-            "model_version": champion["version"],
-            "batch": scoring.dataproc_batch(env, plan["pipeline_id"], args),
-        }
-
     @task(outlets=[BATCH_PREDICTIONS])
-    def validate_predictions(plan: dict, champion: dict) -> dict:
+    def validate_predictions(plan: dict, model_version: str, outlet_events=None) -> dict:
         from churn_airflow import scoring, settings
 
         day = dt.date.fromisoformat(plan["day"])
-        counts = scoring.validate(
-            settings.environment(), plan["pipeline_id"], day, champion["model_version"]
-        )
-        return {**counts, **plan, "model_version": champion["model_version"]}
+        counts = scoring.validate(settings.environment(), plan["pipeline_id"], day, model_version)
+        scored = {"day": plan["day"], "pipeline_id": plan["pipeline_id"],
+                  "model_version": model_version}  # fmt: skip
+        outlet_events[BATCH_PREDICTIONS].extra = scored  # a rollback re-scores this day
+        return {**counts, **plan, "model_version": model_version}
 
     @task
     def check_drift(plan: dict) -> dict:
@@ -144,12 +127,11 @@ def customer_churn_batch_scoring():
 
     plan = plan_scoring()
     wait = factory.input_sensor("wait_for_scoring_input", plan["input_marker"])
-    champion = resolve_champion(plan)
-    submit = factory.scoring_batch("submit_scoring", plan, champion["batch"])
+    submit = factory.scoring_batch("submit_scoring", plan)
     wait_for_batch = factory.scoring_sensor("wait_for_scoring", submit)
-    validated = validate_predictions(plan, champion)
+    validated = validate_predictions(plan, submit.output["model_version"])
     drift = check_drift(plan)
-    plan >> wait >> champion >> submit >> wait_for_batch >> validated >> drift
+    plan >> wait >> submit >> wait_for_batch >> validated >> drift
     publish_drift_alert(drift)
 
 

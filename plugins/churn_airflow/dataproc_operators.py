@@ -6,7 +6,7 @@ from airflow.providers.google.cloud.operators.dataproc import DataprocCreateBatc
 from google.api_core.exceptions import NotFound
 from google.cloud.dataproc_v1 import Batch
 
-from churn_airflow import run_ids
+from churn_airflow import run_ids, scoring, settings
 from churn_core import lineage
 
 # An earlier attempt's batch in these states is waited on instead of starting another.
@@ -14,40 +14,63 @@ REUSABLE = {Batch.State.PENDING, Batch.State.RUNNING, Batch.State.SUCCEEDED}
 
 
 class ChurnDataprocCreateBatchOperator(DataprocCreateBatchOperator):
-    """Submits this attempt's batch, unless an automatic retry finds an earlier try's batch
-    that succeeded or still runs (``run_ids.attempts``): the first try after a clear always
-    starts a new batch.
+    """Submits the scoring batch of this attempt of the ``plan``'s run, built around the
+    registry's champion of this moment, unless an automatic retry finds an earlier try's
+    batch that succeeded or still runs (``run_ids.attempts``). The first try after a clear
+    always starts a new batch, after cancelling the batches of the tries before the clear that
+    still run: one batch writes a run's partition.
 
-    Returns ``{"batch_id", "state"}`` for the sensor: in asynchronous or deferrable mode the
-    provider's own return value does not name the batch.
+    Returns ``{"batch_id", "state", "model_version"}`` for the sensor and the validation: in
+    asynchronous or deferrable mode the provider's own return value does not name the batch.
     """
 
-    template_fields = (*DataprocCreateBatchOperator.template_fields, "pipeline_id", "run_key")
+    template_fields = (*DataprocCreateBatchOperator.template_fields, "plan")
 
-    def __init__(self, *, pipeline_id: str, run_key: str, step: str, **kwargs):
+    def __init__(self, *, plan, step: str, **kwargs):
         # submit and return: the sensor waits. Never deferrable, whatever [operators]
         # default_deferrable says (the provider refuses asynchronous with deferrable).
-        super().__init__(asynchronous=True, deferrable=False, **kwargs)
-        self.pipeline_id, self.run_key, self.step = pipeline_id, run_key, step
+        super().__init__(batch=None, asynchronous=True, deferrable=False, **kwargs)  # built later
+        self.plan, self.step = plan, step
 
-    def _reusable(self, attempt: str) -> Batch | None:
+    def _batch_id(self, attempt: str) -> str:
+        return lineage.batch_id(self.step, self.plan["pipeline_id"], attempt)
+
+    def _get(self, attempt: str) -> Batch | None:
         try:
-            batch = self.hook.get_batch(
-                batch_id=lineage.batch_id(self.step, self.pipeline_id, attempt),
-                region=self.region,
-                project_id=self.project_id,
+            return self.hook.get_batch(
+                batch_id=self._batch_id(attempt), region=self.region, project_id=self.project_id
             )
         except NotFound:
             return None
-        return batch if batch.state in REUSABLE else None
+
+    def _reusable(self, attempt: str) -> Batch | None:
+        batch = self._get(attempt)
+        return batch if batch is not None and batch.state in REUSABLE else None
+
+    def _cancel_if_running(self, attempt: str) -> None:
+        batch = self._get(attempt)
+        if batch is not None and batch.state in REUSABLE - {Batch.State.SUCCEEDED}:
+            self.log.info("cancelling %s, started before the task was cleared", batch.name)
+            client = self.hook.get_batch_client(region=self.region)
+            client.cancel_operation({"name": batch.operation})
 
     def execute(self, context) -> dict:
-        earlier, current = run_ids.attempts(self.run_key, context["ti"], self.retries)
+        ti, run_key = context["ti"], self.plan["run_key"]
+        for attempt in run_ids.superseded(run_key, ti, self.retries):
+            self._cancel_if_running(attempt)
+        earlier, current = run_ids.attempts(run_key, ti, self.retries)
         found = run_ids.first_reusable(earlier, self._reusable)
         if found:
-            batch_id = lineage.batch_id(self.step, self.pipeline_id, found[0])
-            self.log.info("batch %s is %s: waiting on it", batch_id, found[1].state.name)
-            return {"batch_id": batch_id, "state": found[1].state.name}
-        self.batch_id = lineage.batch_id(self.step, self.pipeline_id, current)
+            batch_id, batch = self._batch_id(found[0]), found[1]
+            self.log.info("batch %s is %s: waiting on it", batch_id, batch.state.name)
+            version = scoring.model_version(type(batch).to_dict(batch))
+            return {"batch_id": batch_id, "state": batch.state.name, "model_version": version}
+        self.batch = scoring.champion_batch(settings.environment(), self.plan, context["params"])
+        self.batch_id = self._batch_id(current)
         result = super().execute(context)
-        return {"batch_id": self.batch_id, "state": Batch.State(result["state"]).name}
+        state = Batch.State(result["state"]).name
+        return {
+            "batch_id": self.batch_id,
+            "state": state,
+            "model_version": scoring.model_version(self.batch),
+        }

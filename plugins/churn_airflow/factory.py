@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from churn_airflow import settings
-from churn_core import runtime
+from churn_core import lineage, runtime
 
 CLOUD_RETRIES = {
     "retries": 3,
@@ -67,25 +67,23 @@ def training_pipeline(task_id: str, plan):
     )
 
 
-def scoring_batch(task_id: str, plan, batch):
-    """Submits the scoring ``batch`` of the ``plan`` task's run and returns at once with
-    ``{"batch_id", "state"}`` (each also an XCom of its own)."""
-    ids = {"pipeline_id": plan["pipeline_id"], "run_key": plan["run_key"], "step": "scoring"}
+def scoring_batch(task_id: str, plan):
+    """Submits the scoring batch of the ``plan`` task's run, with the registry's champion of
+    that moment, and returns at once with ``{"batch_id", "state", "model_version"}`` (each also
+    an XCom of its own)."""
+    common = {"task_id": task_id, "plan": plan, "step": lineage.SCORING, "multiple_outputs": True}
     if settings.backend() == "gcp":
         from churn_airflow.dataproc_operators import ChurnDataprocCreateBatchOperator
 
         return ChurnDataprocCreateBatchOperator(
-            task_id=task_id,
             project_id=settings.template("project"),
             region=settings.template("region"),
-            batch=batch,
-            multiple_outputs=True,
-            **ids,
+            **common,
             **CLOUD_RETRIES,
         )
     from churn_airflow.local_operators import LocalBatchOperator
 
-    return LocalBatchOperator(task_id=task_id, batch=batch, multiple_outputs=True, **ids)
+    return LocalBatchOperator(**common)
 
 
 def scoring_sensor(task_id: str, submit):

@@ -88,6 +88,11 @@ def submit(folder: Path, request: dict) -> dict:
     return {"state": PENDING, "attached": False}
 
 
+def read_request(folder: Path) -> dict:
+    """What the job was submitted with."""
+    return json.loads((folder / "request.json").read_text())
+
+
 def cancel(folder: Path) -> None:
     """Stop the job's whole process group, and record that it was cancelled."""
     with contextlib.suppress(FileNotFoundError, ProcessLookupError, KeyError):
@@ -116,10 +121,10 @@ RUNNERS = {BATCH: _run_batch, PIPELINE: _run_pipeline}
 
 def run(folder: Path) -> None:
     """Body of the detached process: run the job, then record how it ended."""
-    request = json.loads((folder / "request.json").read_text())
+    submitted = read_request(folder)
     _write_state(folder, RUNNING)
     try:
-        result = RUNNERS[folder.parent.name](folder, request)
+        result = RUNNERS[folder.parent.name](folder, submitted)
     except Exception as err:  # recorded for whoever polls, which fails its task with it
         _write_state(folder, FAILED, message=str(err)[-2000:])
         raise

@@ -13,7 +13,7 @@ from pathlib import Path
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
-from churn_airflow import local_jobs, run_ids, settings
+from churn_airflow import local_jobs, run_ids, scoring, settings
 from churn_core import lineage
 
 
@@ -119,37 +119,49 @@ class LocalPipelineOperator(BaseOperator):
 
 
 class LocalBatchOperator(BaseOperator):
-    """Starts a local batch from a Dataproc Batch dict and returns without waiting.
+    """Starts the local scoring batch of the ``plan``'s run and returns without waiting, as
+    ``dataproc_operators.ChurnDataprocCreateBatchOperator`` does on Dataproc: built around the
+    registry's champion when new work starts, re-attached on an automatic retry, and the first
+    try after a clear cancels the batches of the tries before it that still run.
 
-    Returns ``{"batch_id", "state"}`` for the sensor.
+    Returns ``{"batch_id", "state", "model_version"}`` for the sensor and the validation.
     """
 
-    template_fields = ("batch", "pipeline_id", "run_key", "root")
+    template_fields = ("plan", "root")
 
-    def __init__(
-        self, *, batch, pipeline_id: str, run_key: str, step: str, root: str | None = None, **kw
-    ):
-        super().__init__(**kw)
-        self.batch, self.pipeline_id, self.run_key, self.step = batch, pipeline_id, run_key, step
+    def __init__(self, *, plan, step: str, root: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.plan, self.step = plan, step
         self.root = root or settings.local_root()
 
     def _folder(self, attempt: str) -> Path:
-        batch_id = lineage.batch_id(self.step, self.pipeline_id, attempt)
+        batch_id = lineage.batch_id(self.step, self.plan["pipeline_id"], attempt)
         return local_jobs.job_dir(self.root, local_jobs.BATCH, batch_id)
 
     def execute(self, context) -> dict:
-        earlier, current = run_ids.attempts(self.run_key, context["ti"], self.retries)
+        ti, run_key = context["ti"], self.plan["run_key"]
+        for attempt in run_ids.superseded(run_key, ti, self.retries):
+            if _reusable(self._folder(attempt)) is not None:
+                self.log.info("cancelling %s, started before the clear", self._folder(attempt).name)
+                local_jobs.cancel(self._folder(attempt))
+        earlier, current = run_ids.attempts(run_key, ti, self.retries)
         found = run_ids.first_reusable(earlier, lambda a: _reusable(self._folder(a)))
         if found:
-            batch_id = self._folder(found[0]).name
-            self.log.info("batch %s is %s: waiting on it", batch_id, found[1]["state"])
-            return {"batch_id": batch_id, "state": found[1]["state"]}
-        folder = self._folder(current)
-        result = local_jobs.submit(folder, self.batch)
-        self.log.info(
-            "local batch %s: %s (log: %s)", folder.name, result["state"], folder / "driver.log"
-        )
-        return {"batch_id": folder.name, "state": result["state"]}
+            folder, state = self._folder(found[0]), found[1]["state"]
+            self.log.info("batch %s is %s: waiting on it", folder.name, state)
+            batch = local_jobs.read_request(folder)
+        else:
+            folder = self._folder(current)
+            batch = scoring.champion_batch(settings.environment(), self.plan, context["params"])
+            state = local_jobs.submit(folder, batch)["state"]
+            self.log.info(
+                "local batch %s: %s (log: %s)", folder.name, state, folder / local_jobs.LOG
+            )
+        return {
+            "batch_id": folder.name,
+            "state": state,
+            "model_version": scoring.model_version(batch),
+        }
 
 
 class LocalBatchSensor(BaseSensorOperator):

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 from churn_airflow import registry
 from churn_core import layout
 
 log = logging.getLogger(__name__)
+# The champion event's extra key naming the day to re-score (a rollback's latest scored day).
+RESCORE_DAY = "rescore_day"
 
 
 def read_json(uri: str) -> dict | None:
@@ -80,6 +83,38 @@ def promote_run(
     decision["report"] = report_uri(root, best)
     log.info("promotion of %s: %s", pipeline_id, decision["reason"])
     return decision
+
+
+def model_present(model_uri: str) -> bool:
+    """Whether a saved model's files are where its registry entry says."""
+    metadata = f"{model_uri.rstrip('/')}/metadata"
+    if metadata.startswith("gs://"):
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        bucket, _, name = metadata.removeprefix("gs://").partition("/")
+        return bool(GCSHook().list(bucket, prefix=f"{name}/", max_results=1))
+    return os.path.isdir(metadata.removeprefix("file://"))
+
+
+def roll_back(artifact_root: str, version: str, reason: str, who: str) -> dict:
+    """Make a registered version whose files exist the champion, recording who and why;
+    returns the history's event. A ValueError says in one sentence why not."""
+
+    def change(doc: dict) -> tuple[dict, dict]:
+        entry = registry.require(doc, version)
+        if not model_present(entry["model_uri"]):
+            raise ValueError(
+                f"version {version}'s model {entry['model_uri']} is missing: restore its files "
+                "or roll back to another version"
+            )
+        moved = registry.set_champion(
+            doc, version, registry.utc_now(), registry.manual_reason(who, reason)
+        )
+        return moved, moved["history"][-1]
+
+    event = registry_store(artifact_root).update(change)
+    log.info("champion %s (was %s): %s", version, event["replaced"], event["reason"])
+    return event
 
 
 def event_extra(decision: dict) -> dict:

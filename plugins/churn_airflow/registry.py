@@ -2,7 +2,8 @@
 
 Decisions are pure functions of the document; the two stores make read-modify-write atomic
 and safe under concurrent runs: a file lock plus rename locally, generation preconditions
-on GCS. Manual rollback: ``python -m churn_airflow.registry --root ROOT promote VERSION``.
+on GCS. A rollback is the ``customer_churn_rollback`` DAG, which moves the champion and
+re-scores; ``churn registry --root ROOT promote VERSION --reason TEXT`` triggers it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
+import getpass
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -266,19 +270,28 @@ def promote(
     return {**moved, "history": [*doc["history"], decision]}, decision
 
 
-def set_champion(doc: dict, version: str, now: str) -> dict:
-    """Manual promotion or rollback to a registered version."""
-    if find(doc, version) is None:
-        known = [v["version"] for v in doc["versions"]]
-        raise ValueError(f"version {version!r} is not registered; known: {known}")
+def set_champion(doc: dict, version: str, now: str, reason: str = "manual") -> dict:
+    """Manual promotion or rollback to a registered version, recording why and what it
+    replaced."""
+    require(doc, version)
     event = {
         "promoted": True,
         "version": version,
         "champion": version,
-        "reason": "manual",
+        "replaced": doc["champion"],
+        "reason": reason,
         "at": now,
     }
     return {**_moved(doc, version), "history": [*doc["history"], event]}
+
+
+def require(doc: dict, version: str) -> dict:
+    """The registered entry of ``version``; ValueError naming the known ones if there is none."""
+    entry = find(doc, version)
+    if entry is None:
+        known = [v["version"] for v in doc["versions"]]
+        raise ValueError(f"version {version!r} is not registered; known: {known}")
+    return entry
 
 
 def champion(doc: dict) -> dict:
@@ -412,6 +425,34 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+ROLLBACK_DAG = "customer_churn_rollback"
+
+
+def manual_reason(who: str, reason: str) -> str:
+    """How the history records a champion someone chose."""
+    return f"rollback by {who}: {reason}"
+
+
+def trigger_rollback(version: str, reason: str) -> str:
+    """Start the rollback DAG in this shell's Airflow; returns what to tell the user."""
+    conf = json.dumps({"version": version, "reason": reason})
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "trigger", ROLLBACK_DAG, "--conf", conf],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise ValueError(
+            f"could not trigger {ROLLBACK_DAG} in this shell's Airflow ({why}): start Airflow "
+            "(make airflow-up), or move the registry alone with --registry-only"
+        )
+    return (
+        f"rollback to {version} requested: {ROLLBACK_DAG} moves the champion, then the scoring "
+        "DAG re-scores the latest scored day with it; follow both in the UI"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="churn registry", description="Show the churn model registry or roll back."
@@ -419,14 +460,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", required=True, help="artifact root: a folder or gs://bucket")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("show", help="print the registry document")
-    promote_cmd = commands.add_parser("promote", help="make a registered version the champion")
+    promote_cmd = commands.add_parser(
+        "promote", help=f"make a registered version the champion and re-score ({ROLLBACK_DAG})"
+    )
     promote_cmd.add_argument("version")
+    promote_cmd.add_argument("--reason", required=True, help="why; the history records it")
+    promote_cmd.add_argument(
+        "--registry-only",
+        action="store_true",
+        help="without Airflow: move the champion in the registry alone; nothing re-scores "
+        "until the next scheduled scoring run",
+    )
     args = parser.parse_args(argv)
     registry = store(args.root)
     if args.command == "promote":
         try:
-            registry.update(lambda doc: (set_champion(doc, args.version, utc_now()), None))
-        except ValueError as err:
+            require(registry.read(), args.version)
+            if not args.registry_only:
+                print(trigger_rollback(args.version, args.reason))
+                return
+            reason = manual_reason(getpass.getuser(), args.reason)
+            registry.update(lambda doc: (set_champion(doc, args.version, utc_now(), reason), None))
+            print("the champion moved; nothing re-scores until the next scheduled scoring run",
+                  file=sys.stderr)  # fmt: skip
+        except (ValueError, CorruptRegistry) as err:
             raise SystemExit(f"churn registry: {err}") from None
     print(json.dumps(registry.read(), indent=2))
 

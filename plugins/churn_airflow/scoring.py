@@ -43,6 +43,32 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
     return batches.pyspark_batch(runs_as, "score", args, pipeline_id, as_service_account=True)
 
 
+def champion_batch(env, plan: dict, params: dict) -> dict:
+    """The Batch that scores the plan's day with the registry's champion of this moment (the
+    submit task builds it for each new attempt, so a cleared submit scores with a rolled-back
+    champion); ``params`` are the scoring DAG's."""
+    from churn_airflow.promotion import resolve_champion
+
+    champion = resolve_champion(env.artifact_root)
+    args = scoring_args(
+        env,
+        plan["pipeline_id"],
+        dt.date.fromisoformat(plan["day"]),
+        champion["model_uri"],
+        champion["version"],
+        drift_warning=params["drift_warning"],
+        drift_alert=params["drift_alert"],
+    )
+    args += ["--max-reject-fraction", str(params["max_reject_fraction"])]
+    return dataproc_batch(env, plan["pipeline_id"], args)
+
+
+def model_version(batch: dict) -> str:
+    """The model version a scoring Batch scores with."""
+    args = batch["pyspark_batch"]["args"]
+    return args[args.index("--model-version") + 1]
+
+
 def check_run(stats: dict | None, tables: dict[str, int], run: dict):
     """The job's own counts agree with the rows its partition holds, and something was scored:
     one prediction or one reject per input customer (``churn_ml.customers``).

@@ -222,6 +222,14 @@ def dataproc(project: str, region: str) -> None:
 
     step("dataproc.delete", delete)
 
+    def cancel():
+        create("score-cancel")
+        found = hook.get_batch(batch_id="score-cancel", region=region, project_id=project)
+        hook.get_batch_client(region=region).cancel_operation({"name": found.operation})
+        return get("score-cancel")
+
+    step("dataproc.cancel", cancel)
+
     def operation_wait():
         operation = hook.create_batch(
             region=region, project_id=project, batch=batch, batch_id="score-wait"

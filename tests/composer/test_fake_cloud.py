@@ -310,6 +310,15 @@ def test_batch_errors_and_delete(run):
     assert BATCH + "score-1" not in fake_cloud_state.resources(state, "batches")
 
 
+def test_batch_cancel_through_its_create_operation(run):
+    results, state = run
+    assert value(results, "dataproc.cancel") == "CANCELLED"
+    (call,) = calls(state, "cancel_operation")
+    stored = fake_cloud_state.resources(state, "batches")[BATCH + "score-cancel"]
+    assert call["request"] == {"name": stored["operation"]}
+    assert stored["state_message"] == "cancelled by the user"
+
+
 def test_batch_transient_failure(run):
     results, _ = run
     assert error(results, "dataproc.flaky_get_1")[0] == "ServiceUnavailable"  # poll 1

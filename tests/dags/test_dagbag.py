@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import ParamValidationError
 from tests.dags.conftest import REPO
 
 TRAINING, SCORING = "customer_churn_training", "customer_churn_batch_scoring"
+ROLLBACK = "customer_churn_rollback"
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def bag(airflow_db) -> DagBag:
 
 def test_no_import_errors(bag):
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {TRAINING, SCORING}
+    assert set(bag.dag_ids) == {TRAINING, SCORING, ROLLBACK}
 
 
 @pytest.mark.parametrize("dag_id", [TRAINING, SCORING])
@@ -83,14 +84,12 @@ def test_scoring_graph_and_schedule(bag):
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "plan_scoring": [
             "check_drift",
-            "resolve_champion",
             "submit_scoring",
             "validate_predictions",
             "wait_for_scoring_input",
         ],
-        "wait_for_scoring_input": ["resolve_champion"],
-        "resolve_champion": ["submit_scoring", "validate_predictions"],
-        "submit_scoring": ["wait_for_scoring"],
+        "wait_for_scoring_input": ["submit_scoring"],
+        "submit_scoring": ["validate_predictions", "wait_for_scoring"],
         "wait_for_scoring": ["validate_predictions"],
         "validate_predictions": ["check_drift"],
         "check_drift": ["publish_drift_alert"],
@@ -99,6 +98,19 @@ def test_scoring_graph_and_schedule(bag):
     assert dag.get_task("wait_for_scoring").mode == "reschedule"
     assert [o.name for o in dag.get_task("publish_drift_alert").outlets] == ["customer_churn_drift"]
     assert dag.params["drift_warning"] == 0.1 and dag.params["drift_alert"] == 0.25
+
+
+def test_the_rollback_dag_moves_the_champion_and_re_scores_on_demand(bag):
+    from churn_airflow.settings import REGISTRY_POOL
+
+    dag = bag.get_dag(ROLLBACK)
+    assert type(dag.timetable).__name__ == "NullTimetable" and not dag.is_paused_upon_creation
+    (task,) = dag.tasks
+    assert task.pool == REGISTRY_POOL and task.retries >= 1
+    assert [a.uri for a in task.outlets] == ["churn://registry/customer-churn-model/champion"]
+    assert [a.uri for a in task.inlets] == ["churn://customer_churn_ds/batch_predictions"]
+    with pytest.raises(ParamValidationError):
+        copy.deepcopy(dag.params).validate()  # no version, no reason: the form asks for both
 
 
 def test_retrain_on_drift_can_be_switched_off(monkeypatch, airflow_db):

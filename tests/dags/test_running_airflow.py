@@ -11,9 +11,12 @@ One server serves the whole module, and its tests run in order, each building on
    asset event starts a re-score of today that replaces the day's predictions.
 4. the UI: no import errors, the graphs, and the trigger form with params; that run retrains
    the champion's day, is not promoted, and leaves the champion's files byte for byte.
-5. the REST API clears the re-score's submit task: a new batch, new files, the same rows.
-6. ``backfill create`` of scoring over two days: a partition each, no drift alert.
-7. a manual scoring run of a shifted day: the drift alert's asset event starts one retrain
+5. ``churn registry promote`` rolls back to the first champion: the rollback DAG moves it, and
+   its asset event re-scores the latest scored day with it.
+6. the REST API clears the re-score's submit task: a new batch that reads the registry again,
+   so it scores with the restored champion; new files, the same rows.
+7. ``backfill create`` of scoring over two days: a partition each, no drift alert.
+8. a manual scoring run of a shifted day: the drift alert's asset event starts one retrain
    on the latest snapshot, and a second alert that day starts a run that skips at once.
 
 Screenshots go to ``test-output/ui/``.
@@ -27,6 +30,8 @@ import hashlib
 import json
 import random
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import unquote
@@ -53,6 +58,7 @@ PORT = 18795
 BASE = f"http://localhost:{PORT}"
 SHOTS = REPO / "test-output" / "ui"
 TRAINING, SCORING = "customer_churn_training", "customer_churn_batch_scoring"
+ROLLBACK = "customer_churn_rollback"
 TRAIN_ROWS, SCORE_ROWS, BACKFILL_ROWS = 2000, 400, 200
 TODAY = dt.datetime.now(dt.UTC).date()
 NOISE_DAY = TODAY - dt.timedelta(days=1)  # training labels shuffled: a model learns nothing
@@ -142,10 +148,10 @@ def wait_until_parsed(api) -> None:
 
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if client.DAGApi(api).get_dags().total_entries == 2:
+        if client.DAGApi(api).get_dags().total_entries == 3:
             return
         time.sleep(3)
-    raise AssertionError("the DAG processor did not parse both DAGs in 3 minutes")
+    raise AssertionError("the DAG processor did not parse the three DAGs in 3 minutes")
 
 
 def runs(api, dag_id: str, run_type: str | None = None) -> list:
@@ -348,8 +354,8 @@ def test_ui_trigger_with_params_retrains_the_champions_day_and_leaves_its_files(
     tasks = {
         TRAINING: ["plan_run", "wait_for_training_data", "run_training_pipeline",
                    "promote_champion"],
-        SCORING: ["plan_scoring", "wait_for_scoring_input", "resolve_champion", "submit_scoring",
-                  "wait_for_scoring", "validate_predictions"],
+        SCORING: ["plan_scoring", "wait_for_scoring_input", "submit_scoring", "wait_for_scoring",
+                  "validate_predictions"],
     }  # fmt: skip
     for number, (dag_id, task_ids) in enumerate(tasks.items(), start=3):
         page.goto(f"{BASE}/dags/{dag_id}")
@@ -402,7 +408,38 @@ def champion_entry(server) -> dict:
     return next(v for v in doc["versions"] if v["version"] == doc["champion"])
 
 
-# --- 5: a clear re-runs the work ---------------------------------------------------------------
+# --- 5: a rollback ------------------------------------------------------------------------------
+
+
+def test_a_rollback_restores_the_champion_and_re_scores_the_latest_scored_day(server, api):
+    pipeline_id, weak, better = f"{TODAY:%Y%m%d}", STATE["weak"], STATE["champion"]
+    known = {r.dag_run_id for r in runs(api, SCORING)}
+    churn = Path(sys.executable).parent / "churn"
+    done = subprocess.run(
+        [str(churn), "registry", "--root", str(server["root"]), "promote", weak,
+         "--reason", "the new model over-predicts churn"],
+        env=server["env"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith(f"rollback to {weak} requested: {ROLLBACK} moves the champion")
+    (rollback,) = runs(api, ROLLBACK)  # the DAG is on from the start: no unpause needed
+    wait_for_run(api, ROLLBACK, rollback.dag_run_id)
+    doc = registry(server)
+    assert doc["champion"] == weak
+    event = doc["history"][-1]
+    assert (event["version"], event["replaced"]) == (weak, better)
+    assert event["reason"].endswith(": the new model over-predicts churn")
+
+    rescore = wait_for_new_run(api, SCORING, "asset_triggered", known)
+    plan = plan_of(api, SCORING, rescore, "plan_scoring")
+    assert (plan["day"], plan["pipeline_id"]) == (TODAY.isoformat(), pipeline_id)  # the latest
+    scored, rejected = scored_rows(server, pipeline_id)
+    assert len(scored) + rejected == SCORE_ROWS  # the day's rows replaced
+    assert {r["model_version"] for r in scored} == {weak}
+    STATE["champion"] = weak
+
+
+# --- 6: a clear re-runs the work ---------------------------------------------------------------
 
 
 def test_clearing_a_succeeded_scoring_task_re_scores_with_a_new_batch(server, api):
@@ -430,13 +467,14 @@ def test_clearing_a_succeeded_scoring_task_re_scores_with_a_new_batch(server, ap
     assert batch.startswith(f"churn-scoring-{pipeline_id}-") and batch.endswith("-2")
     scored, rejected = scored_rows(server, pipeline_id)
     assert len(scored) + rejected == SCORE_ROWS
-    assert {r["model_version"] for r in scored} == {STATE["champion"]}
+    # The run pinned the champion of its time; the clear read the registry again.
+    assert {r["model_version"] for r in scored} == {STATE["champion"]} == {STATE["weak"]}
     assert (
         file_hashes(partition(server, "batch_predictions", pipeline_id)) != (STATE["rescore_files"])
     )
 
 
-# --- 6: a backfill ------------------------------------------------------------------------------
+# --- 7: a backfill ------------------------------------------------------------------------------
 
 
 def test_backfill_scores_each_date_into_its_own_partition(server, api):
@@ -464,7 +502,7 @@ def test_backfill_scores_each_date_into_its_own_partition(server, api):
     assert runs(api, TRAINING, "asset_triggered") == []
 
 
-# --- 7: drift -----------------------------------------------------------------------------------
+# --- 8: drift -----------------------------------------------------------------------------------
 
 
 def drift_events(api) -> list:

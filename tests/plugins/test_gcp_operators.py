@@ -53,10 +53,14 @@ def gcp_env() -> Environment:
 RUN_KEY = "k7f2q"
 
 
+SCORING_PARAMS = {"drift_warning": 0.1, "drift_alert": 0.25, "max_reject_fraction": 0.05}
+
+
 def context(try_number: int = 1, max_tries: int | None = None) -> dict:
     """A task's context; by default every try after the first is an automatic retry."""
     retries = 3  # the cloud tasks' CLOUD_RETRIES
-    return {"ti": mock.MagicMock(try_number=try_number, max_tries=max_tries or retries)}
+    ti = mock.MagicMock(try_number=try_number, max_tries=max_tries or retries)
+    return {"ti": ti, "params": SCORING_PARAMS}
 
 
 def cleared(try_number: int) -> dict:
@@ -78,14 +82,27 @@ def scoring_payload() -> dict:
     return dataproc_batch(env, "20261129", args)
 
 
-def batch_operator(payload: dict, dag_id: str | None = "customer_churn_batch_scoring"):
+PLAN = {"pipeline_id": "20261129", "run_key": RUN_KEY, "day": DAY.isoformat()}
+MODEL_VERSION = "20261129-training-abcde-1"
+
+
+@pytest.fixture
+def champion_batch():
+    """The registry's champion when a new attempt starts: builds ``scoring_payload()``."""
+    with (
+        mock.patch("churn_airflow.dataproc_operators.settings.environment", return_value=gcp_env()),
+        mock.patch("churn_airflow.dataproc_operators.scoring.champion_batch") as build,
+    ):
+        build.side_effect = lambda env, plan, params: scoring_payload()
+        yield build
+
+
+def batch_operator(dag_id: str | None = "customer_churn_batch_scoring"):
     kwargs = {
         "task_id": "submit_scoring",
         "project_id": PROJECT,
         "region": REGION,
-        "batch": payload,
-        "pipeline_id": "20261129",
-        "run_key": RUN_KEY,
+        "plan": PLAN,
         "step": "scoring",
         "retries": 3,
     }
@@ -107,13 +124,16 @@ def dataproc_batches(states: dict[str, Batch.State | Exception]):
         state = states.get(batch_id, NotFound(f"batch {batch_id}"))
         if isinstance(state, Exception):
             raise state
-        return Batch(name=batch_name(batch_id), state=state)
+        job = {"args": scoring_payload()["pyspark_batch"]["args"]}
+        return Batch(
+            name=batch_name(batch_id), state=state, pyspark_batch=job, operation=f"op-{batch_id}"
+        )
 
     return get_batch
 
 
 @pytest.fixture
-def dataproc_hook():
+def dataproc_hook(champion_batch):
     with mock.patch(DATAPROC_HOOK) as hook_class:
         hook = hook_class.return_value
 
@@ -140,9 +160,9 @@ def test_submit_creates_the_batch_of_the_first_attempt(dataproc_hook):
     expected_batch = {**copy.deepcopy(payload), "labels": LABELS}
     dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(1): Batch.State.RUNNING})
     ctx = context(1)
-    result = batch_operator(copy.deepcopy(payload)).execute(ctx)
+    result = batch_operator().execute(ctx)
 
-    assert result == {"batch_id": scoring_id(1), "state": "RUNNING"}
+    assert result == {"batch_id": scoring_id(1), "state": "RUNNING", "model_version": MODEL_VERSION}
     dataproc_hook.create_batch.assert_called_once()
     kwargs = dataproc_hook.create_batch.call_args.kwargs
     assert kwargs["region"] == REGION
@@ -162,8 +182,8 @@ def test_submit_creates_the_batch_of_the_first_attempt(dataproc_hook):
 
 def test_submit_outside_a_dag_labels_the_batch_as_adhoc(dataproc_hook):
     dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(1): Batch.State.PENDING})
-    result = batch_operator(scoring_payload(), dag_id=None).execute(context(1))
-    assert result == {"batch_id": scoring_id(1), "state": "PENDING"}
+    result = batch_operator(dag_id=None).execute(context(1))
+    assert result == {"batch_id": scoring_id(1), "state": "PENDING", "model_version": MODEL_VERSION}
     labels = dataproc_hook.create_batch.call_args.kwargs["batch"]["labels"]
     assert labels == {
         "app": "customer-churn",
@@ -176,8 +196,12 @@ def test_submit_outside_a_dag_labels_the_batch_as_adhoc(dataproc_hook):
 @pytest.mark.parametrize("earlier", [Batch.State.SUCCEEDED, Batch.State.RUNNING])
 def test_a_retry_waits_on_an_earlier_batch_that_runs_or_succeeded(dataproc_hook, earlier):
     dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(1): earlier})
-    result = batch_operator(scoring_payload()).execute(context(2))
-    assert result == {"batch_id": scoring_id(1), "state": earlier.name}
+    result = batch_operator().execute(context(2))
+    assert result == {
+        "batch_id": scoring_id(1),
+        "state": earlier.name,
+        "model_version": MODEL_VERSION,
+    }
     dataproc_hook.create_batch.assert_not_called()
 
 
@@ -185,8 +209,12 @@ def test_a_third_try_finds_the_second_attempt_that_succeeded(dataproc_hook):
     dataproc_hook.get_batch.side_effect = dataproc_batches(
         {scoring_id(1): Batch.State.FAILED, scoring_id(2): Batch.State.SUCCEEDED}
     )
-    result = batch_operator(scoring_payload()).execute(context(3))
-    assert result == {"batch_id": scoring_id(2), "state": "SUCCEEDED"}
+    result = batch_operator().execute(context(3))
+    assert result == {
+        "batch_id": scoring_id(2),
+        "state": "SUCCEEDED",
+        "model_version": MODEL_VERSION,
+    }
     dataproc_hook.create_batch.assert_not_called()
     # newest first: the second attempt was looked at before the first
     assert [c.kwargs["batch_id"] for c in dataproc_hook.get_batch.call_args_list] == [scoring_id(2)]
@@ -201,8 +229,8 @@ def test_a_retry_after_a_failure_starts_a_new_batch(dataproc_hook, earlier):
     dataproc_hook.get_batch.side_effect = dataproc_batches(
         {scoring_id(1): earlier, scoring_id(2): Batch.State.PENDING}
     )
-    result = batch_operator(scoring_payload()).execute(context(2))
-    assert result == {"batch_id": scoring_id(2), "state": "PENDING"}
+    result = batch_operator().execute(context(2))
+    assert result == {"batch_id": scoring_id(2), "state": "PENDING", "model_version": MODEL_VERSION}
     dataproc_hook.create_batch.assert_called_once()
     kwargs = dataproc_hook.create_batch.call_args.kwargs
     assert kwargs["batch_id"] == scoring_id(2)
@@ -218,25 +246,58 @@ def test_a_cleared_task_scores_again_even_after_a_success(dataproc_hook):
     dataproc_hook.get_batch.side_effect = dataproc_batches(
         {scoring_id(1): Batch.State.SUCCEEDED, scoring_id(2): Batch.State.PENDING}
     )
-    result = batch_operator(scoring_payload()).execute(cleared(2))
-    assert result == {"batch_id": scoring_id(2), "state": "PENDING"}
+    result = batch_operator().execute(cleared(2))
+    assert result == {"batch_id": scoring_id(2), "state": "PENDING", "model_version": MODEL_VERSION}
     assert dataproc_hook.create_batch.call_args.kwargs["batch_id"] == scoring_id(2)
+
+
+def test_new_work_scores_with_the_registrys_champion_of_that_moment(dataproc_hook, champion_batch):
+    """So a submit cleared after a rollback scores with the restored champion."""
+    dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(2): Batch.State.PENDING})
+    batch_operator().execute(cleared(2))
+    champion_batch.assert_called_once_with(gcp_env(), PLAN, SCORING_PARAMS)
+
+
+def test_a_retry_that_re_attaches_reports_its_batchs_model_and_resolves_nothing(
+    dataproc_hook, champion_batch
+):
+    dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(1): Batch.State.RUNNING})
+    assert batch_operator().execute(context(2))["model_version"] == MODEL_VERSION
+    champion_batch.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("earlier", "cancelled"),
+    [(Batch.State.RUNNING, True), (Batch.State.PENDING, True), (Batch.State.SUCCEEDED, False)],
+)
+def test_a_clear_cancels_the_batch_of_a_try_before_it_that_still_runs(
+    dataproc_hook, earlier, cancelled
+):
+    """One writer per partition: the old batch must not commit over the new one's rows."""
+    dataproc_hook.get_batch.side_effect = dataproc_batches(
+        {scoring_id(1): earlier, scoring_id(2): Batch.State.PENDING}
+    )
+    result = batch_operator().execute(cleared(2))
+    assert result["batch_id"] == scoring_id(2)
+    cancel = dataproc_hook.get_batch_client.return_value.cancel_operation
+    if cancelled:
+        cancel.assert_called_once_with({"name": f"op-{scoring_id(1)}"})
+    else:
+        cancel.assert_not_called()
 
 
 def test_submit_attaches_when_its_own_batch_already_exists(dataproc_hook):
     """A task restarted within the same try (worker lost) re-attaches to its batch."""
     dataproc_hook.create_batch.side_effect = AlreadyExists("batch exists")
     dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(1): Batch.State.RUNNING})
-    result = batch_operator(scoring_payload()).execute(context(1))
-    assert result == {"batch_id": scoring_id(1), "state": "RUNNING"}
+    result = batch_operator().execute(context(1))
+    assert result == {"batch_id": scoring_id(1), "state": "RUNNING", "model_version": MODEL_VERSION}
     dataproc_hook.create_batch.assert_called_once()
 
 
 def test_batch_operator_templates():
-    op = batch_operator(scoring_payload())
-    assert {"batch", "batch_id", "project_id", "region", "pipeline_id", "run_key"} <= set(
-        op.template_fields
-    )
+    op = batch_operator()
+    assert {"batch", "batch_id", "project_id", "region", "plan"} <= set(op.template_fields)
     assert op.asynchronous is True
     assert op.deferrable is False
 
@@ -266,7 +327,7 @@ def factory_tasks() -> dict:
             return {}
 
         plan = plan_run()
-        submit = factory.scoring_batch("submit_scoring", plan, plan["batch"])
+        submit = factory.scoring_batch("submit_scoring", plan)
         return {
             "plan": plan,
             "wait": factory.input_sensor("wait_for_training_data", plan["input_marker"]),
@@ -787,9 +848,8 @@ def test_factory_gcp_backend(gcp_backend):
     assert submit.asynchronous is True
     assert submit.multiple_outputs is True  # the sensor reads its batch_id XCom
     assert submit.step == "scoring"
-    assert from_xcom(submit.batch, "plan_run", "batch")
-    assert from_xcom(submit.pipeline_id, "plan_run", "pipeline_id")
-    assert from_xcom(submit.run_key, "plan_run", "run_key")
+    assert submit.batch is None  # built from the registry when new work starts
+    assert from_xcom(submit.plan, "plan_run", "return_value")
 
     assert type(sensor) is DataprocBatchSensor
     assert sensor.mode == "reschedule"
@@ -822,6 +882,7 @@ def test_factory_local_backend(monkeypatch, tmp_path):
     assert from_xcom(training.run_key, "plan_run", "run_key")
     assert type(submit) is LocalBatchOperator
     assert submit.step == "scoring" and submit.multiple_outputs is True
+    assert from_xcom(submit.plan, "plan_run", "return_value")
     assert type(sensor) is LocalBatchSensor
     assert (sensor.mode, sensor.poke_interval) == ("reschedule", 10)
     assert from_xcom(sensor.batch_id, "submit_scoring", "batch_id")

@@ -238,7 +238,7 @@ def test_the_rollback_cli_on_a_bucket(bucket, subprocess_env):
     store.update(promote_change("20261130", 0.8, FIRST))
     done = subprocess.run(
         [sys.executable, "-m", "churn_airflow.registry", "--root", f"gs://{bucket.name}",
-         "promote", "20261129-training-abcde-1"],
+         "promote", "20261129-training-abcde-1", "--reason", "audit", "--registry-only"],
         env=subprocess_env,
         capture_output=True,
         text=True,
@@ -246,7 +246,7 @@ def test_the_rollback_cli_on_a_bucket(bucket, subprocess_env):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["champion"] == "20261129-training-abcde-1"
-    assert store.read()["history"][-1]["reason"] == "manual"
+    assert store.read()["history"][-1]["reason"].endswith(": audit")
 
 
 # --- promotion and the scoring check through GCSHook --------------------------------------------

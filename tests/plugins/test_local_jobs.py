@@ -17,7 +17,7 @@ from unittest import mock
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
-from churn_airflow import local_jobs
+from churn_airflow import local_jobs, local_operators
 from churn_airflow.local_operators import (
     LocalBatchOperator,
     LocalBatchSensor,
@@ -30,11 +30,13 @@ TIMEOUT = 120
 SCRIPT = """
 import sys, time
 with open(sys.argv[1], "a") as f:
-    f.write("ran " + " ".join(sys.argv[2:]) + "\\n")
+    f.write("ran " + " ".join(sys.argv[2:4]) + "\\n")
 time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 0)
 sys.exit(int(sys.argv[2]))
 """
 RUN_KEY = "k7f2q"
+MODEL_VERSION = "20261128-training-abcde-1"
+SCORING_PARAMS = {"drift_warning": 0.1, "drift_alert": 0.25, "max_reject_fraction": 0.05}
 
 
 def batch_request(script: Path, out: Path, exit_code: int, sleep: float = 0) -> dict:
@@ -42,7 +44,7 @@ def batch_request(script: Path, out: Path, exit_code: int, sleep: float = 0) -> 
         "pyspark_batch": {
             "main_python_file_uri": f"file://{script}",
             "python_file_uris": [],
-            "args": [str(out), exit_code, sleep],
+            "args": [str(out), exit_code, sleep, "--model-version", MODEL_VERSION],
         },
         "runtime_config": {"version": "3.0", "properties": {"spark.ui.enabled": "false"}},
         "labels": {"app": "customer-churn", "pipeline-id": "t1"},
@@ -69,6 +71,21 @@ def ti(try_number: int = 1, max_tries: int = 1) -> mock.MagicMock:
     return mock.MagicMock(try_number=try_number, max_tries=max_tries)
 
 
+def scoring_context(try_number: int = 1, max_tries: int = 1) -> dict:
+    return {"ti": ti(try_number, max_tries), "params": SCORING_PARAMS}
+
+
+def plan(pipeline_id: str, run_key: str = RUN_KEY) -> dict:
+    return {"pipeline_id": pipeline_id, "run_key": run_key, "day": "2026-11-29"}
+
+
+def building(batch: dict):
+    """The registry's champion of the moment, as the batch ``champion_batch`` builds."""
+    return mock.patch.object(
+        local_operators.scoring, "champion_batch", side_effect=lambda *_: batch
+    )
+
+
 OK_ID = f"churn-scoring-t1-{RUN_KEY}-1"
 BAD_ID = "churn-scoring-t1-bad"
 
@@ -91,14 +108,10 @@ def batches(tmp_path_factory) -> Batches:
     b = Batches(tmp_path_factory.mktemp("local-batches"))
     # the operator submits the good one (first try), submit() the failing one
     operator = LocalBatchOperator(
-        task_id="submit_scoring",
-        batch=b.ok,
-        pipeline_id="t1",
-        run_key=RUN_KEY,
-        step="scoring",
-        root=b.root,
+        task_id="submit_scoring", plan=plan("t1"), step="scoring", root=b.root
     )
-    b.submitted["ok"] = operator.execute({"ti": ti(1, 0)})
+    with building(b.ok):
+        b.submitted["ok"] = operator.execute(scoring_context(1, 0))
     b.submitted["bad"] = local_jobs.submit(batch_dir(b.root, BAD_ID), b.bad)
     # at once, while the first process is still starting: attach, no second run
     b.resubmitted["ok"] = local_jobs.submit(batch_dir(b.root, OK_ID), b.ok)
@@ -108,7 +121,11 @@ def batches(tmp_path_factory) -> Batches:
 
 
 def test_submit_returns_at_once(batches):
-    assert batches.submitted["ok"] == {"batch_id": OK_ID, "state": "PENDING"}
+    assert batches.submitted["ok"] == {
+        "batch_id": OK_ID,
+        "state": "PENDING",
+        "model_version": MODEL_VERSION,
+    }
     assert batches.submitted["bad"] == {"state": "PENDING", "attached": False}
 
 
@@ -218,6 +235,8 @@ def fake_job(folder: Path, state: str, pid: int | None = None, **details) -> Non
 
 def fake_batch(root: Path, batch_id: str, state: str, **details) -> None:
     fake_job(batch_dir(root, batch_id), state, **details)
+    request = {"pyspark_batch": {"args": ["--model-version", "v1"]}}
+    (batch_dir(root, batch_id) / "request.json").write_text(json.dumps(request))
 
 
 def test_state_of_an_unknown_job(tmp_path):
@@ -276,7 +295,7 @@ def test_sensor_of_a_missing_batch_fails(tmp_path):
 
 def test_operators_and_sensor_default_to_the_churn_root(tmp_path, monkeypatch):
     monkeypatch.setenv("CHURN_ROOT", str(tmp_path))
-    op = LocalBatchOperator(task_id="s", batch={}, pipeline_id="t1", run_key="k", step="scoring")
+    op = LocalBatchOperator(task_id="s", plan=plan("t1"), step="scoring")
     pipeline = LocalPipelineOperator(task_id="p", parameter_values={}, run_key="k")
     sensor = LocalBatchSensor(task_id="w", batch_id="b1")
     assert op.root == pipeline.root == sensor.root == str(tmp_path.resolve())
@@ -285,12 +304,13 @@ def test_operators_and_sensor_default_to_the_churn_root(tmp_path, monkeypatch):
 # --- LocalBatchOperator: new work or a retry ----------------------------------------------------
 
 
+NEW_BATCH = {"pyspark_batch": {"main_python_file_uri": "/x.py", "args": ["--model-version", "v2"]}}
+
+
 def batch_operator(root: Path, run_key: str = RUN_KEY) -> LocalBatchOperator:
     return LocalBatchOperator(
         task_id="submit_scoring",
-        batch={"pyspark_batch": {"main_python_file_uri": "/x.py"}},
-        pipeline_id="20261129",
-        run_key=run_key,
+        plan=plan("20261129", run_key),
         step="scoring",
         root=str(root),
         retries=1,
@@ -304,7 +324,7 @@ def scoring_id(attempt: int, run_key: str = RUN_KEY) -> str:
 @pytest.fixture
 def popen():
     """Popen of the job process, not started; its pid is this (live) test process."""
-    with mock.patch.object(local_jobs.subprocess, "Popen") as popen:
+    with mock.patch.object(local_jobs.subprocess, "Popen") as popen, building(NEW_BATCH):
         popen.return_value.pid = os.getpid()
         yield popen
 
@@ -312,8 +332,8 @@ def popen():
 @pytest.mark.parametrize("earlier", [local_jobs.SUCCEEDED, local_jobs.RUNNING])
 def test_a_retry_waits_on_an_earlier_batch_that_runs_or_succeeded(tmp_path, popen, earlier):
     fake_batch(tmp_path, scoring_id(1), earlier)
-    result = batch_operator(tmp_path).execute({"ti": ti(2, max_tries=1)})
-    assert result == {"batch_id": scoring_id(1), "state": earlier}
+    result = batch_operator(tmp_path).execute(scoring_context(2, max_tries=1))
+    assert result == {"batch_id": scoring_id(1), "state": earlier, "model_version": "v1"}
     popen.assert_not_called()
     assert [p.name for p in (tmp_path / "batches").iterdir()] == [scoring_id(1)]
 
@@ -327,8 +347,8 @@ def test_a_retry_after_a_failed_batch_starts_a_new_one(tmp_path, popen, earlier)
         folder.mkdir(parents=True)
         local_jobs._write_state(folder, local_jobs.RUNNING)
         local_jobs._write(folder, "process.json", {"pid": 2**22 + 1, "created": 0.0})
-    result = batch_operator(tmp_path).execute({"ti": ti(2, max_tries=1)})
-    assert result == {"batch_id": scoring_id(2), "state": "PENDING"}
+    result = batch_operator(tmp_path).execute(scoring_context(2, max_tries=1))
+    assert result == {"batch_id": scoring_id(2), "state": "PENDING", "model_version": "v2"}
     popen.assert_called_once()
     folder = batch_dir(tmp_path, scoring_id(2))
     assert popen.call_args.args[0][1:] == ["-m", "churn_airflow.local_jobs", str(folder)]
@@ -339,16 +359,26 @@ def test_a_retry_after_a_failed_batch_starts_a_new_one(tmp_path, popen, earlier)
 def test_a_cleared_task_scores_again_even_after_a_success(tmp_path, popen):
     """A clear after try 1 sets max_tries = 1 + retries: try 2 is new work, not a retry."""
     fake_batch(tmp_path, scoring_id(1), local_jobs.SUCCEEDED)
-    result = batch_operator(tmp_path).execute({"ti": ti(2, max_tries=1 + 1)})
-    assert result == {"batch_id": scoring_id(2), "state": "PENDING"}
+    result = batch_operator(tmp_path).execute(scoring_context(2, max_tries=1 + 1))
+    assert result == {"batch_id": scoring_id(2), "state": "PENDING", "model_version": "v2"}
     popen.assert_called_once()
+
+
+def test_a_clear_cancels_the_batch_of_a_try_before_it_that_still_runs(tmp_path, popen):
+    """One writer per partition: the old batch stops before the new one starts."""
+    fake_batch(tmp_path, scoring_id(1), local_jobs.RUNNING)
+    with mock.patch.object(local_jobs.os, "killpg") as killpg:
+        result = batch_operator(tmp_path).execute(scoring_context(2, max_tries=1 + 1))
+    killpg.assert_called_once_with(os.getpid(), local_jobs.signal.SIGTERM)
+    assert local_jobs.state(batch_dir(tmp_path, scoring_id(1)))["message"] == "cancelled"
+    assert result["batch_id"] == scoring_id(2)
 
 
 def test_another_run_of_the_same_pipeline_id_gets_its_own_batch(tmp_path, popen):
     """The asset-triggered re-score of a day: same pipeline_id, another DAG run."""
     fake_batch(tmp_path, scoring_id(1), local_jobs.SUCCEEDED)
-    result = batch_operator(tmp_path, run_key="zzzzz").execute({"ti": ti(1, max_tries=1)})
-    assert result == {"batch_id": scoring_id(1, "zzzzz"), "state": "PENDING"}
+    result = batch_operator(tmp_path, run_key="zzzzz").execute(scoring_context(1, max_tries=1))
+    assert result == {"batch_id": scoring_id(1, "zzzzz"), "state": "PENDING", "model_version": "v2"}
     popen.assert_called_once()
 
 

@@ -302,3 +302,32 @@ def test_a_worse_model_with_a_higher_aupr_on_its_own_easier_split_is_refused(two
         "hard-training-bbbbb-1",
     ]
     assert registry.find(doc, "easy-training-aaaaa-2")["comparison"]["au_pr"] == summary["au_pr"]
+
+
+def test_a_rollback_restores_a_version_whose_files_exist_and_says_who_and_why(tmp_path):
+    promote_day(tmp_path, "20261129", 0.7)
+    promote_day(tmp_path, "20261130", 0.8, noise("20261129-training-abcde-1", lower=0.05))
+    old = "20261129-training-abcde-1"
+    (Path(layout.model_uri(str(tmp_path), layout.TRAINING, "20261129", A)) / "metadata").mkdir(
+        parents=True
+    )
+    event = promotion.roll_back(str(tmp_path), old, "EMEA over-predicted", "ana")
+    assert (event["version"], event["replaced"]) == (old, "20261130-training-abcde-1")
+    assert event["reason"] == "rollback by ana: EMEA over-predicted"
+    assert promotion.resolve_champion(str(tmp_path))["version"] == old
+
+
+def test_a_rollback_to_a_version_whose_files_are_gone_changes_nothing(tmp_path):
+    promote_day(tmp_path, "20261129", 0.7)
+    promote_day(tmp_path, "20261130", 0.8, noise("20261129-training-abcde-1", lower=0.05))
+    before = Path(registry.registry_uri(str(tmp_path))).read_text()
+    model = layout.model_uri(str(tmp_path), layout.TRAINING, "20261129", A)
+    with pytest.raises(ValueError) as refused:
+        promotion.roll_back(str(tmp_path), "20261129-training-abcde-1", "x", "ana")
+    assert str(refused.value) == (
+        f"version 20261129-training-abcde-1's model {model} is missing: restore its files or "
+        "roll back to another version"
+    )
+    with pytest.raises(ValueError, match=r"^version 'nope' is not registered; known: \["):
+        promotion.roll_back(str(tmp_path), "nope", "x", "ana")
+    assert Path(registry.registry_uri(str(tmp_path))).read_text() == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import getpass
 import json
 import os
 import subprocess
@@ -389,7 +390,8 @@ def test_candidate_from_metrics_document():
 
 def test_set_champion_rolls_back():
     doc, _ = challenge(first_run(0.7), 0.75, lower=0.02)
-    rolled = set_champion(doc, "20261129-training-abcde-1", "2026-12-01T00:00:00+00:00")
+    why = "rollback by ana: the new model over-predicts churn in EMEA"
+    rolled = set_champion(doc, "20261129-training-abcde-1", "2026-12-01T00:00:00+00:00", why)
     assert rolled["champion"] == "20261129-training-abcde-1"
     assert statuses(rolled) == {
         "20261129-training-abcde-1": CHAMPION,
@@ -399,7 +401,8 @@ def test_set_champion_rolls_back():
         "promoted": True,
         "version": "20261129-training-abcde-1",
         "champion": "20261129-training-abcde-1",
-        "reason": "manual",
+        "replaced": "20261130-training-abcde-1",
+        "reason": why,
         "at": "2026-12-01T00:00:00+00:00",
     }
     assert len(rolled["history"]) == 3
@@ -638,8 +641,10 @@ def test_cli_show_and_rollback(tmp_path, subprocess_env):
     store.update(promote_change("20261130", 0.8, scored=OLD))
     assert store.read()["champion"] == "20261130-training-abcde-1"
 
-    rolled = cli(tmp_path, subprocess_env, "promote", "20261129-training-abcde-1")
+    rolled = cli(tmp_path, subprocess_env, "promote", "20261129-training-abcde-1",
+                 "--reason", "EMEA over-predicted", "--registry-only")  # fmt: skip
     assert rolled.returncode == 0, rolled.stderr
+    assert "nothing re-scores until the next scheduled scoring run" in rolled.stderr
     printed = json.loads(rolled.stdout)
     assert printed["champion"] == "20261129-training-abcde-1"
     assert printed == store.read()
@@ -647,16 +652,33 @@ def test_cli_show_and_rollback(tmp_path, subprocess_env):
         "20261129-training-abcde-1": CHAMPION,
         "20261130-training-abcde-1": RETIRED,
     }
-    assert printed["history"][-1]["reason"] == "manual"
+    assert printed["history"][-1]["reason"] == (
+        f"rollback by {getpass.getuser()}: EMEA over-predicted"
+    )
 
 
 def test_cli_promote_of_an_unknown_version_fails(tmp_path, subprocess_env):
     registry.store(str(tmp_path)).update(promote_change("20261129", 0.7))
     before = Path(registry.registry_uri(str(tmp_path))).read_text()
-    failed = cli(tmp_path, subprocess_env, "promote", "nope")
+    failed = cli(tmp_path, subprocess_env, "promote", "nope", "--reason", "x")
     assert failed.returncode == 1
     assert failed.stderr.strip().startswith("churn registry: version 'nope' is not registered")
     assert "Traceback" not in failed.stderr
+    assert Path(registry.registry_uri(str(tmp_path))).read_text() == before
+
+
+def test_cli_promote_without_a_running_airflow_says_what_to_do(tmp_path, subprocess_env):
+    """Without --registry-only it starts the rollback DAG; with no Airflow set up in this
+    shell that fails in one sentence, and the registry is untouched."""
+    registry.store(str(tmp_path)).update(promote_change("20261129", 0.7))
+    before = Path(registry.registry_uri(str(tmp_path))).read_text()
+    env = {**subprocess_env, "AIRFLOW_HOME": str(tmp_path / "no-airflow")}
+    failed = cli(tmp_path, env, "promote", "20261129-training-abcde-1", "--reason", "test")
+    assert failed.returncode == 1
+    (line,) = failed.stderr.strip().splitlines()
+    assert line.startswith("churn registry: could not trigger customer_churn_rollback in this")
+    assert line.endswith("start Airflow (make airflow-up), or move the registry alone with "
+                         "--registry-only")  # fmt: skip
     assert Path(registry.registry_uri(str(tmp_path))).read_text() == before
 
 

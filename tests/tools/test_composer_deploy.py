@@ -167,7 +167,8 @@ def expected_steps(airflow_uri: str, env_variables_set: bool = False) -> list[st
             for folder in ("plugins/churn_airflow", "spark_jobs/churn_core")
         ),
         ["gcloud", "storage", "cp", "dags/customer_churn_batch_scoring.py",
-         "dags/customer_churn_training.py", f"{ENV_BUCKET}/dags/"],
+         "dags/customer_churn_rollback.py", "dags/customer_churn_training.py",
+         f"{ENV_BUCKET}/dags/"],
     ]  # fmt: skip
     return [
         *(shlex.join(s) for s in steps),
@@ -765,7 +766,11 @@ def test_what_goes_to_the_environment_bucket_imports_there(tmp_path):
     assert done.returncode == 0, done.stderr[-5000:]
     found = json.loads(done.stdout.splitlines()[-1])
     assert found["dag_errors"] == {}
-    assert found["dags"] == ["customer_churn_batch_scoring", "customer_churn_training"]
+    assert found["dags"] == [
+        "customer_churn_batch_scoring",
+        "customer_churn_rollback",
+        "customer_churn_training",
+    ]
     assert found["files"] and all(f.startswith(str(dags)) for f in found["files"].values())
     for folder in composer_deploy.DAG_PACKAGES:  # every module of each package went
         modules = {p.relative_to(folder.parent).with_suffix("") for p in folder.rglob("*.py")}

@@ -1036,10 +1036,33 @@ def _patch_batch_client(module) -> None:
 
         return pagers.ListBatchesPager(method=next_page, request=req, response=response)
 
+    def cancel_operation(self, request=None, *, retry=DEFAULT, timeout=DEFAULT, metadata=()):
+        """The operations mixin's cancel, as ``gcloud dataproc batches cancel`` calls it: the
+        batch whose create operation it names is cancelled."""
+        from google.longrunning import operations_pb2
+
+        method = prefix + "cancel_operation"
+        req = (
+            operations_pb2.CancelOperationRequest(**request)
+            if isinstance(request, dict)
+            else request
+        )
+        url = "https://dataproc.googleapis.com/"
+        principal = _principal(method, {"name": req.name}, self, url)
+
+        def handler(locked, note):
+            named = [n for n, r in locked.store("batches").items() if r["operation"] == req.name]
+            if not named:
+                raise exceptions.NotFound(f'operation "{req.name}" does not exist')
+            _canceller(self, "batches", named[0])(locked, note)
+
+        _run_sync(retry, lambda: _call(method, {"name": req.name}, handler, principal))
+
     cls.create_batch = create_batch
     cls.get_batch = get_batch
     cls.delete_batch = delete_batch
     cls.list_batches = list_batches
+    cls.cancel_operation = cancel_operation
 
 
 def _patch_batch_async_client(module) -> None:
