@@ -51,12 +51,15 @@ def run_key(run_id: str) -> str:
     return base64.b32encode(digest).decode()[:5].lower()
 
 
-def attempt(key: str, try_number: int) -> str:
-    """One execution of a run's work, e.g. ``k7f2q-1``."""
-    value = f"{key}-{try_number}"
-    if not ATTEMPT.fullmatch(value):
+def check_attempt(value: str) -> str:
+    if not isinstance(value, str) or not ATTEMPT.fullmatch(value):
         raise ValueError(f"attempt {value!r} must be a 5-character run key and a try of 1-999")
     return value
+
+
+def attempt(key: str, try_number: int) -> str:
+    """One execution of a run's work, e.g. ``k7f2q-1``."""
+    return check_attempt(f"{key}-{try_number}")
 
 
 def _checked(value: str, pattern: re.Pattern, what: str) -> str:

@@ -137,6 +137,7 @@ def step_inputs(values: dict) -> dict:
             "--dataset-uri", values["dataset_uri"],
             "--model-uri", layout.model_uri(root, op, run, attempt),
             "--metrics-uri", metrics[op],
+            "--attempt", attempt,
             "--seed", values["seed"],
             "--champion-version", values["champion_version"],
             "--champion-model-uri", values["champion_model_uri"],

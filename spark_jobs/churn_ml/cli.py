@@ -36,6 +36,13 @@ def iso_date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def attempt(value: str) -> str:
+    try:
+        return lineage.check_attempt(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def fraction(value: str) -> float:
     try:
         number = float(value)

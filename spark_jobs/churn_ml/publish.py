@@ -45,6 +45,7 @@ from churn_ml.model import (
 )
 
 log = logging.getLogger(__name__)
+STANDALONE_ATTEMPT = "local-1"  # a job run by hand, outside a pipeline
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,17 @@ class RunTarget:
     pipeline_id: str
     execution_dt: dt.date
     operation: str
+    attempt: str
     dataset_uri: str
     model_uri: str
     metrics_uri: str
 
     @property
     def partition(self) -> dict[str, str]:
-        return {"operation": self.operation, "pipeline_id": self.pipeline_id}
+        """One model version's rows: no other attempt of the run, however it starts, ever
+        replaces them."""
+        return {"operation": self.operation, "pipeline_id": self.pipeline_id,
+                "attempt": self.attempt}  # fmt: skip
 
 
 def test_predictions(predictions: DataFrame) -> DataFrame:
@@ -76,6 +81,13 @@ def add_run_arguments(p) -> None:
     cli.add_dataset_uri(p)
     p.add_argument("--model-uri", required=True, help="where the fitted PipelineModel is saved")
     p.add_argument("--metrics-uri", required=True, help="folder for metrics.json")
+    p.add_argument(
+        "--attempt",
+        type=cli.attempt,
+        default=STANDALONE_ATTEMPT,
+        help="this attempt of the run (run key and try): with the run and operation, the "
+        f"model's version; its rows in the tables are its own (default {STANDALONE_ATTEMPT})",
+    )
     p.add_argument(
         "--seed", type=cli.whole_number, default=DEFAULT_SEED, help="split and forest seed"
     )
@@ -130,6 +142,7 @@ def run_target(args, operation: str) -> RunTarget:
         pipeline_id=args.pipeline_id,
         execution_dt=args.pipeline_execution_dt,
         operation=operation,
+        attempt=args.attempt,
         dataset_uri=args.dataset_uri,
         model_uri=args.model_uri,
         metrics_uri=args.metrics_uri,
@@ -138,7 +151,9 @@ def run_target(args, operation: str) -> RunTarget:
 
 def _tagged(df: DataFrame, target: RunTarget) -> DataFrame:
     lineage = with_lineage(df, target.pipeline_id, target.execution_dt)
-    return lineage.withColumn("operation", F.lit(target.operation))
+    return lineage.withColumns(
+        {"operation": F.lit(target.operation), "attempt": F.lit(target.attempt)}
+    )
 
 
 def metric_rows(spark, metrics: dict[str, float]) -> DataFrame:

@@ -33,6 +33,8 @@ def test_metric_rows(spark):
     assertDataFrameEqual(got, expected, checkRowOrder=True)
 
 
-def test_run_target_partition():
-    target = publish.RunTarget("p1", dt.date(2026, 11, 29), "training", "/w", "/m", "/x")
-    assert target.partition == {"operation": "training", "pipeline_id": "p1"}
+def test_a_model_versions_rows_are_its_own_partition():
+    """Keyed by attempt too: a clear or re-run of the day never rewrites a version's rows."""
+    day = dt.date(2026, 11, 29)
+    target = publish.RunTarget("p1", day, "training", "k7f2q-2", "/w", "/m", "/x")
+    assert target.partition == {"operation": "training", "pipeline_id": "p1", "attempt": "k7f2q-2"}

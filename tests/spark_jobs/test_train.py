@@ -14,6 +14,7 @@ from churn_core import layout
 from churn_ml import drift, storage
 from churn_ml.compiled_model import load_compiled
 from churn_ml.model import canonical_order, churn_probability, split, with_label
+from churn_ml.publish import STANDALONE_ATTEMPT
 from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 pytestmark = pytest.mark.slow
@@ -167,6 +168,35 @@ def test_same_seed_gives_identical_results_and_a_rerun_replaces_its_rows(generat
         "model_metrics", operation="training", pipeline_id=generated_runs.pipeline_id
     )
     assert metrics.count() == len(first["metrics"])
+
+
+def test_another_attempt_of_the_run_never_rewrites_a_versions_rows(generated_runs, tmp_path):
+    """A clear of the champion's training day is a new attempt: the champion's test
+    predictions, metrics and importances stay exactly as they were."""
+    assert generated_runs.trained
+    run = f"operation=training/pipeline_id={generated_runs.pipeline_id}"
+    tables = ("test_predictions", "model_metrics", "model_feature_importance_scores")
+
+    def files(attempt: str) -> dict:
+        return {
+            t: {
+                p.name: p.read_bytes()
+                for p in (generated_runs.dataset / t / run / f"attempt={attempt}").iterdir()
+            }
+            for t in tables
+        }
+
+    before = files(STANDALONE_ATTEMPT)
+    args = generated_runs.train_args(tmp_path / "model", tmp_path / "metrics")
+    train.main([*args, "--attempt", "abcde-2"])
+    assert files(STANDALONE_ATTEMPT) == before
+    assert all(files("abcde-2")[t] for t in tables)
+    rows = generated_runs.table("test_predictions", operation="training",
+                                pipeline_id=generated_runs.pipeline_id)  # fmt: skip
+    assert {r.attempt for r in rows.select("attempt").distinct().collect()} == {
+        STANDALONE_ATTEMPT,
+        "abcde-2",
+    }
 
 
 def test_training_rows_are_canonically_ordered_whatever_the_input_partitioning(generated_runs):
