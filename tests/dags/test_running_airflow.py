@@ -7,8 +7,10 @@ One server serves the whole module, and its tests run in order, each building on
 1. ``dags trigger --logical-date`` of training on a day whose labels are noise, then unpause:
    the first (weak) champion. The run holds today's logical date, so unpausing adds no run.
 2. unpause scoring: the scheduled run of today scores with that champion.
-3. ``dags trigger`` without a logical date, on today's real data: a better champion, whose
-   asset event starts a re-score of today that replaces the day's predictions.
+3. ``dags trigger`` without a logical date, on today's real data, its pipeline task cleared
+   through the REST API while it runs: the kill cancels that job and the next try is new
+   work; a better champion, whose asset event starts a re-score of today that replaces the
+   day's predictions.
 4. the UI: no import errors, the graphs, and the trigger form with params; that run retrains
    the champion's day, is not promoted, and leaves the champion's files byte for byte.
 5. ``churn registry promote`` rolls back to the first champion: the rollback DAG moves it, and
@@ -280,16 +282,68 @@ def test_the_scheduled_scoring_run_scores_today_with_the_champion(server, api):
     )
 
 
+def clear(api, dag_id: str, run_id: str, task_id: str) -> None:
+    """The REST API's clear of one task and its downstream tasks, as the UI sends it."""
+    import airflow_client.client as client
+    from airflow_client.client.models.clear_task_instances_body import ClearTaskInstancesBody
+    from airflow_client.client.models.clear_task_instances_body_task_ids_inner import (
+        ClearTaskInstancesBodyTaskIdsInner as TaskId,
+    )
+
+    body = ClearTaskInstancesBody(
+        dag_run_id=run_id,
+        task_ids=[TaskId(task_id)],
+        include_downstream=True,
+        only_failed=False,
+        dry_run=False,
+    )
+    client.TaskInstanceApi(api).post_clear_task_instances(dag_id, body)
+
+
+def running_pipeline_job(server, api, run_id: str) -> Path:
+    """The local pipeline job of the run's first try, once it and its task are running."""
+    from churn_airflow import local_jobs
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while task_states(api, TRAINING, run_id).get("plan_run") != "success":
+        assert time.monotonic() < deadline
+        time.sleep(2)
+    plan = plan_of(api, TRAINING, run_id, "plan_run")
+    folder = (
+        server["root"]
+        / "pipeline-jobs"
+        / f"churn-training-{plan['pipeline_id']}-{plan['run_key']}-1"
+    )
+    while not (
+        task_states(api, TRAINING, run_id).get("run_training_pipeline") == "running"
+        and folder.exists()
+        and local_jobs.state(folder)["state"] == local_jobs.RUNNING
+    ):
+        assert time.monotonic() < deadline, task_states(api, TRAINING, run_id)
+        time.sleep(2)
+    return folder
+
+
 def test_trigger_without_a_logical_date_promotes_and_the_asset_re_scores_today(server, api):
+    from churn_airflow import local_jobs
+
     known = {r.dag_run_id for r in runs(api, SCORING)}
     run_id = trigger(server, TRAINING, "--conf", json.dumps({"tuning": False}))
+    first = running_pipeline_job(server, api, run_id)
+    clear(api, TRAINING, run_id, "run_training_pipeline")  # while it runs
     wait_for_run(api, TRAINING, run_id)
+    # The kill cancelled the first try's job; the next try was new work, not a re-attach.
+    assert local_jobs.state(first) == {"state": local_jobs.FAILED, "message": "cancelled"}
+    jobs = sorted(p.name for p in first.parent.iterdir() if p.name.startswith(first.name[:-2]))
+    assert jobs == [first.name, first.name[:-1] + "2"]
+    assert local_jobs.state(first.parent / jobs[1])["state"] == local_jobs.SUCCEEDED
     plan = plan_of(api, TRAINING, run_id, "plan_run")
     assert plan["day"] == TODAY.isoformat()
     assert plan["pipeline_id"].startswith(f"{TODAY:%Y%m%d}-manual-")
     doc = registry(server)
     better = doc["champion"]
     assert better != STATE["weak"] and better.startswith(plan["pipeline_id"])
+    assert better.endswith(f"-{plan['run_key']}-2")  # the new try's model
     assert doc["history"][-1]["reason"].endswith(": promoted")
 
     rescore = wait_for_new_run(api, SCORING, "asset_triggered", known)
@@ -443,22 +497,9 @@ def test_a_rollback_restores_the_champion_and_re_scores_the_latest_scored_day(se
 
 
 def test_clearing_a_succeeded_scoring_task_re_scores_with_a_new_batch(server, api):
-    import airflow_client.client as client
-    from airflow_client.client.models.clear_task_instances_body import ClearTaskInstancesBody
-    from airflow_client.client.models.clear_task_instances_body_task_ids_inner import (
-        ClearTaskInstancesBodyTaskIdsInner as TaskId,
-    )
-
     pipeline_id = f"{TODAY:%Y%m%d}"
     before = batch_ids(server)
-    body = ClearTaskInstancesBody(
-        dag_run_id=STATE["rescore"],
-        task_ids=[TaskId("submit_scoring")],
-        include_downstream=True,
-        only_failed=False,
-        dry_run=False,
-    )
-    client.TaskInstanceApi(api).post_clear_task_instances(SCORING, body)
+    clear(api, SCORING, STATE["rescore"], "submit_scoring")
     time.sleep(5)
     wait_for_run(api, SCORING, STATE["rescore"])
     new = batch_ids(server) - before
