@@ -141,9 +141,10 @@ class LocalBatchOperator(BaseOperator):
     def execute(self, context) -> dict:
         ti, run_key = context["ti"], self.plan["run_key"]
         for attempt in run_ids.superseded(run_key, ti, self.retries):
-            if _reusable(self._folder(attempt)) is not None:
-                self.log.info("cancelling %s, started before the clear", self._folder(attempt).name)
-                local_jobs.cancel(self._folder(attempt))
+            earlier_job = _reusable(folder := self._folder(attempt))
+            if earlier_job is not None and earlier_job["state"] != local_jobs.SUCCEEDED:
+                self.log.info("cancelling %s, started before the task was cleared", folder.name)
+                local_jobs.cancel(folder)
         earlier, current = run_ids.attempts(run_key, ti, self.retries)
         found = run_ids.first_reusable(earlier, lambda a: _reusable(self._folder(a)))
         if found:
