@@ -9,8 +9,8 @@ day, after a rollback (`customer_churn_rollback`) the latest scored day its even
 1. **plan_scoring** derives the run's identity once: the data day (the logical date, else the
    trigger time, else the `day` param) and the `pipeline_id` (`YYYYMMDD`; manual runs add
    `-manual-HHMMSS`).
-2. **wait_for_scoring_input** waits (without holding a worker slot) for
-   `landing/score/dt=<day>/` in the data bucket (locally under `CHURN_ROOT`).
+2. **wait_for_scoring_input** waits (without holding a worker slot) for the day's completion
+   marker `landing/score/dt=<day>/_SUCCESS` in the data bucket (locally under `CHURN_ROOT`).
 3. **submit_scoring** reads the model registry's champion and starts the scoring batch with
    it (Dataproc Serverless with `CHURN_BACKEND=gcp`, a detached local spark-submit
    otherwise), and returns at once; every output row records that model version. The first

@@ -13,11 +13,11 @@ One server serves the whole module, and its tests run in order, each building on
    day's predictions.
 4. the UI: no import errors, the graphs, and the trigger form with params; that run retrains
    the champion's day, is not promoted, and leaves the champion's files byte for byte.
-5. ``churn registry promote`` rolls back to the first champion: the rollback DAG moves it, and
-   its asset event re-scores the latest scored day with it.
-6. the REST API clears the re-score's submit task: a new batch that reads the registry again,
-   so it scores with the restored champion; new files, the same rows.
-7. ``backfill create`` of scoring over two days: a partition each, no drift alert.
+5. the REST API clears the re-score's submit task: a new batch, new files, the same rows.
+6. ``backfill create`` of scoring over two days: a partition each, no drift alert.
+7. ``churn registry promote`` rolls back to the first champion: the rollback DAG moves it, and
+   its asset event re-scores the latest scored day (a backfilled one) with it; a clear of
+   today's submit task reads the registry again and scores with it too.
 8. a manual scoring run of a shifted day: the drift alert's asset event starts one retrain
    on the latest snapshot, and a second alert that day starts a run that skips at once.
 
@@ -462,38 +462,7 @@ def champion_entry(server) -> dict:
     return next(v for v in doc["versions"] if v["version"] == doc["champion"])
 
 
-# --- 5: a rollback ------------------------------------------------------------------------------
-
-
-def test_a_rollback_restores_the_champion_and_re_scores_the_latest_scored_day(server, api):
-    pipeline_id, weak, better = f"{TODAY:%Y%m%d}", STATE["weak"], STATE["champion"]
-    known = {r.dag_run_id for r in runs(api, SCORING)}
-    churn = Path(sys.executable).parent / "churn"
-    done = subprocess.run(
-        [str(churn), "registry", "--root", str(server["root"]), "promote", weak,
-         "--reason", "the new model over-predicts churn"],
-        env=server["env"], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith(f"rollback to {weak} requested: {ROLLBACK} moves the champion")
-    (rollback,) = runs(api, ROLLBACK)  # the DAG is on from the start: no unpause needed
-    wait_for_run(api, ROLLBACK, rollback.dag_run_id)
-    doc = registry(server)
-    assert doc["champion"] == weak
-    event = doc["history"][-1]
-    assert (event["version"], event["replaced"]) == (weak, better)
-    assert event["reason"].endswith(": the new model over-predicts churn")
-
-    rescore = wait_for_new_run(api, SCORING, "asset_triggered", known)
-    plan = plan_of(api, SCORING, rescore, "plan_scoring")
-    assert (plan["day"], plan["pipeline_id"]) == (TODAY.isoformat(), pipeline_id)  # the latest
-    scored, rejected = scored_rows(server, pipeline_id)
-    assert len(scored) + rejected == SCORE_ROWS  # the day's rows replaced
-    assert {r["model_version"] for r in scored} == {weak}
-    STATE["champion"] = weak
-
-
-# --- 6: a clear re-runs the work ---------------------------------------------------------------
+# --- 5: a clear re-runs the work ---------------------------------------------------------------
 
 
 def test_clearing_a_succeeded_scoring_task_re_scores_with_a_new_batch(server, api):
@@ -508,14 +477,13 @@ def test_clearing_a_succeeded_scoring_task_re_scores_with_a_new_batch(server, ap
     assert batch.startswith(f"churn-scoring-{pipeline_id}-") and batch.endswith("-2")
     scored, rejected = scored_rows(server, pipeline_id)
     assert len(scored) + rejected == SCORE_ROWS
-    # The run pinned the champion of its time; the clear read the registry again.
-    assert {r["model_version"] for r in scored} == {STATE["champion"]} == {STATE["weak"]}
+    assert {r["model_version"] for r in scored} == {STATE["champion"]}
     assert (
         file_hashes(partition(server, "batch_predictions", pipeline_id)) != (STATE["rescore_files"])
     )
 
 
-# --- 7: a backfill ------------------------------------------------------------------------------
+# --- 6: a backfill ------------------------------------------------------------------------------
 
 
 def test_backfill_scores_each_date_into_its_own_partition(server, api):
@@ -541,6 +509,57 @@ def test_backfill_scores_each_date_into_its_own_partition(server, api):
             "skipped"
         )
     assert runs(api, TRAINING, "asset_triggered") == []
+
+
+# --- 7: a rollback ------------------------------------------------------------------------------
+
+
+def latest_scored_day(api) -> str:
+    import airflow_client.client as client
+
+    (asset,) = client.AssetApi(api).get_assets(uri_pattern="batch_predictions").assets
+    api_events = client.AssetApi(api).get_asset_events
+    (latest,) = api_events(asset_id=asset.id, order_by=["-timestamp"], limit=1).asset_events
+    return latest.extra["day"]
+
+
+def test_a_rollback_re_scores_the_latest_scored_day_and_a_clear_reads_the_champion_again(
+    server, api
+):
+    weak, better = STATE["weak"], STATE["champion"]
+    day = latest_scored_day(api)
+    assert day in {d.isoformat() for d in BACKFILL_DAYS}  # the backfill scored last, not today
+    known = {r.dag_run_id for r in runs(api, SCORING)}
+    churn = Path(sys.executable).parent / "churn"
+    done = subprocess.run(
+        [str(churn), "registry", "--root", str(server["root"]), "promote", weak,
+         "--reason", "the new model over-predicts churn"],
+        env=server["env"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith(f"rollback to {weak} requested: {ROLLBACK} moves the champion")
+    (rollback,) = runs(api, ROLLBACK)  # the DAG is on from the start: no unpause needed
+    wait_for_run(api, ROLLBACK, rollback.dag_run_id)
+    doc = registry(server)
+    assert doc["champion"] == weak
+    event = doc["history"][-1]
+    assert (event["version"], event["replaced"]) == (weak, better)
+    assert event["reason"].endswith(": the new model over-predicts churn")
+
+    rescore = wait_for_new_run(api, SCORING, "asset_triggered", known)
+    pipeline_id = day.replace("-", "")
+    assert plan_of(api, SCORING, rescore, "plan_scoring")["day"] == day
+    scored, rejected = scored_rows(server, pipeline_id)
+    assert len(scored) + rejected == BACKFILL_ROWS  # the day's rows replaced
+    assert {r["model_version"] for r in scored} == {weak}
+
+    # Today's run pinned the champion of its time; clearing its submit reads the registry again.
+    clear(api, SCORING, STATE["rescore"], "submit_scoring")
+    time.sleep(5)
+    wait_for_run(api, SCORING, STATE["rescore"])
+    scored, _ = scored_rows(server, f"{TODAY:%Y%m%d}")
+    assert {r["model_version"] for r in scored} == {weak}
+    STATE["champion"] = weak
 
 
 # --- 8: drift -----------------------------------------------------------------------------------
