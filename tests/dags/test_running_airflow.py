@@ -13,12 +13,12 @@ One server serves the whole module, and its tests run in order, each building on
    day's predictions.
 4. the UI: no import errors, the graphs, and the trigger form with params; that run retrains
    the champion's day, is not promoted, and leaves the champion's files byte for byte.
-5. the REST API clears the re-score's submit task: a new batch, new files, the same rows.
-6. ``backfill create`` of scoring over two days: a partition each, no drift alert.
-7. ``churn registry promote`` rolls back to the first champion: the rollback DAG moves it, and
-   its asset event re-scores the latest scored day (a backfilled one) with it; a clear of
-   today's submit task reads the registry again and scores with it too.
-8. a manual scoring run of a shifted day: the drift alert's asset event starts one retrain
+5. ``backfill create`` of scoring over two days: a partition each, no drift alert.
+6. ``churn registry promote`` rolls back to the first champion: the rollback DAG moves it, and
+   its asset event re-scores the latest scored day (a backfilled one) with it. The REST API
+   then clears today's re-score's submit task: one new batch, which reads the registry again
+   and replaces the day's rows with the restored champion's.
+7. a manual scoring run of a shifted day: the drift alert's asset event starts one retrain
    on the latest snapshot, and a second alert that day starts a run that skips at once.
 
 Screenshots go to ``test-output/ui/``.
@@ -462,28 +462,7 @@ def champion_entry(server) -> dict:
     return next(v for v in doc["versions"] if v["version"] == doc["champion"])
 
 
-# --- 5: a clear re-runs the work ---------------------------------------------------------------
-
-
-def test_clearing_a_succeeded_scoring_task_re_scores_with_a_new_batch(server, api):
-    pipeline_id = f"{TODAY:%Y%m%d}"
-    before = batch_ids(server)
-    clear(api, SCORING, STATE["rescore"], "submit_scoring")
-    time.sleep(5)
-    wait_for_run(api, SCORING, STATE["rescore"])
-    new = batch_ids(server) - before
-    assert len(new) == 1, new
-    (batch,) = new
-    assert batch.startswith(f"churn-scoring-{pipeline_id}-") and batch.endswith("-2")
-    scored, rejected = scored_rows(server, pipeline_id)
-    assert len(scored) + rejected == SCORE_ROWS
-    assert {r["model_version"] for r in scored} == {STATE["champion"]}
-    assert (
-        file_hashes(partition(server, "batch_predictions", pipeline_id)) != (STATE["rescore_files"])
-    )
-
-
-# --- 6: a backfill ------------------------------------------------------------------------------
+# --- 5: a backfill ------------------------------------------------------------------------------
 
 
 def test_backfill_scores_each_date_into_its_own_partition(server, api):
@@ -511,7 +490,7 @@ def test_backfill_scores_each_date_into_its_own_partition(server, api):
     assert runs(api, TRAINING, "asset_triggered") == []
 
 
-# --- 7: a rollback ------------------------------------------------------------------------------
+# --- 6: a rollback and a clear ---------------------------------------------------------------
 
 
 def latest_scored_day(api) -> str:
@@ -553,16 +532,23 @@ def test_a_rollback_re_scores_the_latest_scored_day_and_a_clear_reads_the_champi
     assert len(scored) + rejected == BACKFILL_ROWS  # the day's rows replaced
     assert {r["model_version"] for r in scored} == {weak}
 
-    # Today's run pinned the champion of its time; clearing its submit reads the registry again.
+    # Today's re-score pinned the champion of its time. Clearing its submit task (with the
+    # downstream tasks, as the UI does) is new work: one new batch, which reads the registry
+    # again and replaces the day's rows with the restored champion's.
+    today, before = f"{TODAY:%Y%m%d}", batch_ids(server)
     clear(api, SCORING, STATE["rescore"], "submit_scoring")
     time.sleep(5)
     wait_for_run(api, SCORING, STATE["rescore"])
-    scored, _ = scored_rows(server, f"{TODAY:%Y%m%d}")
+    (batch,) = batch_ids(server) - before
+    assert batch.startswith(f"churn-scoring-{today}-") and batch.endswith("-2")
+    scored, rejected = scored_rows(server, today)
+    assert len(scored) + rejected == SCORE_ROWS
     assert {r["model_version"] for r in scored} == {weak}
+    assert file_hashes(partition(server, "batch_predictions", today)) != STATE["rescore_files"]
     STATE["champion"] = weak
 
 
-# --- 8: drift -----------------------------------------------------------------------------------
+# --- 7: drift -----------------------------------------------------------------------------------
 
 
 def drift_events(api) -> list:
