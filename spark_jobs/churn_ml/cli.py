@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from churn_core import lineage
 from churn_ml.session import JavaMissingError
@@ -22,25 +23,24 @@ class JobError(RuntimeError):
     """The job cannot do what it was asked; the message says why in one sentence."""
 
 
-def pipeline_id(value: str) -> str:
-    try:
-        return lineage.check_pipeline_id(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+T = TypeVar("T")
 
 
-def iso_date(value: str) -> dt.date:
-    try:
-        return lineage.parse_day(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+def argument_type(check: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse ``type`` from a check that raises ValueError: its message is the error."""
+
+    def parse(value: str) -> T:
+        try:
+            return check(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return parse
 
 
-def attempt(value: str) -> str:
-    try:
-        return lineage.check_attempt(value)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+pipeline_id = argument_type(lineage.check_pipeline_id)
+iso_date = argument_type(lineage.parse_day)
+attempt = argument_type(lineage.check_attempt)
 
 
 def fraction(value: str) -> float:
