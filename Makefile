@@ -80,6 +80,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__API__HOST=$(AIRFLOW_BIND
 
 airflow-up: venv java
 	@mkdir -p -m 700 .airflow
+	@chmod -f 600 .airflow/*.generated || true  # one an earlier Airflow wrote readable
 	$(AIRFLOW_ENV) $(PY) -m churn_tools.airflow_setup
 	umask 077; $(AIRFLOW_ENV) nohup airflow standalone > .airflow/standalone.log 2>&1 & echo $$! > .airflow/standalone.pid
 	@echo "Airflow starting: http://$(AIRFLOW_BIND):8080 (log: .airflow/standalone.log; user admin, password in .airflow/simple_auth_manager_passwords.json.generated)"
