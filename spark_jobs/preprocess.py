@@ -9,7 +9,7 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from churn_core.layout import TRAINING_DATA, table_uri
-from churn_ml import cleaning, cli, customers, raw_csv, storage
+from churn_ml import cleaning, cli, commit_record, customers, raw_csv, storage
 from churn_ml.schema import LABEL, LABEL_VALUES
 from churn_ml.session import build_session
 
@@ -20,6 +20,7 @@ def parse_args(argv: Sequence[str] | None):
     p = cli.parser(__doc__)
     p.add_argument("--input-uri", required=True, help="raw training CSV (file or folder)")
     cli.add_dataset_uri(p)
+    commit_record.add_arguments(p)
     p.add_argument(
         "--max-drop-fraction",
         type=cli.fraction,
@@ -31,6 +32,7 @@ def parse_args(argv: Sequence[str] | None):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
+    claim = commit_record.from_args(args)
     spark = build_session("churn-preprocessing")
     raw = raw_csv.read(spark, args.input_uri, with_label=True)
     records = customers.one_per_customer(cleaning.parse(raw))
@@ -41,16 +43,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
         cleaning.clean(observed), args.pipeline_id, args.pipeline_execution_dt
     )
     target = table_uri(args.dataset_uri, TRAINING_DATA)
+    partition = {"pipeline_id": args.pipeline_id}
     staged = raw_csv.reading(
-        lambda: storage.stage_table(out, target, {"pipeline_id": args.pipeline_id})
+        lambda: storage.stage_table(out, target, partition, owner=args.attempt)
     )
     try:
         stats = drop_stats(counts.get)
         check(stats, args.max_drop_fraction)
+        with claim.committing():
+            staged.commit()
     except BaseException:
         staged.discard()
         raise
-    staged.commit()
     log.info(
         "rows in %d (%d repeated header lines dropped), duplicates removed %d, customers %d, "
         "dropped %d %s, rows out %d -> %s",

@@ -7,6 +7,11 @@ the way; past ``--max-reject-fraction`` the staged rows are dropped and the job 
 nothing visible. Both tables commit together, then ``--stats-uri`` receives the run's counts
 as a small JSON document.
 
+With ``--commit-record-uri`` the job takes over that record when it starts, and commits (the
+tables, the drift report and the counts) only while it still holds it: an attempt a later one
+superseded fails with one sentence and leaves nothing (``churn_ml.commit_record``). Each
+attempt stages under its own names.
+
 With ``--drift-uri`` the same pass also counts the scored rows' features and churn
 probabilities in the bins of the model's training profile (``churn_ml.drift``; the compiled
 model counts them in its own Python pass, ``churn_ml.drift_counts``): the
@@ -39,6 +44,7 @@ from churn_ml import (
     champion,
     cleaning,
     cli,
+    commit_record,
     customers,
     drift,
     drift_counts,
@@ -64,6 +70,7 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--model-uri", required=True, help="saved PipelineModel to score with")
     p.add_argument("--model-version", required=True, help="recorded in every output row")
     cli.add_dataset_uri(p)
+    commit_record.add_arguments(p)
     p.add_argument(
         "--max-reject-fraction",
         type=cli.fraction,
@@ -155,6 +162,7 @@ def load_profile(spark: SparkSession, model_uri: str, model_version: str):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
+    claim = commit_record.from_args(args)
     spark = build_session("churn-batch-scoring")
     raw = raw_csv.read(spark, args.input_uri, with_label=False)
     records = customers.one_per_customer(cleaning.parse(raw))
@@ -181,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             table_uri(args.dataset_uri, BATCH_REJECTS),
             REJECT_COLUMNS,
             {"pipeline_id": args.pipeline_id},
-            args.pipeline_execution_dt,
+            owner=args.attempt,
         )
     except Exception as err:  # FAILFAST read: a line that is not a CSV record
         malformed = raw_csv.malformed_input(err)
@@ -199,17 +207,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
             # The plot renders while the tables are staged and committed.
             rendering = _BACKGROUND.submit(drift_report.render, document)
             tables.append(stage_drift_table(spark, args, document))
-        storage.commit_all(tables)  # rejects, predictions, drift (simultaneous on BigQuery)
+        stats = run_stats(args, tally)
+        with claim.committing():
+            storage.commit_all(tables)  # rejects, predictions, drift (at once on BigQuery)
+            if args.drift_uri:
+                drift_report.write(spark, args.drift_uri, document, rendering.result())
+            if args.stats_uri:
+                storage.write_text(spark, args.stats_uri, json.dumps(stats, indent=2) + "\n")
     except BaseException:
         split.discard()
         for table in tables:  # what is still staged (a committed table has nothing left)
             table.discard()
         raise
-    if args.drift_uri:
-        drift_report.write(spark, args.drift_uri, document, rendering.result())
-    stats = run_stats(args, tally)
-    if args.stats_uri:
-        storage.write_text(spark, args.stats_uri, json.dumps(stats, indent=2) + "\n")
     log.info(
         "scored %(scored)d of %(customers_in)d customers (%(rows_in)d rows, %(repeated_headers)d "
         "repeated header lines dropped), rejected %(rejected)d, model %(model_version)s",
@@ -240,7 +249,7 @@ def stage_drift_table(spark: SparkSession, args, document: dict) -> storage.Stag
         tagged.select(*LINEAGE_COLUMNS, F.lit(args.model_version).alias(MODEL_VERSION), *columns),
         table_uri(args.dataset_uri, FEATURE_DRIFT),
         {"pipeline_id": args.pipeline_id},
-        args.pipeline_execution_dt,
+        owner=args.attempt,
     )
 
 

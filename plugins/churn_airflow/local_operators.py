@@ -153,7 +153,9 @@ class LocalBatchOperator(BaseOperator):
             batch = local_jobs.read_request(folder)
         else:
             folder = self._folder(current)
-            batch = scoring.champion_batch(settings.environment(), self.plan, context["params"])
+            batch = scoring.champion_batch(
+                settings.environment(), self.plan, context["params"], current
+            )
             state = local_jobs.submit(folder, batch)["state"]
             self.log.info(
                 "local batch %s: %s (log: %s)", folder.name, state, folder / local_jobs.LOG

@@ -15,9 +15,11 @@ def scoring_args(
     model_uri: str,
     model_version: str,
     *,
+    attempt: str,
     drift_warning: float = psi.DEFAULT_WARNING,
     drift_alert: float = psi.DEFAULT_ALERT,
 ) -> list:
+    root = env.artifact_root
     return [
         "--pipeline-id", pipeline_id,
         "--pipeline-execution-dt", day.isoformat(),
@@ -25,8 +27,10 @@ def scoring_args(
         "--model-uri", model_uri,
         "--model-version", model_version,
         "--dataset-uri", env.dataset_uri,
-        "--stats-uri", layout.scoring_stats_file(env.artifact_root, pipeline_id),
-        "--drift-uri", layout.drift_folder(env.artifact_root, pipeline_id),
+        "--attempt", attempt,
+        "--commit-record-uri", layout.commit_record(root, layout.SCORING, pipeline_id),
+        "--stats-uri", layout.scoring_stats_file(root, pipeline_id),
+        "--drift-uri", layout.drift_folder(root, pipeline_id),
         "--drift-warning", str(drift_warning),
         "--drift-alert", str(drift_alert),
     ]  # fmt: skip
@@ -43,10 +47,10 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
     return batches.pyspark_batch(runs_as, "score", args, pipeline_id, as_service_account=True)
 
 
-def champion_batch(env, plan: dict, params: dict) -> dict:
-    """The Batch that scores the plan's day with the registry's champion of this moment (the
-    submit task builds it for each new attempt, so a cleared submit scores with a rolled-back
-    champion); ``params`` are the scoring DAG's."""
+def champion_batch(env, plan: dict, params: dict, attempt: str) -> dict:
+    """The Batch of a new ``attempt`` that scores the plan's day with the registry's champion
+    of this moment (the submit task builds it for each new attempt, so a cleared submit scores
+    with a rolled-back champion); ``params`` are the scoring DAG's."""
     from churn_airflow.promotion import resolve_champion
 
     champion = resolve_champion(env.artifact_root)
@@ -56,6 +60,7 @@ def champion_batch(env, plan: dict, params: dict) -> dict:
         dt.date.fromisoformat(plan["day"]),
         champion["model_uri"],
         champion["version"],
+        attempt=attempt,
         drift_warning=params["drift_warning"],
         drift_alert=params["drift_alert"],
     )

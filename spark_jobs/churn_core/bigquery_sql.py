@@ -1,7 +1,9 @@
 """The BigQuery tables of a run: their names and every SQL statement run on them (pure Python).
 
-Tables are partitioned by day on ``pipeline_execution_dt`` and clustered by ``pipeline_id``,
-so a run's DELETE and COUNT, which filter on both, read only that run's rows. The Spark jobs
+Tables are partitioned by day on ``pipeline_execution_dt`` and clustered by ``pipeline_id``.
+A run's COUNT filters on both and reads only that run's rows; its DELETE filters on the run's
+keys alone (clustering prunes it to the run's blocks), so a ``pipeline_id`` reused with another
+day replaces its rows, as the run's folder is replaced on a filesystem. The Spark jobs
 (``storage``) and the DAG side (the scoring check) build their SQL here; values are always
 query parameters, never pasted into the SQL.
 """
@@ -51,9 +53,13 @@ def staging_table(target: BigQueryTable, keys: Mapping[str, str]) -> BigQueryTab
     return BigQueryTable(target.project, target.dataset, f"_staging_{target.table}_{suffix}")
 
 
+def _filter(columns: Sequence[str]) -> str:
+    return " AND ".join(f"{column} = @{column}" for column in columns)
+
+
 def _run_filter(keys: Sequence[str]) -> str:
-    """The run's rows: its day first (partition pruning), then its keys (clustering)."""
-    return " AND ".join(f"{column} = @{column}" for column in (PARTITION_COLUMN, *keys))
+    """The run's rows on its day: the day first (partition pruning), then the keys."""
+    return _filter((PARTITION_COLUMN, *keys))
 
 
 def create_table_sql(
@@ -67,6 +73,12 @@ def create_table_sql(
         f"PARTITION BY {PARTITION_COLUMN} CLUSTER BY {clustering} "
         f"AS SELECT {', '.join(columns)} FROM {staging.quoted} WHERE FALSE"
     )
+
+
+def add_keys_sql(target: BigQueryTable, keys: Sequence[str]) -> str:
+    """Add the run's key columns a table created before them lacks (its rows get NULL)."""
+    added = ", ".join(f"ADD COLUMN IF NOT EXISTS {key} STRING" for key in keys)
+    return f"ALTER TABLE {target.quoted} {added}"
 
 
 def expire_sql(staging: BigQueryTable) -> str:
@@ -101,7 +113,7 @@ def replace_rows_sql(
     names = ", ".join(columns)
     rows = f" WHERE {route.condition}" if route else ""
     return (
-        f"DELETE FROM {target.quoted} WHERE {_run_filter(keys)};\n"
+        f"DELETE FROM {target.quoted} WHERE {_filter(keys)};\n"
         f"INSERT INTO {target.quoted} ({names}) SELECT {names} FROM {staging.quoted}{rows};"
     )
 
@@ -115,13 +127,14 @@ def count_rows_sql(target: BigQueryTable, keys: Sequence[str]) -> str:
     return f"SELECT COUNT(*) FROM {target.quoted} WHERE {_run_filter(keys)}"
 
 
-def staged_days_sql(staging: BigQueryTable) -> str:
-    return f"SELECT DISTINCT {PARTITION_COLUMN} FROM {staging.quoted}"
+def key_parameters(keys: Mapping[str, str]) -> list[tuple[str, str, object]]:
+    """(name, BigQuery type, value) of the query parameters of ``replace_rows_sql``."""
+    return [(k, "STRING", v) for k, v in keys.items()]
 
 
 def run_parameters(keys: Mapping[str, str], day: dt.date) -> list[tuple[str, str, object]]:
-    """(name, BigQuery type, value) of the query parameters of ``_run_filter``."""
-    return [(PARTITION_COLUMN, "DATE", day), *((k, "STRING", v) for k, v in keys.items())]
+    """The query parameters of ``count_rows_sql``."""
+    return [(PARTITION_COLUMN, "DATE", day), *key_parameters(keys)]
 
 
 def query_config(parameters: Sequence[tuple[str, str, object]]):

@@ -9,6 +9,7 @@ TRAINING = "training"
 TUNING = "hyperparameter-tuning"
 OPERATIONS = (TRAINING, TUNING)
 SCORING = "batch-scoring"
+PREPROCESSING = "preprocessing"
 DATASET = "customer_churn_ds"
 TRAIN_INPUT, SCORE_INPUT = "train", "score"
 # Table names, as in the lab's BigQuery dataset customer_churn_ds.
@@ -81,6 +82,14 @@ def metrics_file(root: str, operation: str, pipeline_id: str, attempt: str) -> s
 def scoring_stats_file(root: str, pipeline_id: str) -> str:
     """The counts of a scoring run, which its check compares with the tables."""
     return drift_folder(root, pipeline_id) + "/run_stats.json"
+
+
+def commit_record(root: str, step: str, pipeline_id: str) -> str:
+    """Which attempt of a run may commit the partitions a step writes by ``pipeline_id``
+    (churn_ml.commit_record): preprocessing's ``training_data``, scoring's three tables."""
+    if step not in (PREPROCESSING, SCORING):
+        raise ValueError(f"{step!r} writes no partition by pipeline_id alone")
+    return f"{_folder(root, 'metrics', step, pipeline_id)}/commit.json"
 
 
 # The drift report of a scoring run, in its ``drift_folder`` (churn_ml.drift_report writes it).

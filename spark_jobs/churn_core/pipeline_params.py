@@ -149,6 +149,8 @@ def step_inputs(values: dict) -> dict:
         "preprocessing": ("preprocess", [
             *common, "--input-uri", values["training_data_uri"],
             "--dataset-uri", values["dataset_uri"],
+            "--attempt", attempt,
+            "--commit-record-uri", layout.commit_record(root, layout.PREPROCESSING, run),
             "--max-drop-fraction", values["max_drop_fraction"],
         ]),
         "training": ("train", [*common, *outputs[layout.TRAINING]]),

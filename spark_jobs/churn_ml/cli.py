@@ -41,6 +41,7 @@ def argument_type(check: Callable[[str], T]) -> Callable[[str], T]:
 pipeline_id = argument_type(lineage.check_pipeline_id)
 iso_date = argument_type(lineage.parse_day)
 attempt = argument_type(lineage.check_attempt)
+STANDALONE_ATTEMPT = "local-1"  # a job run by hand, outside a pipeline
 
 
 def fraction(value: str) -> float:
@@ -98,6 +99,15 @@ def parser(description: str) -> argparse.ArgumentParser:
 def add_dataset_uri(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder"
+    )
+
+
+def add_attempt(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--attempt",
+        type=attempt,
+        default=STANDALONE_ATTEMPT,
+        help=f"this attempt of the run (run key and try): {what} (default {STANDALONE_ATTEMPT})",
     )
 
 

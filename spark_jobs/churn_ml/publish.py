@@ -45,7 +45,6 @@ from churn_ml.model import (
 )
 
 log = logging.getLogger(__name__)
-STANDALONE_ATTEMPT = "local-1"  # a job run by hand, outside a pipeline
 
 
 @dataclass(frozen=True)
@@ -81,12 +80,8 @@ def add_run_arguments(p) -> None:
     cli.add_dataset_uri(p)
     p.add_argument("--model-uri", required=True, help="where the fitted PipelineModel is saved")
     p.add_argument("--metrics-uri", required=True, help="folder for metrics.json")
-    p.add_argument(
-        "--attempt",
-        type=cli.attempt,
-        default=STANDALONE_ATTEMPT,
-        help="this attempt of the run (run key and try): with the run and operation, the "
-        f"model's version; its rows in the tables are its own (default {STANDALONE_ATTEMPT})",
+    cli.add_attempt(
+        p, "with the run and operation, the model's version; its rows in the tables are its own"
     )
     p.add_argument(
         "--seed", type=cli.whole_number, default=DEFAULT_SEED, help="split and forest seed"
@@ -164,10 +159,7 @@ def metric_rows(spark, metrics: dict[str, float]) -> DataFrame:
 
 
 def _write(df: DataFrame, target: RunTarget, name: str) -> None:
-    storage.write_table(
-        _tagged(df, target), table_uri(target.dataset_uri, name), target.partition,
-        target.execution_dt,
-    )  # fmt: skip
+    storage.write_table(_tagged(df, target), table_uri(target.dataset_uri, name), target.partition)
 
 
 def publish(

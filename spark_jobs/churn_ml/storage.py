@@ -9,7 +9,6 @@ readers never see half a run and a re-run replaces its own partition instead of 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import time
@@ -107,10 +106,11 @@ def _prune_staging(fs, folder) -> None:
         folder = folder.getParent()
 
 
-def staging_uri(final: str) -> str:
-    """A sibling under ``_staging/``, which Spark's file listing skips."""
+def staging_uri(final: str, owner: str = "") -> str:
+    """A sibling under ``_staging/``, which Spark's file listing skips; an ``owner`` (an
+    attempt) stages under a name of its own."""
     parent, name = final.rstrip("/").rsplit("/", 1)
-    return join(parent, STAGING, name)
+    return join(parent, STAGING, f"{name}.{owner}" if owner else name)
 
 
 def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
@@ -159,20 +159,17 @@ def read_table(spark: SparkSession, uri: str, partition: dict[str, str] | None =
     return spark.read.option("basePath", base).parquet(join(base, partition_path(partition)))
 
 
-def write_table(
-    df: DataFrame, uri: str, partition: dict[str, str], execution_dt: dt.date | None = None
-) -> None:
+def write_table(df: DataFrame, uri: str, partition: dict[str, str]) -> None:
     """Replace the rows of one run (``partition``) in the table, atomically for readers."""
-    stage_table(df, uri, partition, execution_dt).commit()
+    stage_table(df, uri, partition).commit()
 
 
 @dataclass(frozen=True)
 class StagedTable:
     """One run's rows written where readers do not look yet: commit or discard them.
 
-    On BigQuery the run's day (``execution_dt``) prunes the DELETE to one partition; without
-    it, commit reads the one day of the staged rows. ``route`` says which rows of a staging
-    table that feeds two tables are this one's (see ``stage_split``).
+    ``route`` says which rows of a BigQuery staging table that feeds two tables are this one's
+    (see ``stage_split``).
     """
 
     spark: SparkSession
@@ -180,7 +177,6 @@ class StagedTable:
     partition: dict[str, str]
     staged: str  # a filesystem folder, or the BigQuery staging table's name
     columns: tuple[str, ...] = ()
-    execution_dt: dt.date | None = None
     route: sql.Route | None = None
 
     def commit(self) -> None:
@@ -212,16 +208,29 @@ def commit_all(tables: Sequence[StagedTable]) -> None:
     for table in tables:
         final = join(normalize(table.uri), partition_path(table.partition))
         commit(table.spark, table.staged, final)
+        _discard_other_attempts(table.spark, final)
         log.info("wrote %s", final)
+
+
+def _discard_other_attempts(spark: SparkSession, final: str) -> None:
+    """Drop what other attempts staged for the partition just committed: a killed attempt's
+    leftovers, or a superseded one's, which could never commit."""
+    fs, pattern = _fs(spark, staging_uri(final, "*"))
+    for status in fs.globStatus(pattern) or []:
+        fs.delete(status.getPath(), True)
+    _prune_staging(fs, pattern.getParent())
 
 
 def _bigquery_writer(df: DataFrame):
     return df.write.format("bigquery").option("writeMethod", "direct").mode("overwrite")
 
 
-def _stage_bigquery(df: DataFrame, target: BigQueryTable, partition: dict[str, str]) -> str:
-    """Write ``df`` to the run's staging table, which expires by itself; its name."""
-    staging = sql.staging_table(target, partition)
+def _stage_bigquery(
+    df: DataFrame, target: BigQueryTable, partition: dict[str, str], owner: str
+) -> str:
+    """Write ``df`` to the run's (and owner's) staging table, which expires by itself; its
+    name."""
+    staging = sql.staging_table(target, {**partition, "owner": owner} if owner else partition)
     try:
         _bigquery_writer(df).save(staging.name)
         _bigquery_client(target.project).query(sql.expire_sql(staging)).result()
@@ -232,23 +241,27 @@ def _stage_bigquery(df: DataFrame, target: BigQueryTable, partition: dict[str, s
 
 
 def stage_table(
-    df: DataFrame, uri: str, partition: dict[str, str], execution_dt: dt.date | None = None
+    df: DataFrame,
+    uri: str,
+    partition: dict[str, str],
+    owner: str = "",
 ) -> StagedTable:
     """Write one run's rows beside the table: Parquet under ``_staging`` or a BigQuery table
-    that expires by itself. A write that fails leaves nothing staged.
+    that expires by itself, named for the ``owner`` attempt when given. A write that fails
+    leaves nothing staged.
     """
     bq = bigquery_table(uri)
     spark = df.sparkSession
     if bq:
-        staging = _stage_bigquery(df, bq, partition)
-        return StagedTable(spark, uri, partition, staging, tuple(df.columns), execution_dt)
-    staged = staging_uri(join(normalize(uri), partition_path(partition)))
+        staging = _stage_bigquery(df, bq, partition, owner)
+        return StagedTable(spark, uri, partition, staging, tuple(df.columns))
+    staged = staging_uri(join(normalize(uri), partition_path(partition)), owner)
     try:
         df.drop(*partition).write.mode("overwrite").format("parquet").save(staged)
     except BaseException:
         discard(spark, staged)
         raise
-    return StagedTable(spark, uri, partition, staged, execution_dt=execution_dt)
+    return StagedTable(spark, uri, partition, staged)
 
 
 # Where Spark writes the rows of a null partition value.
@@ -273,9 +286,9 @@ class StagedSplit:
     route: str
     side_columns: tuple[str, ...]
     partition: dict[str, str]
-    execution_dt: dt.date | None
     staged: str  # the partitioned folder, or the BigQuery staging table's name
     schema: StructType  # of the rows written, lineage included
+    owner: str = ""  # the attempt whose staging names these are
 
     @property
     def main_columns(self) -> tuple[str, ...]:
@@ -307,11 +320,11 @@ class StagedSplit:
         if self._bigquery():
             return [
                 StagedTable(self.spark, self.side_uri, self.partition, self.staged,
-                            self.side_columns, self.execution_dt, sql.Route(self.route, False)),
+                            self.side_columns, sql.Route(self.route, False)),
                 StagedTable(self.spark, self.main_uri, self.partition, self.staged,
-                            self.main_columns, self.execution_dt, sql.Route(self.route, True)),
+                            self.main_columns, sql.Route(self.route, True)),
             ]  # fmt: skip
-        side = stage_table(self.side_rows(), self.side_uri, self.partition, self.execution_dt)
+        side = stage_table(self.side_rows(), self.side_uri, self.partition, self.owner)
         main_folder = f"{self.route}={_NULL_PARTITION}"
         main = join(self.staged, main_folder)
         fs, folder = _fs(self.spark, self.staged)
@@ -321,9 +334,7 @@ class StagedSplit:
         if not fs.exists(_fs(self.spark, main)[1]):  # every row went to the side table
             empty = self.spark.createDataFrame([], self._in_files(self.route))
             empty.write.mode("overwrite").parquet(main)
-        main_table = StagedTable(
-            self.spark, self.main_uri, self.partition, main, execution_dt=self.execution_dt
-        )
+        main_table = StagedTable(self.spark, self.main_uri, self.partition, main)
         return [side, main_table]
 
     def discard(self) -> None:
@@ -341,23 +352,23 @@ def stage_split(
     side_uri: str,
     side_columns: Sequence[str],
     partition: dict[str, str],
-    execution_dt: dt.date | None = None,
+    owner: str = "",
 ) -> StagedSplit:
-    """Write one run's rows for two tables in a single pass over ``df`` (see ``StagedSplit``).
-    A write that fails leaves nothing staged."""
+    """Write one run's rows for two tables in a single pass over ``df`` (see ``StagedSplit``),
+    staged under the ``owner`` attempt's names. A write that fails leaves nothing staged."""
     bq = bigquery_table(main_uri)
     if bq:
-        staged = _stage_bigquery(df, bq, partition)
+        staged = _stage_bigquery(df, bq, partition, owner)
     else:
-        staged = staging_uri(join(normalize(main_uri), partition_path(partition)))
+        staged = staging_uri(join(normalize(main_uri), partition_path(partition)), owner)
         try:
             writer = df.drop(*partition).write.mode("overwrite").partitionBy(route)
             writer.format("parquet").save(staged)
         except BaseException:
             discard(df.sparkSession, staged)
             raise
-    split = (main_uri, side_uri, route, tuple(side_columns), partition, execution_dt, staged)
-    return StagedSplit(df.sparkSession, *split, df.schema)
+    split = (main_uri, side_uri, route, tuple(side_columns), partition, staged)
+    return StagedSplit(df.sparkSession, *split, df.schema, owner)
 
 
 def _bigquery_client(project: str):
@@ -385,34 +396,25 @@ def retry_concurrent(run: Callable[[], object], attempts: int = TRANSACTION_ATTE
 
 
 def _commit_bigquery(tables: Sequence[StagedTable], targets: Sequence[BigQueryTable]) -> None:
-    """Create the tables if needed, swap the run's rows of all of them in one transaction,
-    drop the staging tables."""
-    runs = {(tuple(t.partition.items()), t.execution_dt) for t in tables}
+    """Create the tables if needed (or add the run's key columns an older table lacks), swap
+    the run's rows of all of them in one transaction, drop the staging tables."""
+    runs = {tuple(t.partition.items()) for t in tables}
     if len(runs) != 1 or len({t.project for t in targets}) != 1:
         raise ValueError("tables committed together must be of one run and one project")
     client = _bigquery_client(targets[0].project)
     stagings = [bigquery_table(f"bq://{t.staged}") for t in tables]
     keys = list(tables[0].partition)
     try:
-        day = tables[0].execution_dt or _staged_day(client, stagings[0])
         for target, staging, table in zip(targets, stagings, tables, strict=True):
             client.query(sql.create_table_sql(target, staging, keys, table.columns)).result()
+            client.query(sql.add_keys_sql(target, keys)).result()
         replace = sql.transaction_sql([
             sql.replace_rows_sql(target, staging, keys, table.columns, table.route)
             for target, staging, table in zip(targets, stagings, tables, strict=True)
         ])  # fmt: skip
-        config = sql.query_config(sql.run_parameters(tables[0].partition, day))
+        config = sql.query_config(sql.key_parameters(tables[0].partition))
         retry_concurrent(lambda: client.query(replace, job_config=config).result())
     finally:
         for name in dict.fromkeys(s.name for s in stagings):
             client.delete_table(name, not_found_ok=True)
-    log.info("wrote %s for %s on %s", ", ".join(t.name for t in targets), tables[0].partition, day)
-
-
-def _staged_day(client, staging: BigQueryTable) -> dt.date:
-    days = [row[0] for row in client.query(sql.staged_days_sql(staging)).result()]
-    if len(days) != 1:
-        raise ValueError(
-            f"the staged rows of {staging.name} carry {len(days)} execution dates, not one"
-        )
-    return days[0]
+    log.info("wrote %s for %s", ", ".join(t.name for t in targets), tables[0].partition)

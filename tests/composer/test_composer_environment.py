@@ -343,7 +343,10 @@ def test_scoring_retries_a_failed_poll_of_its_batch(composer):
     champion = registry(composer)["champion"]
     entry = next(v for v in registry(composer)["versions"] if v["version"] == champion)
     env = Environment.gcp(PROJECT, LOCATION, *BUCKETS.values(), **batch_settings())
-    args = scoring.scoring_args(env, pipeline_id, today(), entry["model_uri"], champion)
+    attempt = batch["request"]["batch_id"].removeprefix(f"churn-scoring-{pipeline_id}-")
+    args = scoring.scoring_args(
+        env, pipeline_id, today(), entry["model_uri"], champion, attempt=attempt
+    )
     args += ["--max-reject-fraction", "0.05"]
     expected = scoring.dataproc_batch(env, pipeline_id, args)
     assert sent["pyspark_batch"]["args"] == expected["pyspark_batch"]["args"]

@@ -75,10 +75,10 @@ def scoring_id(attempt: int, run_key: str = RUN_KEY) -> str:
 # --- ChurnDataprocCreateBatchOperator ----------------------------------------------------------
 
 
-def scoring_payload() -> dict:
+def scoring_payload(attempt: str = f"{RUN_KEY}-1") -> dict:
     env = gcp_env()
     model = "gs://model-b/models/customer-churn-model/training/20261129/abcde-1"
-    args = scoring_args(env, "20261129", DAY, model, "20261129-training-abcde-1")
+    args = scoring_args(env, "20261129", DAY, model, "20261129-training-abcde-1", attempt=attempt)
     return dataproc_batch(env, "20261129", args)
 
 
@@ -93,7 +93,7 @@ def champion_batch():
         mock.patch("churn_airflow.dataproc_operators.settings.environment", return_value=gcp_env()),
         mock.patch("churn_airflow.dataproc_operators.scoring.champion_batch") as build,
     ):
-        build.side_effect = lambda env, plan, params: scoring_payload()
+        build.side_effect = lambda env, plan, params, attempt: scoring_payload(attempt)
         yield build
 
 
@@ -234,7 +234,7 @@ def test_a_retry_after_a_failure_starts_a_new_batch(dataproc_hook, earlier):
     dataproc_hook.create_batch.assert_called_once()
     kwargs = dataproc_hook.create_batch.call_args.kwargs
     assert kwargs["batch_id"] == scoring_id(2)
-    assert kwargs["batch"]["pyspark_batch"] == scoring_payload()["pyspark_batch"]
+    assert kwargs["batch"]["pyspark_batch"] == scoring_payload(f"{RUN_KEY}-2")["pyspark_batch"]
     assert [c.kwargs["batch_id"] for c in dataproc_hook.get_batch.call_args_list] == [
         scoring_id(1),
         scoring_id(2),
@@ -255,7 +255,7 @@ def test_new_work_scores_with_the_registrys_champion_of_that_moment(dataproc_hoo
     """So a submit cleared after a rollback scores with the restored champion."""
     dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(2): Batch.State.PENDING})
     batch_operator().execute(cleared(2))
-    champion_batch.assert_called_once_with(gcp_env(), PLAN, SCORING_PARAMS)
+    champion_batch.assert_called_once_with(gcp_env(), PLAN, SCORING_PARAMS, f"{RUN_KEY}-2")
 
 
 def test_a_retry_that_re_attaches_reports_its_batchs_model_and_resolves_nothing(
@@ -518,6 +518,8 @@ def test_a_retry_after_a_failed_job_submits_a_new_one(pipeline_hook, earlier):
     sent = kwargs["parameter_values"]
     assert sent == values(2)
     changed = {k: v for k, v in sent.items() if v != values(1)[k]}
+    preprocessing = changed.pop("preprocessing_batch")["pyspark_batch"]["args"]
+    assert preprocessing[preprocessing.index("--attempt") + 1] == f"{RUN_KEY}-2"
     assert {k: changed.pop(k) for k in list(changed) if not k.startswith(("train", "tun"))} == {
         "preprocessing_batch_id": f"churn-preprocessing-20261129-{RUN_KEY}-2",
         "attempt": f"{RUN_KEY}-2",

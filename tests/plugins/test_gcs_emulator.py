@@ -352,3 +352,23 @@ def test_validate_predictions_reads_the_stats_from_gcs_and_counts_in_bigquery(
     bigquery.rows["batch_rejects"] = 10  # a partition that does not hold what the job wrote
     with pytest.raises(ValueError, match="but the tables hold"):
         scoring.validate(env, "20261129", DAY, "20261128-training-abcde-1")
+
+
+# --- the scoring run's commit record (churn_ml.commit_record) ------------------------------------
+
+
+def test_the_commit_record_on_gcs_refuses_a_superseded_attempt_by_generation(bucket):
+    from churn_ml import commit_record
+
+    uri = f"gs://{bucket.name}/{layout.commit_record('', layout.SCORING, '20261129').lstrip('/')}"
+    first = commit_record.take(uri, "abcde-1")
+    later = commit_record.take(uri, "abcde-2")
+    assert later.generation != first.generation
+    with pytest.raises(commit_record.Superseded) as err, first.committing():
+        pytest.fail("a superseded attempt entered its commit")
+    assert str(err.value).startswith(f"attempt abcde-1 no longer holds {uri}: attempt abcde-2 ")
+    with later.committing():
+        pass
+    name = uri.removeprefix(f"gs://{bucket.name}/")
+    record = json.loads(bucket.get_blob(name).download_as_text())
+    assert (record["attempt"], record["state"]) == ("abcde-2", "committed")

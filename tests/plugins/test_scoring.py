@@ -39,7 +39,7 @@ def minimal_env() -> Environment:
 
 
 def args(env: Environment) -> list:
-    return scoring_args(env, "20261129", DAY, MODEL_URI, "20261129-training")
+    return scoring_args(env, "20261129", DAY, MODEL_URI, "20261129-training", attempt="abcde-1")
 
 
 EXPECTED_ARGS = [
@@ -49,6 +49,9 @@ EXPECTED_ARGS = [
     "--model-uri", "gs://model-b/models/customer-churn-model/training/20261129",
     "--model-version", "20261129-training",
     "--dataset-uri", "bq://my-proj.customer_churn_ds",
+    "--attempt", "abcde-1",
+    "--commit-record-uri",
+    "gs://model-b/metrics/customer-churn-model/batch-scoring/20261129/commit.json",
     "--stats-uri",
     "gs://model-b/metrics/customer-churn-model/batch-scoring/20261129/run_stats.json",
     "--drift-uri", "gs://model-b/metrics/customer-churn-model/batch-scoring/20261129",
@@ -94,13 +97,16 @@ def test_scoring_args():
 
 def test_scoring_args_of_the_local_backend(tmp_path):
     env = Environment.local(tmp_path)
-    assert scoring_args(env, "x1", DAY, "/m", "x1-training") == [
+    assert scoring_args(env, "x1", DAY, "/m", "x1-training", attempt="abcde-1") == [
         "--pipeline-id", "x1",
         "--pipeline-execution-dt", "2026-11-29",
         "--input-uri", f"{tmp_path.resolve()}/landing/score/dt=2026-11-29",
         "--model-uri", "/m",
         "--model-version", "x1-training",
         "--dataset-uri", f"{tmp_path.resolve()}/warehouse/customer_churn_ds",
+        "--attempt", "abcde-1",
+        "--commit-record-uri",
+        f"{tmp_path.resolve()}/metrics/customer-churn-model/batch-scoring/x1/commit.json",
         "--stats-uri",
         f"{tmp_path.resolve()}/metrics/customer-churn-model/batch-scoring/x1/run_stats.json",
         "--drift-uri", f"{tmp_path.resolve()}/metrics/customer-churn-model/batch-scoring/x1",
@@ -111,7 +117,9 @@ def test_scoring_args_of_the_local_backend(tmp_path):
 
 def test_scoring_args_pass_the_drift_thresholds(tmp_path):
     env = Environment.local(tmp_path)
-    got = scoring_args(env, "x1", DAY, "/m", "x1-training", drift_warning=0.2, drift_alert=0.5)
+    got = scoring_args(
+        env, "x1", DAY, "/m", "x1-training", attempt="abcde-1", drift_warning=0.2, drift_alert=0.5
+    )
     assert got[-4:] == ["--drift-warning", "0.2", "--drift-alert", "0.5"]
     assert score.parse_args(got).drift_alert == 0.5  # the job takes what the DAG passes
 

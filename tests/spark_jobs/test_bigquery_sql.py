@@ -79,7 +79,17 @@ def test_staging_tables_expire():
     assert "INTERVAL '24' HOUR" in alter.sql("bigquery")
 
 
-def test_replace_rows_is_pruned_to_the_day_with_named_columns():
+def test_older_tables_get_the_run_keys_they_lack():
+    alter = only(bigquery_sql.add_keys_sql(TARGET, list(RUN)))
+    assert isinstance(alter, exp.Alter) and alter.this.sql("bigquery") == TARGET.quoted
+    added = alter.args["actions"]
+    assert [(c.name, c.args["exists"], c.args["kind"].sql("bigquery")) for c in added] == [
+        ("operation", True, "STRING"),
+        ("pipeline_id", True, "STRING"),
+    ]
+
+
+def test_replace_rows_deletes_every_row_of_the_run_keys_with_named_columns():
     sql = bigquery_sql.transaction_sql(
         [bigquery_sql.replace_rows_sql(TARGET, STAGING, list(RUN), COLUMNS)]
     )
@@ -87,11 +97,7 @@ def test_replace_rows_is_pruned_to_the_day_with_named_columns():
     assert isinstance(begin, exp.Transaction) and isinstance(commit, exp.Commit)
     assert isinstance(delete, exp.Delete)
     assert delete.this.sql("bigquery") == f"`{TARGET.name}`"
-    assert where_columns(delete) == {
-        "pipeline_execution_dt": "pipeline_execution_dt",
-        "operation": "operation",
-        "pipeline_id": "pipeline_id",
-    }
+    assert where_columns(delete) == {"operation": "operation", "pipeline_id": "pipeline_id"}
     assert isinstance(insert, exp.Insert)
     assert [c.name for c in insert.this.expressions] == list(COLUMNS)  # INSERT INTO t (...)
     select = insert.expression
@@ -128,24 +134,19 @@ def test_count_is_pruned_to_the_day():
     }
 
 
-def test_staged_days():
-    select = only(bigquery_sql.staged_days_sql(STAGING))
-    assert select.args["distinct"] and select.expressions[0].name == "pipeline_execution_dt"
-
-
-def test_run_parameters_bind_every_placeholder():
-    parameters = bigquery_sql.run_parameters(RUN, DAY)
-    assert parameters == [
+def test_each_statement_s_parameters_bind_its_every_placeholder():
+    for sql, parameters in (
+        (bigquery_sql.replace_rows_sql(TARGET, STAGING, list(RUN), COLUMNS),
+         bigquery_sql.key_parameters(RUN)),
+        (bigquery_sql.count_rows_sql(TARGET, list(RUN)), bigquery_sql.run_parameters(RUN, DAY)),
+    ):  # fmt: skip
+        placeholders = {p.name for s in parse(sql) for p in s.find_all(exp.Parameter)}
+        assert placeholders == {name for name, _, _ in parameters}
+    assert bigquery_sql.run_parameters(RUN, DAY) == [
         ("pipeline_execution_dt", "DATE", DAY),
         ("operation", "STRING", "training"),
         ("pipeline_id", "STRING", "20261129-manual-0300"),
     ]
-    for sql in (
-        bigquery_sql.replace_rows_sql(TARGET, STAGING, list(RUN), COLUMNS),
-        bigquery_sql.count_rows_sql(TARGET, list(RUN)),
-    ):
-        placeholders = {p.name for s in parse(sql) for p in s.find_all(exp.Parameter)}
-        assert placeholders == {name for name, _, _ in parameters}
 
 
 def test_query_config_carries_typed_parameters():

@@ -201,7 +201,8 @@ def test_for_attempt_changes_only_the_attempt_and_its_batch_ids():
         "training_batch_id",
         "tuning_batch_id",
         "attempt",
-        # what names the attempt's folders: preprocessing writes none
+        # what names the attempt: its folders, and preprocessing's hold on the run's commit
+        "preprocessing_batch",
         "training_batch",
         "tuning_batch",
         "training_metrics_uri",

@@ -14,7 +14,7 @@ from pathlib import Path
 import preprocess
 import pytest
 
-from churn_ml import cleaning, sample_data, storage
+from churn_ml import cleaning, commit_record, sample_data, storage
 from churn_ml.cleaning import SOURCE_ROWS
 from churn_ml.cli import InputError
 from churn_ml.schema import CATEGORICAL_FEATURES, INTERNET_SERVICE_COLUMNS, NUMERIC_FEATURES
@@ -153,6 +153,30 @@ def test_rerun_replaces_its_own_rows_and_a_new_id_adds_a_partition(spark, small_
     }
     partitions = sorted(p.name for p in (dataset / "training_data").iterdir() if "=" in p.name)
     assert partitions == ["pipeline_id=20261129", "pipeline_id=20261130"]
+
+
+def test_an_attempt_superseded_while_it_runs_keeps_its_rows_to_itself(
+    spark, small_csv, tmp_path, monkeypatch
+):
+    """The earlier attempt's commit is refused; the run's rows stay those committed before."""
+    dataset, record = tmp_path / "warehouse", tmp_path / "commit.json"
+    held = ["--commit-record-uri", str(record)]
+    first = run(small_csv, dataset, "20261129", *held, "--attempt", "abcde-1")
+    take = commit_record.take
+
+    def taken_over_meanwhile(uri, attempt):
+        claim = take(uri, attempt)
+        take(uri, "abcde-3")
+        return claim
+
+    monkeypatch.setattr(preprocess.commit_record, "take", taken_over_meanwhile)
+    with pytest.raises(commit_record.Superseded, match="attempt abcde-2 no longer holds"):
+        run(small_csv, dataset, "20261130", *held, "--attempt", "abcde-2")
+    rows = storage.read_table(spark, str(dataset / "training_data"))
+    assert [tuple(r) for r in rows.groupBy("pipeline_id").count().collect()] == [
+        ("20261129", first["rows_out"])
+    ]
+    assert not (dataset / "training_data" / "_staging").exists()
 
 
 def test_exact_duplicate_rows_are_removed(spark, small_lines, tmp_path):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
 import score
 from pyspark.testing import assertDataFrameEqual
 
-from churn_ml import sample_data, storage
+from churn_ml import commit_record, sample_data, storage
 from churn_ml.champion import ChampionUnavailable
 from churn_ml.cli import InputError
 from churn_ml.schema import RAW_SCORE_COLUMNS
@@ -232,7 +233,8 @@ def test_a_job_killed_between_staging_and_commit_changes_nothing_readers_see(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    staged = dataset / "batch_predictions" / "_staging" / "pipeline_id=20261129" / "_SUCCESS"
+    staging = dataset / "batch_predictions" / "_staging"
+    staged = staging / "pipeline_id=20261129.local-1" / "_SUCCESS"
     try:
         deadline = time.monotonic() + 300
         while not staged.exists() and job.poll() is None and time.monotonic() < deadline:
@@ -244,9 +246,49 @@ def test_a_job_killed_between_staging_and_commit_changes_nothing_readers_see(
     assert staged.parent.exists(), "the job committed before it was killed"
     assert _partition_files(dataset, "20261129") == before
     assert not stats.exists()
-    # The re-run takes the killed run's leftovers over and leaves none behind.
-    assert score.main(args) == first
+    # Another attempt's re-run drops the killed attempt's leftovers.
+    assert score.main([*args, "--attempt", "abcde-2"]) == first
     assert not [p for p in dataset.rglob("_staging")]
+
+
+# --- Attempts: only the one holding the run's commit record commits ------------------------
+
+
+def test_an_attempt_superseded_while_it_runs_commits_nothing_and_leaves_nothing(
+    generated_runs, tmp_path, monkeypatch
+):
+    """A later attempt takes the record over while this one scores: this one's commit is
+    refused in one sentence; the tables, the counts and the drift report stay the later
+    attempt's to write."""
+    assert generated_runs.trained
+    dataset, record = tmp_path / "warehouse", tmp_path / "scoring" / "commit.json"
+    stats, drift = tmp_path / "scoring" / "run_stats.json", tmp_path / "scoring" / "drift"
+    args = [
+        *generated_runs.score_args(dataset, "20261129"), "--commit-record-uri", str(record),
+        "--stats-uri", str(stats), "--drift-uri", str(drift),
+    ]  # fmt: skip
+    take = commit_record.take
+
+    def taken_over_meanwhile(uri, attempt):
+        claim = take(uri, attempt)
+        take(uri, "later-3")  # another attempt starts while this one runs
+        return claim
+
+    monkeypatch.setattr(score.commit_record, "take", taken_over_meanwhile)
+    with pytest.raises(commit_record.Superseded) as err:
+        score.main([*args, "--attempt", "abcde-1"])
+    assert str(err.value).startswith(
+        f"attempt abcde-1 no longer holds {record}: attempt later-3 took it over (taken at "
+    )
+    assert str(err.value).endswith("), so this attempt commits nothing")
+    assert not dataset.exists() or not [p for p in dataset.rglob("*") if p.is_file()]
+    assert not stats.exists() and not drift.exists()
+
+    monkeypatch.setattr(score.commit_record, "take", take)
+    committed = score.main([*args, "--attempt", "later-3"])
+    assert json.loads(stats.read_text()) == committed
+    assert json.loads(record.read_text())["attempt"] == "later-3"
+    assert json.loads(record.read_text())["state"] == "committed"
 
 
 # --- One row per customer, repeated headers -------------------------------------------------

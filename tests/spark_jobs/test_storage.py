@@ -93,12 +93,13 @@ def test_partition_path():
 def test_staging_uri_is_a_hidden_sibling():
     final = "file:///w/training_data/pipeline_id=p1"
     assert storage.staging_uri(final) == "file:///w/training_data/_staging/pipeline_id=p1"
+    assert storage.staging_uri(final, "abcde-2").endswith("/_staging/pipeline_id=p1.abcde-2")
     assert storage.staging_uri("gs://b/m/model/") == "gs://b/m/_staging/model"
 
 
-def _rows(spark, pipeline_id: str, n: int, start: int = 0):
+def _rows(spark, pipeline_id: str, n: int, start: int = 0, day=dt.date(2026, 11, 29)):
     return spark.createDataFrame(
-        [(f"c{i}", float(i), pipeline_id, dt.date(2026, 11, 29)) for i in range(start, start + n)],
+        [(f"c{i}", float(i), pipeline_id, day) for i in range(start, start + n)],
         "customer_id string, score double, pipeline_id string, pipeline_execution_dt date",
     )
 
@@ -114,6 +115,17 @@ def test_write_table_twice_with_the_same_partition_leaves_one_copy(spark, tmp_pa
     assert storage.read_table(spark, table).count() == 3
     partitions = sorted(p.name for p in (tmp_path / "warehouse" / "batch_predictions").iterdir())
     assert partitions == ["pipeline_id=20261129"]  # no empty _staging left behind
+
+
+def test_a_run_reused_with_another_day_replaces_its_rows(spark, tmp_path):
+    """As the BigQuery DELETE by run keys does (test_storage_bigquery)."""
+    table = str(tmp_path / "batch_predictions")
+    storage.write_table(_rows(spark, "p1", 4), table, {"pipeline_id": "p1"})
+    storage.write_table(
+        _rows(spark, "p1", 2, day=dt.date(2026, 11, 30)), table, {"pipeline_id": "p1"}
+    )
+    days = storage.read_table(spark, table).groupBy("pipeline_execution_dt").count().collect()
+    assert [(r.pipeline_execution_dt, r["count"]) for r in days] == [(dt.date(2026, 11, 30), 2)]
 
 
 def test_staged_rows_stay_unseen_until_committed_and_discard_leaves_nothing(spark, tmp_path):

@@ -6,8 +6,6 @@ the client, and every statement it receives must parse in BigQuery's dialect.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 import sqlglot
 from google.api_core.exceptions import BadRequest, Forbidden
@@ -21,7 +19,6 @@ TARGET = bigquery_sql.bigquery_table(URI)
 RUN = {"pipeline_id": "20261129"}
 STAGING = bigquery_sql.staging_table(TARGET, RUN)
 COLUMNS = ("customer_id", "reject_reason", "pipeline_id", "pipeline_execution_dt")
-DAY = dt.date(2026, 11, 29)
 CONCURRENT = BadRequest(
     "Transaction is aborted due to concurrent update against table "
     "my-project.customer_churn_ds.batch_rejects. Transaction ID: 1a2b"
@@ -76,12 +73,20 @@ def client(monkeypatch):
     return install
 
 
-def staged(execution_dt: dt.date | None = DAY) -> storage.StagedTable:
-    return storage.StagedTable(None, URI, RUN, STAGING.name, COLUMNS, execution_dt)
+def staged() -> storage.StagedTable:
+    return storage.StagedTable(None, URI, RUN, STAGING.name, COLUMNS)
 
 
-CREATE = ("query", bigquery_sql.create_table_sql(TARGET, STAGING, ["pipeline_id"], COLUMNS), [])
-PARAMETERS = [("pipeline_execution_dt", "DATE", DAY), ("pipeline_id", "STRING", "20261129")]
+def prepare(target, staging, columns) -> list[tuple]:
+    """The DDL before the transaction: create the table, add keys an older table lacks."""
+    return [
+        ("query", bigquery_sql.create_table_sql(target, staging, ["pipeline_id"], columns), []),
+        ("query", bigquery_sql.add_keys_sql(target, ["pipeline_id"]), []),
+    ]
+
+
+CREATE = prepare(TARGET, STAGING, COLUMNS)
+PARAMETERS = [("pipeline_id", "STRING", "20261129")]
 REPLACE = (
     "query",
     bigquery_sql.transaction_sql(
@@ -95,28 +100,25 @@ DROP = ("delete_table", STAGING.name, True)
 def test_commit_creates_the_table_outside_the_transaction_then_drops_the_staging(client):
     recorder = client()
     staged().commit()
-    assert recorder.calls == [CREATE, REPLACE, DROP]
+    assert recorder.calls == [*CREATE, REPLACE, DROP]
 
 
-def test_commit_without_the_day_reads_it_from_the_staged_rows(client):
-    recorder = client(SELECT=[[(DAY,)]])
-    staged(None).commit()
-    days = ("query", bigquery_sql.staged_days_sql(STAGING), [])
-    assert recorder.calls == [days, CREATE, REPLACE, DROP]
-
-
-def test_staged_rows_of_two_days_are_refused_and_dropped(client):
-    recorder = client(SELECT=[[(DAY,), (DAY + dt.timedelta(days=1),)]])
-    with pytest.raises(ValueError, match="carry 2 execution dates, not one"):
-        staged(None).commit()
-    assert recorder.calls[-1] == DROP
-    assert REPLACE not in recorder.calls
+def test_a_run_reused_with_another_day_replaces_its_rows_as_on_a_filesystem(client):
+    """The DELETE filters on the run's keys, not its day: nothing of the run stays beside the
+    new rows."""
+    recorder = client()
+    staged().commit()
+    delete = sqlglot.parse(recorder.calls[2][1], read="bigquery")[1]
+    assert isinstance(delete, sqlglot.exp.Delete)
+    assert [c.name for c in delete.find(sqlglot.exp.Where).find_all(sqlglot.exp.Column)] == [
+        "pipeline_id"
+    ]
 
 
 def test_a_transaction_cancelled_for_concurrent_dml_is_run_again(client):
     recorder = client(BEGIN=[CONCURRENT, CONCURRENT])
     staged().commit()
-    assert recorder.calls == [CREATE, REPLACE, ("sleep", 2), REPLACE, ("sleep", 4), REPLACE, DROP]
+    assert recorder.calls == [*CREATE, REPLACE, ("sleep", 2), REPLACE, ("sleep", 4), REPLACE, DROP]
 
 
 def test_concurrent_dml_that_never_stops_fails_the_commit_after_its_attempts(client):
@@ -131,7 +133,7 @@ def test_any_other_failure_is_not_retried_and_the_staging_is_dropped(client):
     recorder = client(BEGIN=[Forbidden("Access Denied: Table batch_rejects")])
     with pytest.raises(Forbidden):
         staged().commit()
-    assert recorder.calls == [CREATE, REPLACE, DROP]
+    assert recorder.calls == [*CREATE, REPLACE, DROP]
 
 
 def test_discard_drops_the_staging_table(client):
@@ -156,7 +158,7 @@ def split(spark=None) -> storage.StagedSplit:
     )
     staging = bigquery_sql.staging_table(bigquery_sql.bigquery_table(PREDICTIONS), RUN)
     return storage.StagedSplit(
-        spark, PREDICTIONS, URI, "reject_reason", COLUMNS, RUN, DAY, staging.name, schema
+        spark, PREDICTIONS, URI, "reject_reason", COLUMNS, RUN, staging.name, schema
     )
 
 
@@ -164,7 +166,7 @@ def test_one_staging_table_feeds_two_tables_in_one_transaction_with_a_third(clie
     recorder = client()
     routed = split()
     drift = storage.StagedTable(None, DRIFT, RUN, "my-project.customer_churn_ds._staging_fd",
-                                ("feature", "pipeline_id"), DAY)  # fmt: skip
+                                ("feature", "pipeline_id"))  # fmt: skip
     rejects, predictions = routed.tables()
     assert predictions.columns == SCORED  # every column but the route
     storage.commit_all([rejects, drift, predictions])
@@ -180,8 +182,9 @@ def test_one_staging_table_feeds_two_tables_in_one_transaction_with_a_third(clie
         bigquery_sql.Route("reject_reason", True),
     ]
     creates = [
-        ("query", bigquery_sql.create_table_sql(t, st, ["pipeline_id"], c), [])
+        call
         for t, st, c in zip(targets, stagings, columns, strict=True)
+        for call in prepare(t, st, c)
     ]
     transaction = bigquery_sql.transaction_sql([
         bigquery_sql.replace_rows_sql(t, st, ["pipeline_id"], c, r)
@@ -207,7 +210,7 @@ def test_a_failed_transaction_changes_no_table_and_drops_every_staging_table(cli
 
 def test_tables_of_different_runs_are_not_committed_together(client):
     recorder = client()
-    other = storage.StagedTable(None, DRIFT, {"pipeline_id": "20261130"}, "p.d._s", ("a",), DAY)
+    other = storage.StagedTable(None, DRIFT, {"pipeline_id": "20261130"}, "p.d._s", ("a",))
     with pytest.raises(ValueError, match="one run"):
         storage.commit_all([*split().tables(), other])
     assert recorder.calls == []

@@ -12,9 +12,9 @@ from pyspark.ml.classification import RandomForestClassificationModel
 
 from churn_core import layout
 from churn_ml import drift, storage
+from churn_ml.cli import STANDALONE_ATTEMPT
 from churn_ml.compiled_model import load_compiled
 from churn_ml.model import canonical_order, churn_probability, split, with_label
-from churn_ml.publish import STANDALONE_ATTEMPT
 from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 pytestmark = pytest.mark.slow
