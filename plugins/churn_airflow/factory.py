@@ -24,9 +24,9 @@ def input_sensor(task_id: str, marker):
     without holding a worker slot."""
     common = {"task_id": task_id, "poke_interval": 300, "timeout": 12 * 3600}
     if settings.backend() == "gcp":
-        from airflow.providers.google.cloud.sensors.gcs import GCSObjectExistenceSensor
+        from churn_airflow.gcs_sensors import DayCompleteSensor
 
-        return GCSObjectExistenceSensor(
+        return DayCompleteSensor(
             bucket=settings.template("data_bucket"), object=marker, deferrable=True, **common
         )
     from churn_airflow.local_operators import LocalPathSensor

@@ -13,7 +13,7 @@ from pathlib import Path
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
-from churn_airflow import local_jobs, run_ids, scoring, settings
+from churn_airflow import landing, local_jobs, run_ids, scoring, settings
 from churn_core import lineage
 
 
@@ -33,13 +33,8 @@ class LocalPathSensor(BaseSensorOperator):
 
     def _missing(self) -> str:
         folder = self._path().parent
-        landed = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        if not landed:
-            return f"nothing has landed in {folder}"
-        return (
-            f"{folder} holds {', '.join(landed[:5])}{' ...' if len(landed) > 5 else ''} but no "
-            f"{self._path().name}: its producer has not said the day is complete"
-        )
+        landed = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        return landing.incomplete(str(folder), landed, self._path().name)
 
     def poke(self, context) -> bool:
         found = self._path().is_file()

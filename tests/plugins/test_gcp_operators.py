@@ -824,10 +824,13 @@ def test_factory_gcp_backend(gcp_backend):
     from airflow.providers.google.cloud.sensors.dataproc import DataprocBatchSensor
     from airflow.providers.google.cloud.sensors.gcs import GCSObjectExistenceSensor
 
+    from churn_airflow.gcs_sensors import DayCompleteSensor
+
     tasks = factory_tasks()
     wait, training, submit, sensor = (tasks[k] for k in ("wait", "training", "submit", "sensor"))
 
-    assert type(wait) is GCSObjectExistenceSensor  # the day's _SUCCESS, not its first file
+    assert type(wait) is DayCompleteSensor  # the day's _SUCCESS, not its first file
+    assert isinstance(wait, GCSObjectExistenceSensor)
     assert wait.deferrable is True
     assert wait.bucket == "{{ var.value.get('churn_data_bucket', 'data-b') }}"
     assert from_xcom(wait.object, "plan_run", "input_marker")  # never {{ ds }}

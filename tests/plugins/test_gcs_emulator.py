@@ -372,3 +372,32 @@ def test_the_commit_record_on_gcs_refuses_a_superseded_attempt_by_generation(buc
     name = uri.removeprefix(f"gs://{bucket.name}/")
     record = json.loads(bucket.get_blob(name).download_as_text())
     assert (record["attempt"], record["state"]) == ("abcde-2", "committed")
+
+
+# --- the day's completion sensor ------------------------------------------------------------------
+
+
+def test_a_deferred_wait_for_a_day_that_never_completes_says_what_landed(bucket, gcs_hook):
+    """The deferral's timeout fails in the worker (``__fail__``) with the day's folder listed."""
+    from airflow.sdk.bases.operator import TriggerFailureReason
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    from churn_airflow.gcs_sensors import DayCompleteSensor
+
+    marker = layout.input_marker(layout.TRAIN_INPUT, DAY)
+    sensor = DayCompleteSensor(
+        task_id="wait", bucket=bucket.name, object=marker, deferrable=True, timeout=3600
+    )
+    timeout = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
+    folder = f"gs://{bucket.name}/landing/train/dt=2026-11-29"
+    with pytest.raises(AirflowSensorTimeout, match=f"^nothing has landed in {folder}; waited"):
+        sensor.resume_execution("__fail__", timeout, {})
+    bucket.blob("landing/train/dt=2026-11-29/part-00000.csv").upload_from_string("a,b\n")
+    with pytest.raises(AirflowSensorTimeout) as err:
+        sensor.resume_execution("__fail__", timeout, {})
+    assert str(err.value) == (
+        f"{folder} holds part-00000.csv but no _SUCCESS: its producer has not said the day is "
+        "complete; waited 1:00:00"
+    )
+    bucket.blob(marker).upload_from_string("")
+    assert sensor.resume_execution("execute_complete", {"event": {"status": "success"}}, {})
