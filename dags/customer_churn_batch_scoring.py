@@ -60,7 +60,8 @@ from churn_core import psi
     doc_md=__doc__,
     tags=["churn", "ml", "scoring", "dataproc"],
     render_template_as_native_obj=True,
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": dt.timedelta(minutes=5)},
+    default_args=factory.default_args(),
+    deadline=factory.deadline("scoring", "the day's predictions are not validated yet"),
     params={
         **identity_params("score"),
         "max_reject_fraction": Param(
@@ -111,9 +112,11 @@ def customer_churn_batch_scoring():
 
     @task
     def check_drift(plan: dict) -> dict:
-        from churn_airflow import drift_watch, settings
+        from churn_airflow import drift_watch, notify, settings
 
-        return drift_watch.check(settings.environment().artifact_root, plan)
+        summary = drift_watch.check(settings.environment().artifact_root, plan)
+        notify.drift(summary, plan)
+        return summary
 
     @task(outlets=[FEATURE_DRIFT])
     def publish_drift_alert(drift: dict, outlet_events=None) -> dict:

@@ -17,6 +17,7 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, task
 
+from churn_airflow import factory
 from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL
 from churn_airflow.registry import ROLLBACK_DAG
 from churn_airflow.settings import REGISTRY_POOL
@@ -31,7 +32,7 @@ from churn_airflow.settings import REGISTRY_POOL
     is_paused_upon_creation=False,  # it runs only when someone triggers it
     doc_md=__doc__,
     tags=["churn", "ml", "registry"],
-    default_args={"owner": "ml-platform", "retries": 1},  # the move is atomic: a retry is safe
+    default_args=factory.default_args(),  # the move is atomic: a retry is safe
     params={
         "version": Param(
             "", type="string", minLength=1, description="The registered version to restore."

@@ -72,7 +72,8 @@ DAILY = CronTriggerTimetable("0 0 * * *", timezone="UTC")
     doc_md=__doc__,
     tags=["churn", "ml", "training", "vertex-ai", "dataproc"],
     render_template_as_native_obj=True,
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": dt.timedelta(minutes=5)},
+    default_args=factory.default_args(),
+    deadline=factory.deadline("training", "its models are not trained and judged yet"),
     params={
         "aupr_threshold": Param(
             0.5,
@@ -144,7 +145,7 @@ def customer_churn_training():
     def promote_champion(values: dict, params: dict, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from churn_airflow import promotion
+        from churn_airflow import notify, promotion
 
         decision = promotion.promote_run(
             values,
@@ -152,6 +153,7 @@ def customer_churn_training():
             params["min_aupr_improvement"],
             params["promotion_mode"],
         )
+        notify.promotion(decision)
         # Airflow records the outlet's event only when the task succeeds: every decision that
         # leaves the champion where it is (dry_run and off included) ends skipped.
         if not decision["promoted"]:

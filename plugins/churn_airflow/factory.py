@@ -19,6 +19,45 @@ CLOUD_RETRIES = {
 }
 
 
+def default_args() -> dict:
+    """Every churn DAG's task defaults: one retry, and a notification on each failure."""
+    from churn_airflow import notify
+
+    return {
+        "owner": "ml-platform",
+        "retries": 1,
+        "retry_delay": dt.timedelta(minutes=5),
+        "on_failure_callback": notify.task_failed,
+    }
+
+
+APPRISE_NOTIFIER = "airflow.providers.apprise.notifications.apprise.AppriseNotifier"
+
+
+def deadline(dag: str, what: str):
+    """When a run of ``dag`` (``training`` or ``scoring``) is late, ``settings.deadline`` after
+    it is queued, and who is told: locally ``notify.deadline_missed``, run by the executor; on
+    gcp the Apprise provider's notifier, run by the triggerer (which loads provider code only),
+    when ``CHURN_NOTIFIER`` names its connection (else no alert: nobody would hear it)."""
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, SyncCallback
+
+    if settings.backend() == "local":
+        callback = SyncCallback("churn_airflow.notify.deadline_missed", kwargs={"what": what})
+    elif settings.notifier():
+        late = {"title": f"customer_churn_{dag} is late", "notify_type": "warning",
+                "body": f"a run missed its deadline: {what}",
+                "apprise_conn_id": settings.notifier()}  # fmt: skip
+        callback = AsyncCallback(APPRISE_NOTIFIER, kwargs=late)
+    else:
+        return None
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=settings.deadline(dag),
+        callback=callback,
+        name=f"{dag} late",
+    )
+
+
 def input_sensor(task_id: str, marker):
     """Waits for the day's completion ``marker`` (in the data bucket or under the local root)
     without holding a worker slot."""

@@ -10,6 +10,7 @@ Nothing here reads a Variable at parse time.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -65,6 +66,27 @@ def retrain_on_drift() -> bool:
     if value not in ("true", "false"):
         raise ValueError(f"CHURN_RETRAIN_ON_DRIFT={value!r}: use true or false")
     return value == "true"
+
+
+def notifier() -> str:
+    """``CHURN_NOTIFIER``: the Airflow connection (type apprise) that messages go to; empty:
+    the backend's default (churn_airflow.notify)."""
+    return os.environ.get("CHURN_NOTIFIER", "")
+
+
+DEADLINES = {"training": "4h", "scoring": "6h"}  # from the run's start (queued)
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def deadline(dag: str) -> dt.timedelta:
+    """``CHURN_<DAG>_DEADLINE`` (``90s``, ``30m``, ``6h``): how long after it is queued a
+    run of that DAG is late. Read when the DAG file is parsed, like the backend."""
+    name = f"CHURN_{dag.upper()}_DEADLINE"
+    value = os.environ.get(name, DEADLINES[dag]).strip()
+    number, unit = value[:-1], value[-1:]
+    if unit not in _UNITS or not number.isdigit() or int(number) == 0:
+        raise ValueError(f"{name}={value!r}: use a positive whole number of s, m or h, like 6h")
+    return dt.timedelta(seconds=int(number) * _UNITS[unit])
 
 
 def local_root() -> str:

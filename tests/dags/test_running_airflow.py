@@ -20,6 +20,8 @@ One server serves the whole module, and its tests run in order, each building on
    and replaces the day's rows with the restored champion's.
 7. a manual scoring run of a shifted day: the drift alert's asset event starts one retrain
    on the latest snapshot, and a second alert that day starts a run that skips at once.
+8. the notifications all of that sent: each promotion and refusal, the drift alert, and the
+   training runs that missed their deadline (20 s here).
 
 Screenshots go to ``test-output/ui/``.
 """
@@ -105,7 +107,8 @@ def server(tmp_path_factory):
     )
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
-    settings = {"CHURN_ROOT": str(root), "CHURN_BACKEND": "local"}
+    # every training run here takes longer than its deadline: each one notifies
+    settings = {"CHURN_ROOT": str(root), "CHURN_BACKEND": "local", "CHURN_TRAINING_DEADLINE": "20s"}
     with stack(home, PORT, settings, SHOTS) as services:
         password_file = services["api_home"] / "simple_auth_manager_passwords.json.generated"
         password = json.loads(password_file.read_text())["admin"]
@@ -597,6 +600,25 @@ def test_a_drift_alert_retrains_once_a_day_on_the_latest_snapshot(server, api):
     states = task_states(api, TRAINING, second)
     assert states["plan_run"] == "skipped", states
     assert registry(server)["drift_retrains"] == {f"{TODAY:%Y%m%d}-drift": plan["run_key"]}
+
+
+def test_promotions_drift_and_late_runs_were_notified(server, api):
+    from churn_airflow.notify import LOCAL_FILE
+
+    lines = (server["root"] / LOCAL_FILE).read_text().splitlines()
+    messages = [json.loads(line) for line in lines]
+    promotions = [m for m in messages if m["kind"] == "promotion"]
+    promoted = [m["title"] for m in promotions if m["level"] == "success"]
+    assert len(promoted) >= 2 and all(t.endswith("is the champion") for t in promoted), promoted
+    refused = [m for m in promotions if m["level"] == "info"]
+    assert refused and all("is not promoted" in m["title"] for m in refused)
+    (drift,) = [m for m in messages if m["kind"] == "drift" and m["level"] == "failure"]
+    assert drift["title"].startswith(f"drift alert on {DRIFT_DAY.isoformat()}")
+    assert "Contract" in drift["body"] or "contract" in drift["body"], drift
+    late = {m["run_id"] for m in messages if m["kind"] == "deadline"}
+    trained = {r.dag_run_id for r in runs(api, TRAINING)}
+    assert late and late <= trained, (late, trained)
+    assert all(m["dag_id"] == TRAINING for m in messages if m["kind"] == "deadline")
 
 
 # --- the services work together --------------------------------------------------------------
