@@ -150,10 +150,11 @@ def run(args, console: Console) -> dict:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.listener import get_listener_manager
 
-    from churn_airflow import settings
+    from churn_airflow import notify, settings
     from churn_ml import sample_data
 
     env = settings.environment()
+    sent_before = len(notify.read_local())
     sample_data.write_daily_partitions(env.training_data_root, [args.date], args.rows)
     sample_data.write_daily_partitions(
         env.scoring_data_root, [args.date], args.rows // 4, with_label=False
@@ -177,12 +178,17 @@ def run(args, console: Console) -> dict:
         if dag_run.state != "success":
             failed = progress.failures or [{"task": dag_id, "reason": "failed", "log": None}]
             break
-    return summarize(env, dag_runs, failed, console.log_path)
+    summary = summarize(env, dag_runs, failed, console.log_path)
+    summary["notifications"] = {
+        "sent": [f"{m['kind']}: {m['title']}" for m in notify.read_local()[sent_before:]],
+        "file": str(notify.local_file()),
+    }
+    return summary
 
 
 def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     from churn_airflow import drift_watch, promotion, registry, run_ids
-    from churn_core import layout
+    from churn_core import layout, usage
 
     summary = {"failed": failed, "log": str(log_path)}
     training = dag_runs.get("training")
@@ -210,6 +216,7 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
                 "version": v["version"],
                 "test_au_pr": round(v["metrics"]["au_pr"], 4),
                 "status": v["status"],
+                "spent": usage.describe(v.get("usage")),
             }
             for v in models
         ],
@@ -222,6 +229,7 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     stats = promotion.read_json(layout.scoring_stats_file(env.artifact_root, run.pipeline_id))
     if stats:
         summary["scoring"] = {k: stats[k] for k in ("customers_in", "scored", "rejected")}
+        summary["scoring"]["spent"] = usage.describe(stats.get("usage"))
         drift = drift_watch.read_report(env.artifact_root, run.pipeline_id)
         summary["drift"] = drift_watch.summary(drift)
         summary["drift"]["message"] = drift_watch.message(drift)
@@ -240,6 +248,7 @@ def render(summary: dict) -> str:
         lines.append(f"  {'model version':<{width}}  test AUPR  status")
         for m in summary["models"]:
             lines.append(f"  {m['version']:<{width}}  {m['test_au_pr']:9.4f}  {m['status']}")
+        lines.append(f"  the retrain spent: {summary['models'][-1]['spent']}")
         lines.append(f"Champion: {summary['champion']}")
         lines.append(f"  why: {summary['why']}")
         lines.append(f"Tuning: {summary['tuning']}")
@@ -247,7 +256,7 @@ def render(summary: dict) -> str:
         s = summary["scoring"]
         lines.append(
             f"Scoring: {s['customers_in']} customers in, {s['scored']} scored, "
-            f"{s['rejected']} rejected"
+            f"{s['rejected']} rejected; spent {s['spent']}"
         )
     if "drift" in summary:
         drift = summary["drift"]
@@ -260,6 +269,9 @@ def render(summary: dict) -> str:
         lines.append(f"Report: {report}")
     if "registry" in summary:
         lines.append(f"Registry: {summary['registry']}")
+    if notifications := summary.get("notifications"):
+        lines.append(f"Notifications ({len(notifications['sent'])}): {notifications['file']}")
+        lines.extend(f"  {sent}" for sent in notifications["sent"])
     lines.append(f"Log: {summary['log']}")
     return "\n".join(lines)
 

@@ -100,15 +100,19 @@ def customer_churn_batch_scoring():
         return {**run.as_dict(), "input_marker": marker}
 
     @task(outlets=[BATCH_PREDICTIONS])
-    def validate_predictions(plan: dict, model_version: str, outlet_events=None) -> dict:
-        from churn_airflow import scoring, settings
+    def validate_predictions(
+        plan: dict, model_version: str, batch_id: str, outlet_events=None
+    ) -> dict:
+        from churn_airflow import costs, scoring, settings
 
-        day = dt.date.fromisoformat(plan["day"])
-        counts = scoring.validate(settings.environment(), plan["pipeline_id"], day, model_version)
+        env, day = settings.environment(), dt.date.fromisoformat(plan["day"])
+        counts = scoring.validate(env, plan["pipeline_id"], day, model_version)
+        spent = costs.batch_usage(env, batch_id)
+        scoring.record_usage(env, plan["pipeline_id"], spent)
         scored = {"day": plan["day"], "pipeline_id": plan["pipeline_id"],
                   "model_version": model_version}  # fmt: skip
         outlet_events[BATCH_PREDICTIONS].extra = scored  # a rollback re-scores this day
-        return {**counts, **plan, "model_version": model_version}
+        return {**counts, **plan, "model_version": model_version, "usage": spent}
 
     @task
     def check_drift(plan: dict) -> dict:
@@ -132,7 +136,9 @@ def customer_churn_batch_scoring():
     wait = factory.input_sensor("wait_for_scoring_input", plan["input_marker"])
     submit = factory.scoring_batch("submit_scoring", plan)
     wait_for_batch = factory.scoring_sensor("wait_for_scoring", submit)
-    validated = validate_predictions(plan, submit.output["model_version"])
+    validated = validate_predictions(
+        plan, submit.output["model_version"], submit.output["batch_id"]
+    )
     drift = check_drift(plan)
     plan >> wait >> submit >> wait_for_batch >> validated >> drift
     publish_drift_alert(drift)

@@ -145,13 +145,14 @@ def customer_churn_training():
     def promote_champion(values: dict, params: dict, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from churn_airflow import notify, promotion
+        from churn_airflow import costs, notify, promotion
 
         decision = promotion.promote_run(
             values,
             params["aupr_threshold"],
             params["min_aupr_improvement"],
             params["promotion_mode"],
+            spent=costs.pipeline_usage(settings.environment(), values),
         )
         notify.promotion(decision)
         # Airflow records the outlet's event only when the task succeeds: every decision that

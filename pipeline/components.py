@@ -44,16 +44,17 @@ def write_file(local_path: str, uri: str) -> None:
     os.replace(target + ".tmp", target)
 
 
-def spark_submit(batch: dict, batch_id: str) -> float:
+def spark_submit(batch: dict, batch_id: str) -> dict:
     """Run a Batch's Spark job (``churn_core.batches``) with spark-submit on local Spark, in
-    one of the machine's local Spark slots; returns its wall time in seconds."""
+    one of the machine's local Spark slots; returns what it spent (``churn_core.usage.local``:
+    wall and CPU seconds and peak memory of the job's processes) with its ``batch_id``."""
     import collections
     import os
     import subprocess
     import sys
     import time
 
-    from churn_core import local_slots
+    from churn_core import local_slots, usage
 
     job = batch["pyspark_batch"]
     files = [job["main_python_file_uri"], *job.get("python_file_uris", [])]
@@ -75,17 +76,23 @@ def spark_submit(batch: dict, batch_id: str) -> float:
     tail = collections.deque(maxlen=40)
     with local_slots.slot(lambda message: print(message, flush=True)):  # bounds local Spark
         started = time.monotonic()
-        with subprocess.Popen(
+        process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        ) as process:
+        )
+        with process.stdout:
             for line in process.stdout:
                 print(line, end="", flush=True)
                 tail.append(line)
+        # wait4: the job's own resource use, its JVM's waited children (the Python driver) too
+        _, status, spent = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - started
     if process.returncode:
         raise RuntimeError(
             f"Spark batch {batch_id} failed with exit code {process.returncode}:\n" + "".join(tail)
         )
-    return time.monotonic() - started
+    cpu = spent.ru_utime + spent.ru_stime
+    return {"batch_id": batch_id, **usage.local(wall, cpu, spent.ru_maxrss / 1024)}
 
 
 def register_dataset(

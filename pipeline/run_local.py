@@ -29,14 +29,15 @@ log = logging.getLogger("pipeline.run_local")
 DEFAULT_ROOT = Path(os.environ.get("CHURN_ROOT", REPO / ".churn"))
 
 
-def step_times(run_dir: Path) -> dict[str, float]:
-    """Wall time of each Spark step, from the launchers' outputs in kfp.local's run folder."""
-    times = {}
-    for output in sorted(run_dir.glob("*/executor_output.json")):
-        value = json.loads(output.read_text()).get("parameterValues", {}).get("Output")
-        if output.parent.name.startswith("spark-submit") and value is not None:
-            times[output.parent.name] = round(float(value), 1)
-    return times
+def step_usage(run_dir: Path) -> dict[str, dict]:
+    """What each Spark step spent, by batch id, from the launchers' outputs in kfp.local's run
+    folder (``components.spark_submit``)."""
+    spent = {}
+    for output in sorted(run_dir.glob("spark-submit*/executor_output.json")):
+        used = json.loads(output.read_text()).get("parameterValues", {}).get("Output")
+        if used is not None:
+            spent[used.pop("batch_id")] = used
+    return spent
 
 
 def read_metrics(root: str, operation: str, pipeline_id: str, attempt: str) -> dict | None:
@@ -68,7 +69,7 @@ def run_values(values: dict, pipeline_root: Path) -> dict:
             layout.metrics_uri(env_root, op, pipeline_id, attempt) + "/report.html"
             for op in (layout.OPERATIONS if tuning_ran else (layout.TRAINING,))
         ],
-        "step_seconds": step_times(run_dirs[-1]) if run_dirs else {},
+        "usage": step_usage(run_dirs[-1]) if run_dirs else {},
         "total_seconds": round(time.monotonic() - started, 1),
     }
 

@@ -331,7 +331,7 @@ def bench_local_pipeline(work: Path) -> dict:
     )
     return {
         "seconds": round(seconds, 1),
-        "steps": summary["step_seconds"],
+        "steps": {batch: spent["wall_seconds"] for batch, spent in summary["usage"].items()},
         "tuning_ran": summary["tuning_ran"],
     }
 

@@ -105,8 +105,9 @@ def cancel(folder: Path) -> None:
 def _run_batch(folder: Path, request: dict) -> dict:
     from pipeline.components import spark_submit
 
-    seconds = spark_submit(request, folder.name)
-    return {"seconds": round(seconds, 1)}
+    spent = spark_submit(request, folder.name)
+    spent.pop("batch_id")
+    return {"usage": spent}
 
 
 def _run_pipeline(folder: Path, request: dict) -> dict:

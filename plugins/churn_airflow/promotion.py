@@ -3,6 +3,7 @@ then read the run's metrics, decide and update the registry."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -30,6 +31,21 @@ def read_json(uri: str) -> dict | None:
             return json.load(f)
     except FileNotFoundError:
         return None
+
+
+def write_json(uri: str, doc: dict) -> None:
+    """Replace a JSON document on GCS (through the Airflow connection) or a local path, whole."""
+    text = json.dumps(doc, indent=2) + "\n"
+    if uri.startswith("gs://"):
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        GCSHook().upload(bucket, name, data=text, mime_type="application/json")
+        return
+    path = uri.removeprefix("file://")
+    with open(f"{path}.tmp", "w") as f:
+        f.write(text)
+    os.replace(f"{path}.tmp", path)
 
 
 def run_candidates(artifact_root: str, pipeline_id: str, attempt: str) -> list[registry.Candidate]:
@@ -69,11 +85,14 @@ def promote_run(
     threshold: float,
     min_improvement: float = registry.MIN_IMPROVEMENT,
     mode: str = registry.AUTO,
+    spent: dict | None = None,
 ) -> dict:
-    """Register the models of the attempt that ``values`` ran, and promote the best one if it
-    earns it (``mode``: auto, dry_run or off); returns the decision with its report's URI."""
+    """Register the models of the attempt that ``values`` ran, with what its pipeline ``spent``
+    (``costs.pipeline_usage``), and promote the best one if it earns it (``mode``: auto,
+    dry_run or off); returns the decision with its report's URI."""
     root, pipeline_id = values["artifact_root"], values["pipeline_id"]
-    candidates = run_candidates(root, pipeline_id, values["attempt"])
+    found = run_candidates(root, pipeline_id, values["attempt"])
+    candidates = [dataclasses.replace(c, usage=spent) for c in found]
     decision = registry_store(root).update(
         lambda doc: registry.promote(
             doc, candidates, threshold, registry.utc_now(), min_improvement, mode

@@ -88,6 +88,7 @@ class Candidate:
     metrics: dict
     seed: int | None = None
     comparison: dict | None = None
+    usage: dict | None = None  # what the run's pipeline spent, priced (churn_airflow.costs)
 
     @property
     def version(self) -> str:
@@ -210,6 +211,7 @@ def register(doc: dict, candidates: list[Candidate], threshold: float, now: str)
             "metrics": c.metrics,
             "seed": c.seed,
             "comparison": c.comparison,
+            "usage": c.usage,
             "registered_at": now,
             "status": CANDIDATE if c.au_pr >= threshold else BELOW_THRESHOLD,
         })  # fmt: skip
@@ -459,7 +461,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--root", required=True, help="artifact root: a folder or gs://bucket")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("show", help="print the registry document")
+    show = commands.add_parser(
+        "show", help="print the versions as a table: AUPR, the comparison, cost, status"
+    )
+    show.add_argument("--json", action="store_true", help="print the registry document")
+    show.add_argument("--plot", metavar="PNG", help="also draw AUPR and cost per version")
     promote_cmd = commands.add_parser(
         "promote", help=f"make a registered version the champion and re-score ({ROLLBACK_DAG})"
     )
@@ -485,7 +491,16 @@ def main(argv: list[str] | None = None) -> None:
                   file=sys.stderr)  # fmt: skip
         except (ValueError, CorruptRegistry) as err:
             raise SystemExit(f"churn registry: {err}") from None
-    print(json.dumps(registry.read(), indent=2))
+    doc = registry.read()
+    if args.command == "show" and not args.json:
+        from churn_airflow import registry_view
+
+        print(registry_view.table(doc))
+        if args.plot:
+            registry_view.plot(doc, args.plot)
+            print(f"plot: {args.plot}")
+        return
+    print(json.dumps(doc, indent=2))
 
 
 if __name__ == "__main__":

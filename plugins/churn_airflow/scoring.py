@@ -114,6 +114,14 @@ def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:
     return check_run(stats, tables, run)
 
 
+def record_usage(env, pipeline_id: str, spent: dict | None) -> None:
+    """Add what the scoring batch spent (``costs.batch_usage``) to the run's stats."""
+    from churn_airflow.promotion import read_json, write_json
+
+    uri = layout.scoring_stats_file(env.artifact_root, pipeline_id)
+    write_json(uri, {**read_json(uri), "usage": spent})
+
+
 def count_parquet(env, table: str, pipeline_id: str, day: dt.date) -> int:
     """Rows of the run's partition, from the Parquet footers (locally one folder per run)."""
     from pathlib import Path

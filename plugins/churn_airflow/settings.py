@@ -74,6 +74,22 @@ def notifier() -> str:
     return os.environ.get("CHURN_NOTIFIER", "")
 
 
+def prices():
+    """The price table cloud usage is estimated with: ``CHURN_PRICE_DCU_HOUR``,
+    ``CHURN_PRICE_SHUFFLE_GB_MONTH`` and ``CHURN_PRICE_CURRENCY``, else the list prices
+    (churn_core.usage; docs/gcp.md gives their source)."""
+    from churn_core.usage import LIST_PRICES, Prices
+
+    try:
+        return Prices(
+            float(os.environ.get("CHURN_PRICE_DCU_HOUR", LIST_PRICES.dcu_hour)),
+            float(os.environ.get("CHURN_PRICE_SHUFFLE_GB_MONTH", LIST_PRICES.shuffle_gb_month)),
+            os.environ.get("CHURN_PRICE_CURRENCY", LIST_PRICES.currency),
+        )
+    except ValueError as err:
+        raise ValueError(f"a CHURN_PRICE_* setting is not a number: {err}") from None
+
+
 DEADLINES = {"training": "4h", "scoring": "6h"}  # from the run's start (queued)
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from churn_core import layout
+from churn_core import layout, lineage
 from churn_core.pipeline_params import Tuning
 from pipeline import run_local
 
@@ -124,9 +125,15 @@ def test_tuned_run(root, tuned_run):
             "pr_curve.png",
             "feature_importances.png",
         }
-    # The three Spark steps ran, each as its own spark-submit.
-    assert sorted(summary["step_seconds"]) == ["spark-submit", "spark-submit-2", "spark-submit-3"]
-    assert all(seconds > 0 for seconds in summary["step_seconds"].values())
+    # The three Spark steps ran, each as its own spark-submit, and each measured what it spent.
+    attempt = summary["attempt"]
+    assert sorted(summary["usage"]) == [
+        lineage.batch_id(step, PIPELINE_ID, attempt) for step in ("preprocessing", "training",
+                                                                   "tuning")
+    ]  # fmt: skip
+    for spent in summary["usage"].values():
+        assert spent["wall_seconds"] > spent["cpu_seconds"] / os.cpu_count() > 0, spent
+        assert 100 < spent["peak_memory_mb"] < 16_000, spent
     # Both models were saved where the metrics say.
     for doc in (training, tuning):
         assert Path(doc["model_uri"], "metadata").is_dir(), doc["model_uri"]
@@ -164,7 +171,9 @@ def test_rerun_below_threshold_skips_tuning(root, tuned_run, skipped_run):
     first = tuned_run["summary"]["attempt"]
     assert json.loads(metrics_path(root, layout.TUNING, first).read_text()) == tuned_run["tuning"]
     assert training["model_uri"] != tuned_run["training"]["model_uri"]
-    assert sorted(summary["step_seconds"]) == ["spark-submit", "spark-submit-2"]
+    assert [key.split("-")[1] for key in sorted(summary["usage"])] == [
+        "preprocessing", "training"
+    ]  # fmt: skip
 
 
 def test_rerun_scores_its_champion_on_the_same_rows(skipped_run, tuned_run):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import getpass
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -118,6 +120,7 @@ def test_first_model_above_threshold_becomes_champion():
             "metrics": {"au_pr": 0.7, "au_roc": 0.8},
             "seed": 42,
             "comparison": None,
+            "usage": None,
             "registered_at": NOW,
             "status": CHAMPION,
         }
@@ -632,7 +635,7 @@ def cli(root: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_show_and_rollback(tmp_path, subprocess_env):
-    shown = cli(tmp_path, subprocess_env, "show")
+    shown = cli(tmp_path, subprocess_env, "show", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == empty()
 
@@ -655,6 +658,37 @@ def test_cli_show_and_rollback(tmp_path, subprocess_env):
     assert printed["history"][-1]["reason"] == (
         f"rollback by {getpass.getuser()}: EMEA over-predicted"
     )
+
+
+def test_cli_show_is_a_table_with_cost_and_a_plot(tmp_path, subprocess_env):
+    """Each version's AUPR, its interval against the champion it was compared with, what its
+    retrain cost (priced on Dataproc, the machine's seconds locally) and its status."""
+    cloud = {"dcu_hours": 1.5, "shuffle_gb_hours": 2.0, "cost": 0.0901, "currency": "USD"}
+    machine = {"wall_seconds": 312.4, "cpu_seconds": 540.0, "peak_memory_mb": 2048}
+
+    def promote_spent(pid, au_pr, spent, scored=None):
+        evidence = versus(scored, au_pr, lower=0.05) if scored else None
+        made = dataclasses.replace(candidate(pid, au_pr, versus=evidence), usage=spent)
+        return lambda doc: promote(doc, [made], THRESHOLD, NOW)
+
+    store = registry.store(str(tmp_path))
+    store.update(promote_spent("20261129", 0.7, machine))
+    store.update(promote_spent("20261130", 0.8, cloud, scored=OLD))
+    plot = tmp_path / "versions.png"
+    shown = cli(tmp_path, subprocess_env, "show", "--plot", str(plot))
+    assert shown.returncode == 0, shown.stderr
+    header, first, second, champion, plotted = shown.stdout.splitlines()
+    assert header.split() == ["version", "registered", "AUPR", "vs", "champion", "(AUPR",
+                              "delta,", "interval)", "cost", "status"]  # fmt: skip
+    cells = [re.split(r"\s{2,}", line.strip()) for line in (first, second)]
+    assert cells == [
+        ["20261129-training-abcde-1", "2026-11-29", "0.7000", "no champion",
+         "312 s wall, 540 s CPU, 2048 MB peak", "retired"],
+        ["*", "20261130-training-abcde-1", "2026-11-29", "0.8000",
+         f"+0.1450 [+0.0500, +0.0180] vs {OLD}", "0.0901 USD (1.500 DCU-hours)", "champion"],
+    ]  # fmt: skip
+    assert champion == "champion: 20261130-training-abcde-1"
+    assert plotted == f"plot: {plot}" and plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_cli_promote_of_an_unknown_version_fails(tmp_path, subprocess_env):

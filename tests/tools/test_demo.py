@@ -7,7 +7,12 @@ from churn_tools.demo import failure_reason, render
 SUMMARY = {
     "failed": [],
     "log": ".airflow/demo.log",
-    "scoring": {"customers_in": 1250, "scored": 1248, "rejected": 2},
+    "scoring": {
+        "customers_in": 1250,
+        "scored": 1248,
+        "rejected": 2,
+        "spent": "41 s wall, 60 s CPU, 1800 MB peak",
+    },
     "drift": {
         "message": "drift warning against model v1 ...: look at monthly_charges 0.160 (warning)",
         "top_psi": {"monthly_charges": 0.16, "tenure": 0.031},
@@ -18,7 +23,10 @@ SUMMARY = {
 
 def test_the_summary_prints_the_days_top_psis():
     lines = render(SUMMARY).splitlines()
-    assert "Scoring: 1250 customers in, 1248 scored, 2 rejected" in lines
+    assert (
+        "Scoring: 1250 customers in, 1248 scored, 2 rejected; spent 41 s wall, 60 s CPU, "
+        "1800 MB peak"
+    ) in lines
     start = lines.index(f"Drift: {SUMMARY['drift']['message']}")
     assert lines[start + 1 : start + 4] == [
         "  PSI  0.1600  monthly_charges",
@@ -38,3 +46,11 @@ def test_a_failure_names_the_bad_input_and_the_log():
     text = "Traceback ...\nchurn_ml: bad input: 3 rows ...\npipeline job x failed (log: /a/b.log)"
     assert failure_reason(text) == ("bad input: 3 rows ...", "/a/b.log")
     assert failure_reason("") == ("failed", None)
+
+
+def test_the_summary_lists_the_notifications_the_demo_sent():
+    notifications = {"sent": ["promotion: v1 is the champion", "drift: drift warning on ..."],
+                     "file": ".churn/notifications.jsonl"}  # fmt: skip
+    lines = render({**SUMMARY, "notifications": notifications}).splitlines()
+    start = lines.index("Notifications (2): .churn/notifications.jsonl")
+    assert lines[start + 1 : start + 3] == [f"  {sent}" for sent in notifications["sent"]]
