@@ -41,18 +41,21 @@ def deadline(dag: str, what: str):
     when ``CHURN_NOTIFIER`` names its connection (else no alert: nobody would hear it)."""
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, SyncCallback
 
+    late = settings.deadline(dag)
+    if late is None:
+        return None
     if settings.backend() == "local":
         callback = SyncCallback("churn_airflow.notify.deadline_missed", kwargs={"what": what})
     elif settings.notifier():
-        late = {"title": f"customer_churn_{dag} is late", "notify_type": "warning",
-                "body": f"a run missed its deadline: {what}",
-                "apprise_conn_id": settings.notifier()}  # fmt: skip
-        callback = AsyncCallback(APPRISE_NOTIFIER, kwargs=late)
+        message = {"title": f"customer_churn_{dag} is late", "notify_type": "warning",
+                   "body": f"a run missed its deadline: {what}",
+                   "apprise_conn_id": settings.notifier()}  # fmt: skip
+        callback = AsyncCallback(APPRISE_NOTIFIER, kwargs=message)
     else:
         return None
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=settings.deadline(dag),
+        interval=late,
         callback=callback,
         name=f"{dag} late",
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from churn_tools.demo import airflow_env
 from tests.conftest import data_rows
 from tests.dags.conftest import REPO
 
@@ -43,8 +44,9 @@ def partition_rows(root: Path, table: str, pipeline_id: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def churn_root(tmp_path_factory, airflow_db, source) -> Path:
     root = tmp_path_factory.mktemp("churn-root")
-    old = {k: os.environ.get(k) for k in ("CHURN_ROOT", "CHURN_BACKEND")}
-    os.environ.update(CHURN_ROOT=str(root), CHURN_BACKEND="local")
+    settings = airflow_env(root)  # as the demo runs them: dag.test() and no deadlines
+    old = {k: os.environ.get(k) for k in settings if k.startswith("CHURN_")}
+    os.environ.update({k: v for k, v in settings.items() if k.startswith("CHURN_")})
     land(root, "train", DAY, source.train_csv)
     land(root, "score", DAY, source.score_csv)
     yield root

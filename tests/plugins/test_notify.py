@@ -114,6 +114,9 @@ def test_deadlines_come_from_the_environment(monkeypatch):
     assert settings.deadline("scoring") == dt.timedelta(hours=6)
     monkeypatch.setenv("CHURN_TRAINING_DEADLINE", "90s")
     assert settings.deadline("training") == dt.timedelta(seconds=90)
+    monkeypatch.setenv("CHURN_TRAINING_DEADLINE", "off")  # for `airflow dags test`
+    assert settings.deadline("training") is None
+    assert factory.deadline("training", "not yet") is None
     for bad in ("6", "0h", "1.5h", "6d"):
         monkeypatch.setenv("CHURN_TRAINING_DEADLINE", bad)
         with pytest.raises(ValueError, match="use a positive whole number of s, m or h"):
