@@ -36,7 +36,7 @@ APPRISE_NOTIFIER = "airflow.providers.apprise.notifications.apprise.AppriseNotif
 
 def deadline(dag: str, what: str):
     """When a run of ``dag`` (``training`` or ``scoring``) is late, ``settings.deadline`` after
-    it is queued, and who is told: locally ``notify.deadline_missed``, run by the executor; on
+    its logical date, and who is told: locally ``notify.deadline_missed``, run by the executor; on
     gcp the Apprise provider's notifier, run by the triggerer (which loads provider code only),
     when ``CHURN_NOTIFIER`` names its connection (else no alert: nobody would hear it)."""
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, SyncCallback
@@ -54,7 +54,9 @@ def deadline(dag: str, what: str):
     else:
         return None
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        # not DAGRUN_QUEUED_AT: Airflow 3.3.2 fails every clear of a run with one, recomputing
+        # it from the interval as stored (a dict, not seconds)
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
         interval=late,
         callback=callback,
         name=f"{dag} late",

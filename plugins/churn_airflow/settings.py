@@ -90,7 +90,7 @@ def prices():
         raise ValueError(f"a CHURN_PRICE_* setting is not a number: {err}") from None
 
 
-DEADLINES = {"training": "4h", "scoring": "6h"}  # from the run's start (queued)
+DEADLINES = {"training": "4h", "scoring": "6h"}  # after the run's logical date
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -98,8 +98,9 @@ DEADLINE_OFF = "off"  # `airflow dags test` fails on a DAG with a deadline (apac
 
 
 def deadline(dag: str) -> dt.timedelta | None:
-    """``CHURN_<DAG>_DEADLINE`` (``90s``, ``30m``, ``6h``, or ``off``): how long after it is
-    queued a run of that DAG is late. Read when the DAG file is parsed, like the backend."""
+    """``CHURN_<DAG>_DEADLINE`` (``90s``, ``30m``, ``6h``, or ``off``): how long after its
+    logical date a run of that DAG is late. Read when the DAG file is parsed, like the
+    backend."""
     name = f"CHURN_{dag.upper()}_DEADLINE"
     value = os.environ.get(name, DEADLINES[dag]).strip()
     if value == DEADLINE_OFF:

@@ -21,7 +21,8 @@ One server serves the whole module, and its tests run in order, each building on
 7. a manual scoring run of a shifted day: the drift alert's asset event starts one retrain
    on the latest snapshot, and a second alert that day starts a run that skips at once.
 8. the notifications all of that sent: each promotion and refusal, the drift alert, and the
-   training runs that missed their deadline (20 s here).
+   runs that missed their deadline: training runs (20 s here after their logical date) and
+   the scoring backfill of past days.
 
 Screenshots go to ``test-output/ui/``.
 """
@@ -107,7 +108,7 @@ def server(tmp_path_factory):
     )
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
-    # every training run here takes longer than its deadline: each one notifies
+    # a training run here is late 20 s after its logical date: each one notifies
     settings = {"CHURN_ROOT": str(root), "CHURN_BACKEND": "local", "CHURN_TRAINING_DEADLINE": "20s"}
     with stack(home, PORT, settings, SHOTS) as services:
         password_file = services["api_home"] / "simple_auth_manager_passwords.json.generated"
@@ -615,10 +616,12 @@ def test_promotions_drift_and_late_runs_were_notified(server, api):
     (drift,) = [m for m in messages if m["kind"] == "drift" and m["level"] == "failure"]
     assert drift["title"].startswith(f"drift alert on {DRIFT_DAY.isoformat()}")
     assert "Contract" in drift["body"] or "contract" in drift["body"], drift
-    late = {m["run_id"] for m in messages if m["kind"] == "deadline"}
-    trained = {r.dag_run_id for r in runs(api, TRAINING)}
-    assert late and late <= trained, (late, trained)
-    assert all(m["dag_id"] == TRAINING for m in messages if m["kind"] == "deadline")
+    late = {(m["dag_id"], m["run_id"]) for m in messages if m["kind"] == "deadline"}
+    trained = {(TRAINING, r.dag_run_id) for r in runs(api, TRAINING)}
+    scored = {(SCORING, r.dag_run_id) for r in runs(api, SCORING)}
+    backfilled = {(SCORING, r.dag_run_id) for r in runs(api, SCORING, "backfill")}
+    assert late & trained and late <= trained | scored, (late, trained, scored)
+    assert backfilled and backfilled <= late  # a past day is late from its start
 
 
 # --- the services work together --------------------------------------------------------------
