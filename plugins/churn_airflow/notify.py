@@ -131,16 +131,17 @@ def promotion(decision: dict) -> None:
 
 
 def deadline_message(context: dict, what: str) -> Message:
-    """A missed deadline (the scheduler's context of a deadline callback)."""
+    """A missed deadline, from the context the scheduler gives a deadline callback (its run as
+    the REST API's DAGRunResponse, and the deadline)."""
     run = context["dag_run"]
     deadline = context["deadline"]["deadline_time"]
     return Message(
         "deadline",
         WARNING,
         f"{run['dag_id']} is late",
-        f"run {run['run_id']} missed its deadline {deadline}: {what}",
+        f"run {run['dag_run_id']} missed its deadline {deadline}: {what}",
         run["dag_id"],
-        run["run_id"],
+        run["dag_run_id"],
     )
 
 

@@ -68,13 +68,15 @@ def test_a_promotion_and_a_refusal_carry_their_evidence(local_root):
 
 
 def test_a_missed_deadline_names_the_run_and_what_is_missing(local_root):
-    context = {"dag_run": {"dag_id": "customer_churn_training", "run_id": "manual__1"},
-               "deadline": {"id": "d1", "deadline_time": "2026-11-29T04:00:00+00:00"}}  # fmt: skip
+    # the context's shape as Airflow 3.3.2's scheduler sends it (a DAGRunResponse, abridged)
+    context = {"dag_run": {"dag_run_id": "manual__1", "dag_id": "customer_churn_training",
+                           "run_type": "manual", "state": "running"},
+               "deadline": {"id": "d1", "deadline_time": "2026-11-29T04:00:00Z"}}  # fmt: skip
     notify.deadline_missed(context, "its models are not trained and judged yet")
     (sent,) = notify.read_local()
     assert sent["title"] == "customer_churn_training is late"
     assert sent["body"] == (
-        "run manual__1 missed its deadline 2026-11-29T04:00:00+00:00: its models are not "
+        "run manual__1 missed its deadline 2026-11-29T04:00:00Z: its models are not "
         "trained and judged yet"
     )
 
