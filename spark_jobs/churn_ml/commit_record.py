@@ -85,11 +85,14 @@ class Claim:
         except PreconditionFailed:
             raise _superseded(self.uri, self.attempt, blob.download_as_text()) from None
         yield
-        blob.upload_from_string(
-            _document(self.attempt, "committed"),
-            content_type="application/json",
-            if_generation_match=blob.generation,
-        )
+        try:
+            blob.upload_from_string(
+                _document(self.attempt, "committed"),
+                content_type="application/json",
+                if_generation_match=blob.generation,
+            )
+        except PreconditionFailed:  # taken over during the commit: the newer attempt's to write
+            log.warning("%s was taken over while attempt %s committed", self.uri, self.attempt)
 
 
 def take(uri: str, attempt: str) -> Claim:
