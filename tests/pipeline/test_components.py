@@ -250,9 +250,11 @@ def test_spark_submit_runs_the_job_with_py_files_and_args(tmp_path, job_package,
     batch = local_batch(
         tmp_path, "ok_job", [job_package], ["--pipeline-id", "20261129", "--folds", 2]
     )
-    seconds = c.spark_submit(batch, "churn-test-ok")
-    assert isinstance(seconds, float)
-    assert 0 < seconds < 300
+    spent = c.spark_submit(batch, "churn-test-ok")
+    assert spent["batch_id"] == "churn-test-ok"
+    assert 0 < spent["wall_seconds"] < 300
+    assert spent["cpu_seconds"] > 0  # the JVM's, and its Python driver's
+    assert spent["peak_memory_mb"] > 50
     out = capsys.readouterr().out
     assert "JOB hello from the zip --pipeline-id|20261129|--folds|2" in out
     assert "--name churn-test-ok" in out
