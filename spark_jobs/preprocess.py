@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from churn_core.layout import TRAINING_DATA, table_uri
-from churn_ml import cleaning, cli, commit_record, customers, raw_csv, storage
+from churn_core.layout import PREPROCESSING, TRAINING_DATA, table_uri
+from churn_ml import cleaning, cli, commit_record, customers, raw_csv, run_events, storage
 from churn_ml.schema import LABEL, LABEL_VALUES
 from churn_ml.session import build_session
 
@@ -32,8 +32,13 @@ def parse_args(argv: Sequence[str] | None):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    claim = commit_record.from_args(args)
     spark = build_session("churn-preprocessing")
+    with run_events.recorded(spark, preprocessing_lineage(args)):
+        return preprocess(spark, args)
+
+
+def preprocess(spark: SparkSession, args) -> dict:
+    claim = commit_record.from_args(args)
     raw = raw_csv.read(spark, args.input_uri, with_label=True)
     records = customers.one_per_customer(cleaning.parse(raw))
     # One pass: the rows are staged while an Observation counts them, then judged.
@@ -68,6 +73,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
         target,
     )
     return stats
+
+
+def preprocessing_lineage(args) -> run_events.JobRun:
+    """The day's raw files in, the run's ``training_data`` partition out."""
+    return run_events.JobRun(
+        PREPROCESSING,
+        args.pipeline_id,
+        args.attempt,
+        (run_events.DatasetRef(args.input_uri),),
+        (run_events.DatasetRef(table_uri(args.dataset_uri, TRAINING_DATA), args.pipeline_id),),
+    )
 
 
 def input_counts(records: DataFrame) -> list[Column]:

@@ -37,6 +37,7 @@ from churn_core.layout import (
     BATCH_REJECTS,
     FEATURE_DRIFT,
     PROFILE_FILE,
+    SCORING,
     profile_uri,
     table_uri,
 )
@@ -50,6 +51,7 @@ from churn_ml import (
     drift_counts,
     drift_report,
     raw_csv,
+    run_events,
     storage,
 )
 from churn_ml.compiled_model import load_compiled
@@ -162,8 +164,13 @@ def load_profile(spark: SparkSession, model_uri: str, model_version: str):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    claim = commit_record.from_args(args)
     spark = build_session("churn-batch-scoring")
+    with run_events.recorded(spark, scoring_lineage(args)):
+        return score(spark, args)
+
+
+def score(spark: SparkSession, args) -> dict:
+    claim = commit_record.from_args(args)
     raw = raw_csv.read(spark, args.input_uri, with_label=False)
     records = customers.one_per_customer(cleaning.parse(raw))
     champion.require_present(spark, champion.ChampionRef(args.model_version, args.model_uri, None))
@@ -225,6 +232,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
         stats,
     )
     return stats
+
+
+def scoring_lineage(args) -> run_events.JobRun:
+    """The day's raw files and the model version in; the run's partitions of the predictions,
+    the rejects and (with drift) the feature drift out."""
+    tables = [BATCH_PREDICTIONS, BATCH_REJECTS] + ([FEATURE_DRIFT] if args.drift_uri else [])
+    return run_events.JobRun(
+        SCORING,
+        args.pipeline_id,
+        args.attempt,
+        (run_events.DatasetRef(args.input_uri), run_events.DatasetRef(args.model_uri)),
+        tuple(
+            run_events.DatasetRef(table_uri(args.dataset_uri, t), args.pipeline_id) for t in tables
+        ),
+        args.model_version,
+    )
 
 
 def drift_document(args, profile: drift.Profile | None, observed: dict, no_baseline) -> dict:

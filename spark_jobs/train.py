@@ -5,10 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from pyspark.sql import SparkSession
+
 from churn_core import layout
-from churn_ml import cli, drift
+from churn_ml import cli, drift, run_events
 from churn_ml.model import ForestParams, fit, training_pipeline
-from churn_ml.publish import add_run_arguments, load_split, parse_run_args, publish, run_target
+from churn_ml.publish import (
+    add_run_arguments,
+    load_split,
+    parse_run_args,
+    publish,
+    run_lineage,
+    run_target,
+)
 from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.train")
@@ -27,6 +36,11 @@ def parse_args(argv: Sequence[str] | None):
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-training")
+    with run_events.recorded(spark, run_lineage(args, layout.TRAINING)):
+        return run_training(spark, args)
+
+
+def run_training(spark: SparkSession, args) -> dict:
     train, test, champion = load_split(spark, args)
     params = ForestParams(args.num_trees, args.max_depth, args.max_bins)
     log.info("fitting %s", params)  # no count: an extra pass only for this line

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from churn_core import layout
 from churn_core.layout import MODEL_NAME
 
 CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
@@ -92,7 +93,7 @@ class Candidate:
 
     @property
     def version(self) -> str:
-        return f"{self.pipeline_id}-{self.operation}-{self.attempt}"
+        return layout.model_version(self.pipeline_id, self.operation, self.attempt)
 
     @property
     def au_pr(self) -> float:

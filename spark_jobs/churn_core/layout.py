@@ -71,6 +71,11 @@ def model_uri(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
     return _under(root, "models", operation, pipeline_id, attempt)
 
 
+def model_version(pipeline_id: str, operation: str, attempt: str) -> str:
+    """The registry's name of the model one attempt of a run saved under ``model_uri``."""
+    return f"{pipeline_id}-{operation}-{attempt}"
+
+
 def metrics_uri(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
     return _under(root, "metrics", operation, pipeline_id, attempt)
 
@@ -82,6 +87,12 @@ def metrics_file(root: str, operation: str, pipeline_id: str, attempt: str) -> s
 def scoring_stats_file(root: str, pipeline_id: str) -> str:
     """The counts of a scoring run, which its check compares with the tables."""
     return drift_folder(root, pipeline_id) + "/run_stats.json"
+
+
+def lineage_file(root: str) -> str:
+    """The local backend's OpenLineage events, one JSON document a line (churn_core.lineage_conf):
+    the Airflow tasks' and the Spark jobs' alike."""
+    return f"{root.rstrip('/')}/lineage/events.jsonl"
 
 
 def commit_record(root: str, step: str, pipeline_id: str) -> str:
