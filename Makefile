@@ -76,6 +76,7 @@ compile: venv
 AIRFLOW_BIND ?= 127.0.0.1
 AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__API__HOST=$(AIRFLOW_BIND) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "file", "log_file_path": "$(CHURN_ROOT)/lineage/events.jsonl", "append": true}' \
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
 airflow-up: venv java

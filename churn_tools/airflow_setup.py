@@ -1,4 +1,4 @@
-"""Prepares an Airflow metadata DB for these DAGs: migrates it and creates their pools.
+"""Prepares an Airflow for these DAGs: migrates its DB, creates their pools and its lineage folder.
 
 ``churn airflow-setup`` (or ``python -m churn_tools.airflow_setup``) runs it in the current
 Airflow environment; the demo, ``make airflow-up``, the compose ``airflow-init`` service and the
@@ -8,8 +8,12 @@ tests all call it.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from churn_airflow.settings import LOCAL_SPARK_POOL, REGISTRY_POOL
 from churn_core import local_slots
@@ -30,8 +34,17 @@ def pool_commands() -> list[list[str]]:
     return [["pools", "set", name, str(slots), about] for name, (slots, about) in pools.items()]
 
 
+def lineage_folder(env: Mapping[str, str]) -> None:
+    """Create the folder of a file transport's OpenLineage events (its writer does not)."""
+    transport = json.loads(env.get("AIRFLOW__OPENLINEAGE__TRANSPORT") or "{}")
+    if transport.get("type") == "file":
+        Path(transport["log_file_path"]).parent.mkdir(parents=True, exist_ok=True)
+
+
 def setup(env: dict[str, str] | None = None) -> None:
-    """Migrate the DB and create the pools of the Airflow that ``env`` configures."""
+    """Migrate the DB, create the pools and the lineage folder of the Airflow that ``env``
+    configures."""
+    lineage_folder(os.environ if env is None else env)
     for command in (["db", "migrate"], *pool_commands()):
         subprocess.run(
             [sys.executable, "-m", "airflow", *command],

@@ -20,6 +20,7 @@ from pathlib import Path
 import pluggy
 
 from churn_airflow.settings import DEADLINE_OFF
+from churn_core import lineage_conf
 from churn_tools import REPO, airflow_setup
 
 DAGS = (("customer_churn_training", "training"), ("customer_churn_batch_scoring", "scoring"))
@@ -39,6 +40,7 @@ def airflow_env(root: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "CHURN_BACKEND": "local",
         "CHURN_ROOT": str(root),
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": lineage_conf.airflow_transport(str(root)),
         # dag.test() cannot finish a DAG with a deadline (apache/airflow#73428), and without a
         # scheduler nothing would watch one
         **{f"CHURN_{dag}_DEADLINE": DEADLINE_OFF for dag in ("TRAINING", "SCORING")},

@@ -65,9 +65,7 @@ class ChurnDataprocCreateBatchOperator(DataprocCreateBatchOperator):
             self.log.info("batch %s is %s: waiting on it", batch_id, batch.state.name)
             version = scoring.model_version(type(batch).to_dict(batch))
             return {"batch_id": batch_id, "state": batch.state.name, "model_version": version}
-        self.batch = scoring.champion_batch(
-            settings.environment(), self.plan, context["params"], current
-        )
+        self.batch = scoring.champion_batch(settings.environment(), self.plan, context, current)
         self.batch_id = self._batch_id(current)
         result = super().execute(context)
         state = Batch.State(result["state"]).name

@@ -13,7 +13,7 @@ from pathlib import Path
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
-from churn_airflow import landing, local_jobs, run_ids, scoring, settings
+from churn_airflow import landing, lineage_parent, local_jobs, run_ids, scoring, settings
 from churn_core import lineage
 
 
@@ -82,7 +82,9 @@ class LocalPipelineOperator(BaseOperator):
         found = run_ids.first_reusable(earlier, lambda a: _reusable(self._folder(a)))
         attempt = found[0] if found else current
         self.folder = self._folder(attempt)
-        values = for_attempt(self.parameter_values, attempt)
+        values = for_attempt(
+            lineage_parent.pipeline_values(self.parameter_values, context), attempt
+        )
         if found:
             self.log.info(
                 "pipeline job %s is %s: waiting on it", self.folder.name, found[1]["state"]
@@ -148,9 +150,7 @@ class LocalBatchOperator(BaseOperator):
             batch = local_jobs.read_request(folder)
         else:
             folder = self._folder(current)
-            batch = scoring.champion_batch(
-                settings.environment(), self.plan, context["params"], current
-            )
+            batch = scoring.champion_batch(settings.environment(), self.plan, context, current)
             state = local_jobs.submit(folder, batch)["state"]
             self.log.info(
                 "local batch %s: %s (log: %s)", folder.name, state, folder / local_jobs.LOG

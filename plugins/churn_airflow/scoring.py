@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from churn_airflow import lineage_parent
 from churn_core import batches, bigquery_sql, layout, psi
 from churn_core.layout import BATCH_PREDICTIONS, BATCH_REJECTS
 
@@ -47,12 +48,14 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
     return batches.pyspark_batch(runs_as, "score", args, pipeline_id, as_service_account=True)
 
 
-def champion_batch(env, plan: dict, params: dict, attempt: str) -> dict:
+def champion_batch(env, plan: dict, context, attempt: str) -> dict:
     """The Batch of a new ``attempt`` that scores the plan's day with the registry's champion
     of this moment (the submit task builds it for each new attempt, so a cleared submit scores
-    with a rolled-back champion); ``params`` are the scoring DAG's."""
+    with a rolled-back champion), under the submit task's OpenLineage run; ``context`` is the
+    task's, with the scoring DAG's params."""
     from churn_airflow.promotion import resolve_champion
 
+    params = context["params"]
     champion = resolve_champion(env.artifact_root)
     args = scoring_args(
         env,
@@ -65,7 +68,10 @@ def champion_batch(env, plan: dict, params: dict, attempt: str) -> dict:
         drift_alert=params["drift_alert"],
     )
     args += ["--max-reject-fraction", str(params["max_reject_fraction"])]
-    return dataproc_batch(env, plan["pipeline_id"], args)
+    batch = dataproc_batch(env, plan["pipeline_id"], args)
+    properties = batch["runtime_config"]["properties"]
+    batch["runtime_config"]["properties"] = lineage_parent.spark_properties(properties, context)
+    return batch
 
 
 def model_version(batch: dict) -> str:

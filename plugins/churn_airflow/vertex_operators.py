@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowException
 from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud.aiplatform_v1.types import PipelineJob, PipelineState
 
-from churn_airflow import run_ids
+from churn_airflow import lineage_parent, run_ids
 from churn_core import lineage
 from churn_core.pipeline_params import for_attempt
 
@@ -86,7 +86,7 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
             self._cancel_if_running(attempt)
         earlier, current = run_ids.attempts(self.run_key, ti, self.retries)
         found = run_ids.first_reusable(earlier, self._reusable)
-        self._adopt(ti, found[0] if found else current)
+        self._adopt(context, found[0] if found else current)
         if found:
             self.log.info("pipeline job %s is %s: re-attaching", self.job_id, found[1].state.name)
             return self._attach(found[1])
@@ -101,9 +101,12 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
         self._check((result or {}).get("state"))
         return result
 
-    def _adopt(self, ti, attempt: str) -> None:
-        """Take this attempt's job id and values, and tell downstream tasks which they are."""
-        self.parameter_values = for_attempt(self.parameter_values, attempt)
+    def _adopt(self, context, attempt: str) -> None:
+        """Take this attempt's job id and values (its batches under this task's OpenLineage
+        run), and tell downstream tasks which they are."""
+        values = lineage_parent.pipeline_values(self.parameter_values, context)
+        self.parameter_values = for_attempt(values, attempt)
+        ti = context["ti"]
         self.job_id = self._job_id(attempt)
         ti.xcom_push(key=run_ids.JOB_ID_KEY, value=self.job_id)
         ti.xcom_push(key=run_ids.RUN_VALUES_KEY, value=self.parameter_values)

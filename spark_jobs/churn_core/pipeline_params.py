@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_core import batches, layout, runtime, spark_conf
+from churn_core import batches, layout, lineage_conf, runtime, spark_conf
 from churn_core.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
 from churn_core.lineage import PIPELINE_STEPS, batch_id
 
@@ -29,6 +29,7 @@ DATAPROC_SPARK_PROPERTIES = {
     "spark.executor.cores": "4",
     "spark.executor.memory": "12g",
     "spark.dynamicAllocation.maxExecutors": "10",
+    **lineage_conf.DATAPROC_LINEAGE,  # each batch in Dataplex lineage
 }
 
 
@@ -65,7 +66,11 @@ class Environment:
             artifact_root=str(root),
             code_uri=str(REPO / "spark_jobs"),
             python_file_uris=(str(root / "code" / "churn_ml.zip"),),
-            spark_properties=spark_conf.local_properties(),  # read when the run starts
+            # read when the run starts; the jobs' run events go to a file under the root
+            spark_properties={
+                **spark_conf.local_properties(),
+                **lineage_conf.local_transport(str(root)),
+            },
         )
 
     @classmethod

@@ -25,7 +25,9 @@ from churn_airflow.run_ids import RUN_VALUES_KEY
 from churn_airflow.scoring import dataproc_batch, scoring_args
 from churn_airflow.vertex_lazy import LazyPipelineJobOperator, PipelineJobLink
 from churn_airflow.vertex_operators import ChurnRunPipelineJobOperator
-from churn_core.pipeline_params import REPO, Environment, parameter_values
+from churn_core.pipeline_params import REPO, Environment, for_attempt, parameter_values
+from tests.dataproc_schema import strict_batch
+from tests.plugins.task_instances import openlineage_parent, task_instance
 
 DATAPROC_HOOK = "airflow.providers.google.cloud.operators.dataproc.DataprocHook"
 SENSOR_HOOK = "airflow.providers.google.cloud.sensors.dataproc.DataprocHook"
@@ -59,7 +61,7 @@ SCORING_PARAMS = {"drift_warning": 0.1, "drift_alert": 0.25, "max_reject_fractio
 def context(try_number: int = 1, max_tries: int | None = None) -> dict:
     """A task's context; by default every try after the first is an automatic retry."""
     retries = 3  # the cloud tasks' CLOUD_RETRIES
-    ti = mock.MagicMock(try_number=try_number, max_tries=max_tries or retries)
+    ti = task_instance(try_number, max_tries or retries)
     return {"ti": ti, "params": SCORING_PARAMS}
 
 
@@ -254,8 +256,9 @@ def test_a_cleared_task_scores_again_even_after_a_success(dataproc_hook):
 def test_new_work_scores_with_the_registrys_champion_of_that_moment(dataproc_hook, champion_batch):
     """So a submit cleared after a rollback scores with the restored champion."""
     dataproc_hook.get_batch.side_effect = dataproc_batches({scoring_id(2): Batch.State.PENDING})
-    batch_operator().execute(cleared(2))
-    champion_batch.assert_called_once_with(gcp_env(), PLAN, SCORING_PARAMS, f"{RUN_KEY}-2")
+    task_context = cleared(2)
+    batch_operator().execute(task_context)
+    champion_batch.assert_called_once_with(gcp_env(), PLAN, task_context, f"{RUN_KEY}-2")
 
 
 def test_a_retry_that_re_attaches_reports_its_batchs_model_and_resolves_nothing(
@@ -398,8 +401,13 @@ def job_id(attempt: int) -> str:
     return f"churn-training-20261129-{RUN_KEY}-{attempt}"
 
 
-def values(attempt: int = 1) -> dict:
-    return parameter_values(gcp_env(), "20261129", DAY, f"{RUN_KEY}-{attempt}")
+def values(attempt: int = 1, ti=None) -> dict:
+    """The run's values for ``attempt``; with ``ti``, its batches under that task's run."""
+    values = parameter_values(gcp_env(), "20261129", DAY, f"{RUN_KEY}-{attempt}")
+    if ti is None:
+        return values
+    properties = {**values["spark_properties"], **openlineage_parent(ti)}
+    return for_attempt({**values, "spark_properties": properties}, f"{RUN_KEY}-{attempt}")
 
 
 def pipeline_arguments(deferrable: bool = False, **overrides) -> dict:
@@ -477,7 +485,7 @@ def test_pipeline_job_first_attempt(pipeline_hook):
     pipeline_hook.get_pipeline_job.assert_not_called()  # no earlier try to look for
     kwargs = pipeline_hook.submit_pipeline_job.call_args.kwargs
     assert kwargs["job_id"] == job_id(1)
-    assert kwargs["parameter_values"] == values(1)
+    assert kwargs["parameter_values"] == values(1, ctx["ti"])
     assert kwargs["project_id"] == PROJECT
     assert kwargs["region"] == REGION
     assert kwargs["display_name"] == "customer-churn-training-20261129"
@@ -486,7 +494,7 @@ def test_pipeline_job_first_attempt(pipeline_hook):
     assert kwargs["enable_caching"] is False
     assert kwargs["labels"] == {"app": "customer-churn"}
     assert pushed(ctx)["pipeline_job_id"] == job_id(1)
-    assert pushed(ctx)[RUN_VALUES_KEY] == values(1)
+    assert pushed(ctx)[RUN_VALUES_KEY] == values(1, ctx["ti"])
     pipeline_hook.submit_pipeline_job.return_value.wait.assert_called_once()
 
 
@@ -516,8 +524,8 @@ def test_a_retry_after_a_failed_job_submits_a_new_one(pipeline_hook, earlier):
     kwargs = pipeline_hook.submit_pipeline_job.call_args.kwargs
     assert kwargs["job_id"] == job_id(2)
     sent = kwargs["parameter_values"]
-    assert sent == values(2)
-    changed = {k: v for k, v in sent.items() if v != values(1)[k]}
+    assert sent == values(2, ctx["ti"])
+    changed = {k: v for k, v in sent.items() if v != values(1, ctx["ti"])[k]}
     preprocessing = changed.pop("preprocessing_batch")["pyspark_batch"]["args"]
     assert preprocessing[preprocessing.index("--attempt") + 1] == f"{RUN_KEY}-2"
     assert {k: changed.pop(k) for k in list(changed) if not k.startswith(("train", "tun"))} == {
@@ -531,7 +539,26 @@ def test_a_retry_after_a_failed_job_submits_a_new_one(pipeline_hook, earlier):
     assert changed["training_batch_id"] == f"churn-training-20261129-{RUN_KEY}-2"
     assert changed["tuning_metrics_uri"].endswith(f"/20261129/{RUN_KEY}-2")
     assert sent["pipeline_id"] == "20261129"  # the lineage key does not change
-    assert pushed(ctx)[RUN_VALUES_KEY] == values(2)
+    assert pushed(ctx)[RUN_VALUES_KEY] == values(2, ctx["ti"])
+
+
+def test_each_pipeline_batch_names_the_task_as_its_openlineage_parent(pipeline_hook):
+    """Vertex hands each step's Batch whole to Dataproc: its properties carry the task run's
+    OpenLineage identity (the provider's ids) and turn Dataplex lineage on."""
+    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
+        job_id(1), "PIPELINE_STATE_SUCCEEDED"
+    )
+    ctx = context(1)
+    pipeline_operator().execute(ctx)
+    sent = pipeline_hook.submit_pipeline_job.call_args.kwargs["parameter_values"]
+    parent = openlineage_parent(ctx["ti"])
+    assert parent["spark.openlineage.parentJobName"] == "customer_churn_scoring.submit"
+    for step in ("preprocessing", "training", "tuning"):
+        properties = dict(strict_batch(sent[f"{step}_batch"]).runtime_config.properties)
+        assert {k: v for k, v in properties.items() if "lineage" in k} == {
+            **parent,
+            "spark.dataproc.lineage.enabled": "true",
+        }
 
 
 def test_a_retry_after_a_polling_error_re_attaches_to_the_running_job(pipeline_hook):
@@ -557,7 +584,7 @@ def test_a_retry_after_a_polling_error_re_attaches_to_the_running_job(pipeline_h
         },
     )
     # downstream tasks read the attempt that ran: try 1's values, not try 2's
-    assert pushed(ctx) == {"pipeline_job_id": job_id(1), RUN_VALUES_KEY: values(1)}
+    assert pushed(ctx) == {"pipeline_job_id": job_id(1), RUN_VALUES_KEY: values(1, ctx["ti"])}
 
 
 def test_a_retry_after_a_job_that_succeeded_does_not_run_it_again(pipeline_hook):

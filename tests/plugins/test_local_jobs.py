@@ -25,6 +25,7 @@ from churn_airflow.local_operators import (
 )
 from churn_airflow.run_ids import JOB_ID_KEY, RUN_VALUES_KEY
 from churn_core.pipeline_params import Environment, parameter_values
+from tests.plugins.task_instances import task_instance
 
 TIMEOUT = 120
 SCRIPT = """
@@ -68,7 +69,7 @@ def wait_until_done(folder: Path) -> dict:
 
 def ti(try_number: int = 1, max_tries: int = 1) -> mock.MagicMock:
     """A task instance; the operators here have 0 retries unless a test says otherwise."""
-    return mock.MagicMock(try_number=try_number, max_tries=max_tries)
+    return task_instance(try_number, max_tries)
 
 
 def scoring_context(try_number: int = 1, max_tries: int = 1) -> dict:
