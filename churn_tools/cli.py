@@ -3,6 +3,7 @@
     churn demo [--rows N] [--json]          both DAGs end to end on the local backend
     churn registry --root ROOT show         the model versions and the champion
     churn registry --root ROOT promote V    make a registered version the champion (rollback)
+    churn lineage KEY                       a run's or model version's lineage, and its picture
     churn pipeline run-local --date D ...   the training pipeline alone, under kfp.local
     churn generate-data --rows N ...        deterministic sample data
     churn airflow-setup                     migrate the Airflow DB and create the pools
@@ -19,6 +20,7 @@ import sys
 COMMANDS = {
     "demo": "churn_tools.demo",
     "registry": "churn_airflow.registry",
+    "lineage": "churn_tools.lineage",
     "pipeline run-local": "pipeline.run_local",
     "generate-data": "generate_data",
     "airflow-setup": "churn_tools.airflow_setup",

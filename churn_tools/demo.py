@@ -21,7 +21,7 @@ import pluggy
 
 from churn_airflow.settings import DEADLINE_OFF
 from churn_core import lineage_conf
-from churn_tools import REPO, airflow_setup
+from churn_tools import REPO, airflow_setup, lineage
 
 DAGS = (("customer_churn_training", "training"), ("customer_churn_batch_scoring", "scoring"))
 BAD_INPUT = re.compile(r"bad input: .*")
@@ -239,6 +239,7 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
         drift = drift_watch.read_report(env.artifact_root, run.pipeline_id)
         summary["drift"] = drift_watch.summary(drift)
         summary["drift"]["message"] = drift_watch.message(drift)
+    summary["lineage"] = str(lineage.picture(Path(env.artifact_root), run.pipeline_id)[1])
     return summary
 
 
@@ -273,6 +274,8 @@ def render(summary: dict) -> str:
             lines.append(f"  report: {drift['report']}")
     for report in summary.get("reports", []):
         lines.append(f"Report: {report}")
+    if "lineage" in summary:
+        lines.append(f"Lineage: {summary['lineage']}")
     if "registry" in summary:
         lines.append(f"Registry: {summary['registry']}")
     if notifications := summary.get("notifications"):

@@ -66,6 +66,7 @@ SPARK_PROPERTIES = {
     "spark.executor.cores": "4",
     "spark.executor.memory": "12g",
     "spark.dynamicAllocation.maxExecutors": "10",
+    "spark.dataproc.lineage.enabled": "true",  # Dataplex lineage of the batch
 }
 
 EXPECTED_BATCH = {

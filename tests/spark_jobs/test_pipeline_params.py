@@ -71,6 +71,7 @@ def test_parameter_values_gcp():
             "spark.executor.cores": "4",
             "spark.executor.memory": "12g",
             "spark.dynamicAllocation.maxExecutors": "10",
+            "spark.dataproc.lineage.enabled": "true",
         },
         "tuning": True,
         "aupr_threshold": 0.5,
@@ -133,6 +134,9 @@ def test_parameter_values_local(tmp_path, monkeypatch):
             "spark.default.parallelism": "4",
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
+            # the Spark jobs' OpenLineage events, to a file under the root
+            "spark.openlineage.transport.type": "file",
+            "spark.openlineage.transport.location": f"{root}/lineage/events.jsonl",
         },
         "tuning": False,
         "aupr_threshold": 0.7,
