@@ -44,10 +44,14 @@ def draw(graph: Graph, title: str, path: Path) -> Path:
 
     column: dict[object, int] = {}
     for run in ordered(graph):
-        reads = graph.inputs[run.run_id]
-        column[run] = 1 + max((column.setdefault(d, 0) for d in reads), default=0)
+        column[run] = 1 + max(
+            (column[d] for d in graph.inputs[run.run_id] if d in column), default=0
+        )
         for d in graph.outputs[run.run_id]:
             column[d] = max(column.get(d, 0), column[run] + 1)
+    for run in graph.runs.values():  # a raw input just before the first run that reads it
+        for d in graph.inputs[run.run_id]:
+            column[d] = min(column.get(d, column[run] - 1), column[run] - 1)
     rows: dict[int, int] = {}
     place = {}
     for node, x in sorted(column.items(), key=lambda item: item[1]):

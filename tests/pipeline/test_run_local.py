@@ -18,6 +18,8 @@ import pytest
 
 from churn_core import layout, lineage
 from churn_core.pipeline_params import Tuning
+from churn_tools import lineage as lineage_cli
+from churn_tools import lineage_graph
 from pipeline import run_local
 
 pytestmark = [
@@ -195,6 +197,36 @@ def test_rerun_scores_its_champion_on_the_same_rows(skipped_run, tuned_run):
     assert page.count('src="data:image/png;base64,') == 5
     assert f"Compared with champion <code>{CHAMPION_VERSION}</code>" in page
     assert (Path(report).parent / "comparison.png").is_file()
+
+
+def test_each_step_recorded_its_lineage(root, reference_csv, tuned_run):
+    """The steps' OpenLineage events, to the local default transport: the day's CSV into
+    the run's training_data partition, that partition into both model versions."""
+    events = lineage_cli.read_events(Path(layout.lineage_file(str(root))))
+    attempt = tuned_run["summary"]["attempt"]
+    graph = lineage_graph.select(
+        lineage_graph.build(events), f"{PIPELINE_ID}-{layout.TUNING}-{attempt}"
+    )
+    runs = {(r.job, r.attempt): r for r in graph.runs.values()}
+    assert sorted(runs) == [(layout.PREPROCESSING, attempt), (layout.TUNING, attempt)]
+    partition = lineage_graph.Dataset(
+        "file", f"{root}/warehouse/customer_churn_ds/training_data", PIPELINE_ID
+    )
+    preprocessing = runs[(layout.PREPROCESSING, attempt)].run_id
+    assert graph.inputs[preprocessing] == [
+        lineage_graph.Dataset("file", str(reference_csv.resolve()))
+    ]
+    assert graph.outputs[preprocessing] == [partition]
+    tuning = runs[(layout.TUNING, attempt)]
+    assert tuning.model_version == f"{PIPELINE_ID}-{layout.TUNING}-{attempt}"
+    assert graph.inputs[tuning.run_id] == [partition]
+    assert graph.outputs[tuning.run_id] == [
+        lineage_graph.Dataset("file", tuned_run["tuning"]["model_uri"])
+    ]
+    # run by hand, not by Airflow: no parent; every step started and completed
+    assert not tuning.parent
+    mine = [e for e in events if e["run"]["facets"].get("churn_run", {}).get("attempt") == attempt]
+    assert sorted(e["eventType"] for e in mine) == ["COMPLETE"] * 3 + ["START"] * 3
 
 
 def test_failing_step_fails_the_pipeline(root, reference_csv, tmp_path, capfd):
