@@ -66,7 +66,7 @@ def draw(graph: Graph, title: str, path: Path) -> Path:
             _arrow(ax, place[run], place[d])
     for node, (x, y) in place.items():
         is_data = isinstance(node, Dataset)
-        text = _short(node.label, 46) if is_data else node.label.replace(" (", "\n(")
+        text = _box(node) if is_data else node.label.replace(" (", "\n(")
         box = {"boxstyle": "square" if is_data else "round", "edgecolor": "grey",
                "facecolor": "#d6e6f5" if is_data else "#fbd9b5"}  # fmt: skip
         ax.text(x, -y, text, ha="center", va="center", fontsize=7, bbox=box)
@@ -87,9 +87,12 @@ def _arrow(ax, start: tuple[int, int], end: tuple[int, int]) -> None:
                 arrowprops={"arrowstyle": "->", "color": "grey"})  # fmt: skip
 
 
-def _short(text: str, width: int) -> str:
-    """The end of a long path, where its table, day and run are."""
-    return text if len(text) <= width else "…" + text[-width:]
+def _box(dataset: Dataset) -> str:
+    """A dataset in a few words: the end of its path (table, day or run) and its partition."""
+    name = dataset.name
+    if dataset.namespace != "bigquery":
+        name = "…/" + "/".join(name.rstrip("/").split("/")[-3:])
+    return name + (f"\n[pipeline_id={dataset.partition}]" if dataset.partition else "")
 
 
 def parse_args(argv: list[str] | None):

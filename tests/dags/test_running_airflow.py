@@ -23,6 +23,8 @@ One server serves the whole module, and its tests run in order, each building on
 8. the notifications all of that sent: each promotion and refusal, the drift alert, and the
    runs that missed their deadline: training runs (20 s here after their logical date) and
    the scoring backfill of past days.
+9. the lineage of the first champion: its raw training day, through its training_data
+   partition, to today's predictions scored with it, each job under its Airflow task run.
 
 Screenshots go to ``test-output/ui/``.
 """
@@ -44,6 +46,8 @@ from urllib.parse import unquote
 import pyarrow.parquet as pq
 import pytest
 
+from churn_core import layout
+from churn_tools import lineage, lineage_graph
 from tests.dags.compose_stack import airflow, stack
 from tests.dags.conftest import REPO
 
@@ -622,6 +626,44 @@ def test_promotions_drift_and_late_runs_were_notified(server, api):
     backfilled = {(SCORING, r.dag_run_id) for r in runs(api, SCORING, "backfill")}
     assert late & trained and late <= trained | scored, (late, trained, scored)
     assert backfilled and backfilled <= late  # a past day is late from its start
+
+
+def test_lineage_links_the_champions_training_day_to_the_days_it_scored(server):
+    """The Spark jobs' run events and the Airflow tasks' (the compose file's OpenLineage
+    transport, one file): the first champion's raw training day, through its training_data
+    partition, to the predictions of today scored with it; each job run under the Airflow task
+    run that started it."""
+    events = lineage.read_events(Path(layout.lineage_file(str(server["root"]))))
+    graph = lineage_graph.select(lineage_graph.build(events), STATE["weak"])
+    jobs = {}
+    for run in graph.runs.values():
+        jobs.setdefault(run.job, []).append(run)
+    (trained,) = jobs[layout.TRAINING]
+    (preprocessed,) = [r for r in jobs[layout.PREPROCESSING] if r.attempt == trained.attempt]
+    partition = lineage_graph.Dataset(
+        "file", f"{server['root']}/warehouse/customer_churn_ds/training_data", trained.pipeline_id
+    )
+    raw = server["root"] / "landing" / "train" / f"dt={NOISE_DAY.isoformat()}"
+    assert graph.inputs[preprocessed.run_id] == [lineage_graph.Dataset("file", str(raw))]
+    assert graph.outputs[preprocessed.run_id] == [partition]
+    assert graph.inputs[trained.run_id] == [partition]
+    scored_today = next(r for r in jobs[layout.SCORING] if r.pipeline_id == f"{TODAY:%Y%m%d}")
+    assert scored_today.model_version == STATE["weak"]
+    assert graph.inputs[scored_today.run_id][1] == graph.outputs[trained.run_id][0]  # the model
+    predictions = graph.outputs[scored_today.run_id][0]
+    assert (predictions.name.rsplit("/", 1)[1], predictions.partition) == (
+        "batch_predictions",
+        f"{TODAY:%Y%m%d}",
+    )
+    tasks = {
+        e["run"]["runId"]: e["job"]["name"] for e in events if e["job"]["namespace"] == "default"
+    }
+    for event in events:
+        if event["job"]["namespace"] == "customer-churn" and event["run"]["runId"] in graph.runs:
+            parent = event["run"]["facets"]["parent"]
+            assert tasks[parent["run"]["runId"]] == parent["job"]["name"], parent
+    assert {r.parent for r in jobs[layout.SCORING]} == {f"{SCORING}.submit_scoring"}
+    assert trained.parent == f"{TRAINING}.run_training_pipeline"
 
 
 # --- the services work together --------------------------------------------------------------
