@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from churn_airflow import settings
-from churn_core import lineage, runtime
+from churn_core import batches, lineage, runtime
 
 CLOUD_RETRIES = {
     "retries": 3,
@@ -96,7 +96,7 @@ def training_pipeline(task_id: str, plan):
             run_key=run_key,
             service_account=settings.template("service_account") or None,
             enable_caching=False,
-            labels={"app": "customer-churn"},
+            labels=batches.APP_LABEL,
             deferrable=True,
             poll_interval=60,
             **CLOUD_RETRIES,

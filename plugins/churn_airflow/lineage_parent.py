@@ -8,15 +8,22 @@ record of a Dataproc batch, hang under the task that started them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+
+log = logging.getLogger(__name__)
 
 
 def spark_properties(properties: Mapping[str, str], context) -> dict[str, str]:
-    """``properties`` with the task's identity (kept as they are if they name a parent)."""
-    from airflow.providers.openlineage.utils.spark import (
-        inject_parent_job_information_into_spark_properties,
-    )
-
+    """``properties`` with the task's identity (kept as they are if they name a parent, or
+    where the OpenLineage provider is not installed)."""
+    try:
+        from airflow.providers.openlineage.utils.spark import (
+            inject_parent_job_information_into_spark_properties,
+        )
+    except ImportError:
+        log.warning("apache-airflow-providers-openlineage is not installed: no lineage parent")
+        return dict(properties)
     return inject_parent_job_information_into_spark_properties(dict(properties), context)
 
 

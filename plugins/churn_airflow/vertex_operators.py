@@ -106,6 +106,8 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
         run), and tell downstream tasks which they are."""
         values = lineage_parent.pipeline_values(self.parameter_values, context)
         self.parameter_values = for_attempt(values, attempt)
+        # the billing export joins the job, as it joins its batches, on these labels
+        self.labels = {**(self.labels or {}), **self.parameter_values["labels"]}
         ti = context["ti"]
         self.job_id = self._job_id(attempt)
         ti.xcom_push(key=run_ids.JOB_ID_KEY, value=self.job_id)

@@ -492,7 +492,8 @@ def test_pipeline_job_first_attempt(pipeline_hook):
     assert kwargs["template_path"] == str(TEMPLATE)
     assert kwargs["pipeline_root"] == "gs://model-b/pipeline-root"
     assert kwargs["enable_caching"] is False
-    assert kwargs["labels"] == {"app": "customer-churn"}
+    # the billing export joins the job and its batches on the run's pipeline_id
+    assert kwargs["labels"] == {"app": "customer-churn", "pipeline-id": "20261129"}
     assert pushed(ctx)["pipeline_job_id"] == job_id(1)
     assert pushed(ctx)[RUN_VALUES_KEY] == values(1, ctx["ti"])
     pipeline_hook.submit_pipeline_job.return_value.wait.assert_called_once()
@@ -752,6 +753,7 @@ def test_submitted_values_load_against_the_committed_template(pipeline_hook, att
     )
     assert job.job_id == job_id(attempt)
     assert job.to_dict()["runtimeConfig"]["parameterValues"] == sent["parameter_values"]
+    assert job.to_dict()["labels"] == {"app": "customer-churn", "pipeline-id": "20261129"}
 
     declared = yaml.safe_load(TEMPLATE.read_text())["root"]["inputDefinitions"]["parameters"]
     required = {name for name, spec in declared.items() if not spec.get("isOptional")}
