@@ -239,7 +239,10 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
         drift = drift_watch.read_report(env.artifact_root, run.pipeline_id)
         summary["drift"] = drift_watch.summary(drift)
         summary["drift"]["message"] = drift_watch.message(drift)
-    summary["lineage"] = str(lineage.picture(Path(env.artifact_root), run.pipeline_id)[1])
+    try:
+        summary["lineage"] = str(lineage.picture(Path(env.artifact_root), run.pipeline_id)[1])
+    except (FileNotFoundError, LookupError) as missing:
+        summary["lineage"] = f"none drawn: {missing}"
     return summary
 
 

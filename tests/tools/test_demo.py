@@ -54,3 +54,8 @@ def test_the_summary_lists_the_notifications_the_demo_sent():
     lines = render({**SUMMARY, "notifications": notifications}).splitlines()
     start = lines.index("Notifications (2): .churn/notifications.jsonl")
     assert lines[start + 1 : start + 3] == [f"  {sent}" for sent in notifications["sent"]]
+
+
+def test_the_summary_gives_the_lineage_pictures_path():
+    lines = render({**SUMMARY, "lineage": ".churn/lineage/20261201.png"}).splitlines()
+    assert "Lineage: .churn/lineage/20261201.png" in lines
