@@ -5,7 +5,8 @@
 2. Tuning alone with the lab's default grid (27 points) and 5 folds.
 3. Scoring 1M generated rows against two I/O floors: the job itself with the model swapped
    for constant columns, and a single read, clean and write of the cleaned rows.
-   Then scoring with drift against scoring without it, alternated on the same 1M rows.
+   Then scoring with drift against scoring without it, and with its OpenLineage run events
+   against without, each alternated on the same 1M rows.
 4. Metrics on a 1M-row prediction set (one bounded aggregation).
 5. The training job on the reference data with the champion comparison (scoring the
    champion and the paired bootstrap) and without, each run a fresh process, alternating.
@@ -139,13 +140,11 @@ def bench_full_grid(work: Path, dataset: str) -> dict:
     }
 
 
-def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tuple[dict, str]:
-    import score
+def scoring_input(work: Path, dataset: str, rows: int) -> tuple[str, Path]:
+    """A model trained on the reference data, and ``rows`` generated customers to score."""
     import train
-    from pyspark.sql import functions as F
 
-    from churn_ml import cleaning, customers, raw_csv, sample_data, storage
-    from churn_ml.model import CHURN_PROBABILITY
+    from churn_ml import sample_data
 
     model_uri = str(work / "model")
     train.main(
@@ -165,6 +164,17 @@ def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tup
         f"generate {rows} scoring rows",
         lambda: sample_data.write_csv(source, rows, seed=5, with_label=False),
     )
+    return model_uri, source
+
+
+def bench_scoring(spark, work: Path, dataset: str, rows: int = 1_000_000) -> tuple[dict, str]:
+    import score
+    from pyspark.sql import functions as F
+
+    from churn_ml import cleaning, customers, raw_csv, storage
+    from churn_ml.model import CHURN_PROBABILITY
+
+    model_uri, source = scoring_input(work, dataset, rows)
 
     def one_write_floor():
         parsed = cleaning.parse(raw_csv.read(spark, str(source), with_label=False))
@@ -234,6 +244,56 @@ def bench_drift(spark, work: Path, dataset: str, model_uri: str) -> dict:
     result = {f"{name}_runs_s": [round(s, 1) for s in seconds] for name, seconds in runs.items()}
     result["ratio"] = round(min(runs["with_drift"]) / min(runs["without_drift"]), 3)
     result["rows_measured"] = report["rows"]
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def bench_lineage(spark, work: Path, dataset: str, model_uri: str) -> dict:
+    """The scoring job with its OpenLineage run events (the local file transport) against the
+    job without, on the rows ``bench_scoring`` wrote, alternated; the fastest of three each.
+    A spark-submit job also imports the OpenLineage client once: timed in a fresh process and
+    added. (Cost recording adds nothing to the job: spark-submit's wait4 reads its usage.)"""
+    import subprocess
+    import sys
+
+    import score
+
+    from churn_core import lineage_conf
+
+    transport = lineage_conf.local_transport(str(work))
+
+    def run(pipeline_id: str, with_events: bool):
+        def job():
+            for key, value in transport.items():
+                if with_events:
+                    spark.conf.set(key, value)
+                else:
+                    spark.conf.unset(key)
+            score.main([
+                "--pipeline-id", pipeline_id, "--input-uri", str(work / SCORE_CSV),
+                "--model-uri", model_uri, "--model-version", "bench", "--dataset-uri", dataset,
+            ])  # fmt: skip
+
+        return job
+
+    runs = {"without_lineage": [], "with_lineage": []}
+    for i in (1, 2, 3):
+        runs["without_lineage"].append(timed(f"scoring (run {i})", run("plain", False))[1])
+        runs["with_lineage"].append(timed(f"scoring + lineage (run {i})", run("ol", True))[1])
+    for key in transport:
+        spark.conf.unset(key)
+    started = "import time; t = time.perf_counter(); import openlineage.client; "
+    imported = subprocess.run(
+        [sys.executable, "-c", started + "print(time.perf_counter() - t)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    import_s = float(imported.stdout)
+    events = len((work / "lineage" / "events.jsonl").read_text().splitlines())
+    best = {name: min(seconds) for name, seconds in runs.items()}
+    result = {f"{name}_runs_s": [round(s, 1) for s in seconds] for name, seconds in runs.items()}
+    result["client_import_s"] = round(import_s, 2)
+    result["events_written"] = events
+    result["ratio"] = round((best["with_lineage"] + import_s) / best["without_lineage"], 3)
     print(json.dumps(result), flush=True)
     return result
 
@@ -337,7 +397,8 @@ def bench_local_pipeline(work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Every benchmark; ``python -m tests.bench comparison`` runs only that one."""
+    """Every benchmark; ``python -m tests.bench comparison`` (or ``lineage``) runs only that
+    one."""
     import sys
 
     logging.basicConfig(level=logging.WARNING)
@@ -355,10 +416,15 @@ def main(argv: list[str] | None = None) -> None:
             spark.stop()
             print(json.dumps(bench_comparison(work, dataset), indent=2))
             return
+        if only == ["lineage"]:
+            model_uri, _ = scoring_input(work, dataset, 1_000_000)
+            print(json.dumps(bench_lineage(spark, work, dataset, model_uri), indent=2))
+            return
         results["tuning_side_by_side"] = bench_tuning_side_by_side(spark, dataset)
         results["tuning_full_grid"] = bench_full_grid(work, dataset)
         results["scoring"], model_uri = bench_scoring(spark, work, dataset)
         results["drift"] = bench_drift(spark, work, dataset, model_uri)
+        results["lineage"] = bench_lineage(spark, work, dataset, model_uri)
         results["metrics"] = bench_metrics(spark, work, model_uri)
         spark.stop()
         results["comparison"] = bench_comparison(work, dataset)
