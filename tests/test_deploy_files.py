@@ -123,3 +123,32 @@ def test_make_airflow_up_listens_on_this_machine_and_writes_private_files():
     assert "AIRFLOW__API__HOST=0.0.0.0 " in plan("AIRFLOW_BIND=0.0.0.0")
     ports = compose()["services"]["airflow-apiserver"]["ports"]
     assert ports == ["${AIRFLOW_BIND:-127.0.0.1}:8080:8080"]
+
+
+def test_every_local_airflow_writes_its_lineage_beside_the_jobs(tmp_path):
+    """The compose file, ``make airflow-up`` and the demo give the OpenLineage provider the
+    file transport the Spark jobs' events go to (churn_core.lineage_conf), and the setup every
+    deployment runs creates its folder."""
+    import json
+    import shlex
+    import subprocess
+
+    from churn_core import lineage_conf
+    from churn_tools.airflow_setup import lineage_folder
+    from churn_tools.demo import airflow_env
+
+    root = "/opt/airflow/.churn"
+    composed = compose()["x-airflow-common"]["environment"]["AIRFLOW__OPENLINEAGE__TRANSPORT"]
+    assert json.loads(composed) == json.loads(lineage_conf.airflow_transport(root))
+    plan = subprocess.run(
+        ["make", "-n", "-s", "-C", str(REPO), "airflow-up", f"CHURN_ROOT={tmp_path}"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    (standalone,) = [line for line in plan.splitlines() if "airflow standalone" in line]
+    (setting,) = [w for w in shlex.split(standalone) if w.startswith("AIRFLOW__OPENLINEAGE__")]
+    made = json.loads(setting.split("=", 1)[1])
+    assert made == json.loads(lineage_conf.airflow_transport(str(tmp_path)))
+    demo = airflow_env(tmp_path)["AIRFLOW__OPENLINEAGE__TRANSPORT"]
+    assert demo == lineage_conf.airflow_transport(str(tmp_path))
+    lineage_folder({"AIRFLOW__OPENLINEAGE__TRANSPORT": demo})
+    assert (tmp_path / "lineage").is_dir()
