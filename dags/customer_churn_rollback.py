@@ -8,7 +8,8 @@ Trigger it with the `version` to restore and the `reason` (the trigger form asks
    there, and records who asked and why in the registry's history. It updates the `champion`
    asset, whose event names the latest scored day: the batch-scoring DAG re-scores that day
    with the restored champion, replacing its predictions. A version that is not registered,
-   or whose files are gone, fails the task in one sentence and leaves the champion alone.
+   or whose files are gone, fails the task at once (no retry) in one sentence and leaves the
+   champion alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from churn_airflow import factory
 from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL
@@ -48,9 +50,12 @@ def customer_churn_rollback():
         from churn_airflow import promotion, settings
 
         who = dag_run.triggering_user_name or "an unknown user"
-        event = promotion.roll_back(
-            settings.environment().artifact_root, params["version"], params["reason"], who
-        )
+        try:
+            event = promotion.roll_back(
+                settings.environment().artifact_root, params["version"], params["reason"], who
+            )
+        except ValueError as refused:  # no retry registers the version or restores its files
+            raise AirflowFailException(str(refused)) from None
         scored = inlet_events[BATCH_PREDICTIONS]
         day = scored[-1].extra.get("day") if scored else None
         outlet_events[CHAMPION_MODEL].extra = {

@@ -23,7 +23,8 @@ One server serves the whole module, and its tests run in order, each building on
 8. the notifications all of that sent: each promotion and refusal, the drift alert, and the
    runs that missed their deadline: training runs (20 s here after their logical date) and
    the scoring backfill of past days.
-9. the lineage of the first champion: its raw training day, through its training_data
+9. a rollback to an unknown version: the task fails at once and notifies once.
+10. the lineage of the first champion: its raw training day, through its training_data
    partition, to today's predictions scored with it, each job under its Airflow task run.
 
 Screenshots go to ``test-output/ui/``.
@@ -173,8 +174,8 @@ def runs(api, dag_id: str, run_type: str | None = None) -> list:
     return found.dag_runs
 
 
-def wait_for_run(api, dag_id: str, run_id: str) -> str:
-    """Polls a run until it ends; fails with every task's state unless it succeeded."""
+def wait_for_run(api, dag_id: str, run_id: str, expected: str = "success") -> str:
+    """Polls a run until it ends; fails with every task's state unless it ended as expected."""
     import airflow_client.client as client
 
     deadline = time.monotonic() + RUN_TIMEOUT
@@ -184,7 +185,7 @@ def wait_for_run(api, dag_id: str, run_id: str) -> str:
             break
         time.sleep(5)
     tasks = client.TaskInstanceApi(api).get_task_instances(dag_id, run_id).task_instances
-    assert state == "success", (run_id, state, {t.task_id: t.state for t in tasks})
+    assert state == expected, (run_id, state, {t.task_id: t.state for t in tasks})
     return run_id
 
 
@@ -626,6 +627,24 @@ def test_promotions_drift_and_late_runs_were_notified(server, api):
     backfilled = {(SCORING, r.dag_run_id) for r in runs(api, SCORING, "backfill")}
     assert late & trained and late <= trained | scored, (late, trained, scored)
     assert backfilled and backfilled <= late  # a past day is late from its start
+
+
+def test_a_failing_task_notifies_once(server, api):
+    """A rollback to a version nobody registered fails at once (a retry cannot register it),
+    and the failure callback tells it once, with the reason and the log."""
+    from churn_airflow.notify import LOCAL_FILE
+
+    conf = json.dumps({"version": "nope", "reason": "a failure the test asks for"})
+    run_id = wait_for_run(api, ROLLBACK, trigger(server, ROLLBACK, "--conf", conf), "failed")
+    assert task_states(api, ROLLBACK, run_id) == {"roll_back": "failed"}
+    lines = (server["root"] / LOCAL_FILE).read_text().splitlines()
+    failures = [
+        m for m in map(json.loads, lines) if (m["kind"], m["run_id"]) == ("failure", run_id)
+    ]
+    (failure,) = failures
+    assert failure["title"] == f"{ROLLBACK}.roll_back failed"
+    assert failure["body"].startswith("version 'nope' is not registered; known: ["), failure
+    assert "(try 1; log: " in failure["body"], failure  # one try: no retry
 
 
 def test_lineage_links_the_champions_training_day_to_the_days_it_scored(server):
