@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -11,9 +12,19 @@ import pytest
 import score
 from google.cloud.dataproc_v1 import AuthenticationConfig, Batch
 
-from churn_airflow.scoring import check_run, dataproc_batch, scoring_args, validate
+from churn_airflow import promotion
+from churn_airflow.scoring import (
+    champion_batch,
+    check_run,
+    dataproc_batch,
+    scoring_args,
+    validate,
+)
+from churn_core import layout
 from churn_core.pipeline_params import REPO, Environment
 from tests.dataproc_schema import strict_batch
+from tests.plugins.task_instances import openlineage_parent, task_instance
+from tests.plugins.test_promotion import A, write_metrics
 
 DAY = dt.date(2026, 11, 29)
 MODEL_URI = "gs://model-b/models/customer-churn-model/training/20261129"
@@ -144,6 +155,24 @@ def test_dataproc_batch_parses_strictly_as_a_batch():
     )
     assert not batch.environment_config.peripherals_config.spark_history_server_config
     assert Batch(payload) == batch  # what the provider operator builds from the same dict
+
+
+def test_the_submit_task_sends_the_champions_batch_under_its_openlineage_run(tmp_path):
+    """What the submit task sends Dataproc, as a strict Batch: the registry's champion of the
+    moment, and the task run's OpenLineage identity beside the Dataplex switch."""
+    root = str(tmp_path)
+    for operation, au_pr in ((layout.TRAINING, 0.7), (layout.TUNING, 0.6)):
+        write_metrics(tmp_path, operation, "20261128", au_pr)
+    promotion.promote_run({"artifact_root": root, "pipeline_id": "20261128", "attempt": A}, 0.5)
+    env = dataclasses.replace(full_env(), artifact_root=root)
+    ti = task_instance(task_id="submit_scoring")
+    plan = {"pipeline_id": "20261129", "run_key": "k7f2q", "day": "2026-11-29"}
+    params = {"drift_warning": 0.1, "drift_alert": 0.25, "max_reject_fraction": 0.05}
+    payload = champion_batch(env, plan, {"ti": ti, "params": params}, "k7f2q-1")
+    batch = strict_batch(payload)
+    assert dict(batch.runtime_config.properties) == {**SPARK_PROPERTIES, **openlineage_parent(ti)}
+    args = list(batch.pyspark_batch.args)
+    assert args[args.index("--model-version") + 1] == f"20261128-training-{A}"
 
 
 def test_dataproc_batch_omits_empty_settings():
