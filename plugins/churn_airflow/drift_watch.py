@@ -108,7 +108,7 @@ def latest_snapshot(data_root: str, until: dt.date) -> dt.date | None:
     if data_root.startswith("gs://"):
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        bucket, _, prefix = data_root.removeprefix("gs://").partition("/")
+        bucket, prefix = layout.gcs_object(data_root)
         names = GCSHook().list(bucket, prefix=prefix.rstrip("/") + "/dt=")
         folders = {
             name.removeprefix(prefix.rstrip("/") + "/").removesuffix(marker)

@@ -21,7 +21,7 @@ def read_json(uri: str) -> dict | None:
     if uri.startswith("gs://"):
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        bucket, name = layout.gcs_object(uri)
         hook = GCSHook()
         if not hook.exists(bucket, name):
             return None
@@ -39,7 +39,7 @@ def write_json(uri: str, doc: dict) -> None:
     if uri.startswith("gs://"):
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        bucket, name = layout.gcs_object(uri)
         GCSHook().upload(bucket, name, data=text, mime_type="application/json")
         return
     path = uri.removeprefix("file://")
@@ -110,7 +110,7 @@ def model_present(model_uri: str) -> bool:
     if metadata.startswith("gs://"):
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        bucket, _, name = metadata.removeprefix("gs://").partition("/")
+        bucket, name = layout.gcs_object(metadata)
         return bool(GCSHook().list(bucket, prefix=f"{name}/", max_results=1))
     return os.path.isdir(metadata.removeprefix("file://"))
 

@@ -360,7 +360,7 @@ class GcsStore:
     """A GCS object updated with ``if_generation_match``; a lost race re-reads and retries."""
 
     def __init__(self, uri: str, client=None, attempts: int = 10):
-        bucket, _, self.name = uri.removeprefix("gs://").partition("/")
+        bucket, self.name = layout.gcs_object(uri)
         if client is None:
             from google.cloud import storage
 

@@ -89,6 +89,14 @@ def scoring_stats_file(root: str, pipeline_id: str) -> str:
     return drift_folder(root, pipeline_id) + "/run_stats.json"
 
 
+def gcs_object(uri: str) -> tuple[str, str]:
+    """``gs://bucket/name`` -> (bucket, name)."""
+    if not uri.startswith("gs://"):
+        raise ValueError(f"{uri!r} is not a gs:// URI")
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    return bucket, name
+
+
 def lineage_file(root: str) -> str:
     """The local backend's OpenLineage events, one JSON document a line (churn_core.lineage_conf):
     the Airflow tasks' and the Spark jobs' alike."""

@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from churn_core import layout
 from churn_ml import cli
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def from_args(args) -> Claim | Unclaimed:
 def _blob(uri: str):
     from google.cloud import storage  # on the Dataproc image; never needed locally
 
-    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    bucket, name = layout.gcs_object(uri)
     return storage.Client().bucket(bucket).blob(name)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_core import lineage_conf
+from churn_core import layout, lineage_conf
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class DatasetRef:
         if self.uri.startswith("bq://"):
             return "bigquery", self.uri.removeprefix("bq://")
         if self.uri.startswith("gs://"):
-            bucket, _, path = self.uri.removeprefix("gs://").partition("/")
+            bucket, path = layout.gcs_object(self.uri)
             return f"gs://{bucket}", "/" + path.rstrip("/")
         return "file", str(Path(self.uri.removeprefix("file://")).resolve())
 
@@ -160,7 +160,11 @@ def _client(properties: Mapping[str, str]):
 def recorded(spark, run: JobRun) -> Iterator[None]:
     """The job's work between its START and its COMPLETE (or FAIL, with the error)."""
     properties = {k: v for k, v in spark.conf.getAll.items() if k.startswith(lineage_conf.PREFIX)}
-    client = _client(properties)
+    try:
+        client = _client(properties)
+    except Exception as err:  # lineage never fails the work it describes
+        log.warning("OpenLineage run events of %s not sent: %s", run.job, err)
+        client = None
     if client is None:
         yield
         return

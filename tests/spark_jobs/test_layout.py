@@ -33,3 +33,10 @@ def test_table_uri():
     assert layout.table_uri("/w/customer_churn_ds/", "batch_predictions") == (
         "/w/customer_churn_ds/batch_predictions"
     )
+
+
+def test_gcs_object():
+    assert layout.gcs_object("gs://model-b/registry/doc.json") == ("model-b", "registry/doc.json")
+    assert layout.gcs_object("gs://data-b") == ("data-b", "")
+    with pytest.raises(ValueError, match="is not a gs:// URI"):
+        layout.gcs_object("/srv/churn/registry/doc.json")

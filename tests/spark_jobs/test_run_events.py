@@ -85,9 +85,14 @@ def test_an_http_transport_as_the_airflow_provider_injects_it():
     }
 
 
-def test_a_transport_a_job_cannot_send_with_is_refused():
+def test_a_transport_a_job_cannot_send_with_is_refused_and_the_job_runs_on(spark, caplog):
+    kafka = {"spark.openlineage.transport.type": "kafka"}
     with pytest.raises(ValueError, match=r"'kafka'.*'file' or 'http'"):
-        lineage_conf.client_transport({"spark.openlineage.transport.type": "kafka"})
+        lineage_conf.client_transport(kafka)
+    with session_properties(spark, kafka), run_events.recorded(spark, RUN):
+        done = True
+    assert done
+    assert "OpenLineage transport 'kafka'" in caplog.text
 
 
 def test_datasets_are_named_by_the_openlineage_naming_spec(tmp_path):
@@ -149,9 +154,9 @@ def test_without_a_transport_nothing_is_sent(spark, tmp_path):
 
 
 def test_an_unreachable_transport_never_fails_the_job(spark, caplog):
-    """A file transport whose folder cannot be written: the job's work still completes."""
+    """A file transport whose folder cannot be made: the job's work still completes."""
     properties = lineage_conf.local_transport("/proc/no-such-root")
     with session_properties(spark, properties), run_events.recorded(spark, RUN):
         done = True
     assert done
-    assert "OpenLineage START event of batch-scoring not sent" in caplog.text
+    assert "OpenLineage run events of batch-scoring not sent" in caplog.text
