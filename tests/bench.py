@@ -5,12 +5,13 @@
 2. Tuning alone with the lab's default grid (27 points) and 5 folds.
 3. Scoring 1M generated rows against two I/O floors: the job itself with the model swapped
    for constant columns, and a single read, clean and write of the cleaned rows.
-   Then scoring with drift against scoring without it, and with its OpenLineage run events
-   against without, each alternated on the same 1M rows.
+   Then scoring with drift against scoring without it, alternated on the same 1M rows.
 4. Metrics on a 1M-row prediction set (one bounded aggregation).
 5. The training job on the reference data with the champion comparison (scoring the
    champion and the paired bootstrap) and without, each run a fresh process, alternating.
-6. The whole local pipeline on the reference data with the default grid, per step.
+6. The scoring job on those 1M rows with its OpenLineage run events and without, each run a
+   fresh spark-submit, alternating.
+7. The whole local pipeline on the reference data with the default grid, per step.
 """
 
 from __future__ import annotations
@@ -248,52 +249,52 @@ def bench_drift(spark, work: Path, dataset: str, model_uri: str) -> dict:
     return result
 
 
-def bench_lineage(spark, work: Path, dataset: str, model_uri: str) -> dict:
-    """The scoring job with its OpenLineage run events (the local file transport) against the
-    job without, on the rows ``bench_scoring`` wrote, alternated; the fastest of three each.
-    A spark-submit job also imports the OpenLineage client once: timed in a fresh process and
-    added. (Cost recording adds nothing to the job: spark-submit's wait4 reads its usage.)"""
-    import subprocess
+def spark_submit() -> list[str]:
+    """spark-submit with the local backend's Spark settings, as the local jobs run."""
     import sys
 
-    import score
+    from churn_core import spark_conf
+
+    submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[*]"]
+    for key, value in sorted(spark_conf.local_properties().items()):
+        submit += ["--conf", f"{key}={value}"]
+    return submit
+
+
+def bench_lineage(work: Path, dataset: str, model_uri: str, repeats: int = 3) -> dict:
+    """The scoring job on the 1M rows ``bench_scoring`` wrote, with its OpenLineage run events
+    (the local file transport) and without, as the local backend runs it: one spark-submit per
+    run, alternating; medians and minima. The job's cost recording needs no bench: spark-submit's
+    ``wait4`` reads its usage when it exits."""
+    import statistics
+    import subprocess
 
     from churn_core import lineage_conf
 
-    transport = lineage_conf.local_transport(str(work))
+    events = [f"--conf={k}={v}" for k, v in lineage_conf.local_transport(str(work)).items()]
 
-    def run(pipeline_id: str, with_events: bool):
-        def job():
-            for key, value in transport.items():
-                if with_events:
-                    spark.conf.set(key, value)
-                else:
-                    spark.conf.unset(key)
-            score.main([
-                "--pipeline-id", pipeline_id, "--input-uri", str(work / SCORE_CSV),
-                "--model-uri", model_uri, "--model-version", "bench", "--dataset-uri", dataset,
-            ])  # fmt: skip
-
-        return job
+    def job(name: str, conf: list[str]) -> float:
+        argv = [*spark_submit(), *conf, str(REPO / "spark_jobs" / "score.py"),
+                "--pipeline-id", name, "--input-uri", str(work / SCORE_CSV),
+                "--model-uri", model_uri, "--model-version", "bench",
+                "--dataset-uri", dataset]  # fmt: skip
+        started = time.monotonic()
+        with (work / f"lineage-{name}.log").open("w") as log:
+            subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT)
+        seconds = time.monotonic() - started
+        print(f"scoring job, {name}: {seconds:.1f} s", flush=True)
+        return seconds
 
     runs = {"without_lineage": [], "with_lineage": []}
-    for i in (1, 2, 3):
-        runs["without_lineage"].append(timed(f"scoring (run {i})", run("plain", False))[1])
-        runs["with_lineage"].append(timed(f"scoring + lineage (run {i})", run("ol", True))[1])
-    for key in transport:
-        spark.conf.unset(key)
-    started = "import time; t = time.perf_counter(); import openlineage.client; "
-    imported = subprocess.run(
-        [sys.executable, "-c", started + "print(time.perf_counter() - t)"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    import_s = float(imported.stdout)
-    events = len((work / "lineage" / "events.jsonl").read_text().splitlines())
-    best = {name: min(seconds) for name, seconds in runs.items()}
-    result = {f"{name}_runs_s": [round(s, 1) for s in seconds] for name, seconds in runs.items()}
-    result["client_import_s"] = round(import_s, 2)
-    result["events_written"] = events
-    result["ratio"] = round((best["with_lineage"] + import_s) / best["without_lineage"], 3)
+    for i in range(repeats):
+        runs["without_lineage"].append(job(f"plain-{i}", []))
+        runs["with_lineage"].append(job(f"lineage-{i}", events))
+    sent = (work / "lineage" / "events.jsonl").read_text().splitlines()
+    result = {f"{name}_s": [round(s, 1) for s in seconds] for name, seconds in runs.items()}
+    for how in (statistics.median, min):
+        on, off = how(runs["with_lineage"]), how(runs["without_lineage"])
+        result[f"extra_wall_by_{how.__name__}"] = round(on / off - 1, 3)
+    result["events_written"] = len(sent)
     print(json.dumps(result), flush=True)
     return result
 
@@ -328,17 +329,10 @@ def bench_comparison(work: Path, dataset: str, repeats: int = 3) -> dict:
     import resource
     import statistics
     import subprocess
-    import sys
-
-    from churn_core import spark_conf
-
-    submit = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[*]"]
-    for key, value in sorted(spark_conf.local_properties().items()):
-        submit += ["--conf", f"{key}={value}"]
 
     def job(name: str, *extra: str) -> tuple[float, float]:
         out = work / "comparison" / name
-        argv = [*submit, str(REPO / "spark_jobs" / "train.py"), "--pipeline-id", "bench",
+        argv = [*spark_submit(), str(REPO / "spark_jobs" / "train.py"), "--pipeline-id", "bench",
                 "--dataset-uri", dataset, "--model-uri", str(out / "model"),
                 "--metrics-uri", str(out / "metrics"), *extra]  # fmt: skip
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -418,16 +412,17 @@ def main(argv: list[str] | None = None) -> None:
             return
         if only == ["lineage"]:
             model_uri, _ = scoring_input(work, dataset, 1_000_000)
-            print(json.dumps(bench_lineage(spark, work, dataset, model_uri), indent=2))
+            spark.stop()
+            print(json.dumps(bench_lineage(work, dataset, model_uri), indent=2))
             return
         results["tuning_side_by_side"] = bench_tuning_side_by_side(spark, dataset)
         results["tuning_full_grid"] = bench_full_grid(work, dataset)
         results["scoring"], model_uri = bench_scoring(spark, work, dataset)
         results["drift"] = bench_drift(spark, work, dataset, model_uri)
-        results["lineage"] = bench_lineage(spark, work, dataset, model_uri)
         results["metrics"] = bench_metrics(spark, work, model_uri)
         spark.stop()
         results["comparison"] = bench_comparison(work, dataset)
+        results["lineage"] = bench_lineage(work, dataset, model_uri)
         results["local_pipeline"] = bench_local_pipeline(work)
     print(json.dumps(results, indent=2))
 
