@@ -49,7 +49,7 @@ import pytest
 
 from churn_core import layout
 from churn_tools import lineage, lineage_graph
-from tests.dags.compose_stack import airflow, stack
+from tests.dags.compose_stack import airflow, free_port, stack
 from tests.dags.conftest import REPO
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
@@ -64,13 +64,25 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PORT = 18795
+
+
+def today_for_the_whole_module(margin: dt.timedelta = dt.timedelta(minutes=40)) -> dt.date:
+    """Today (UTC) for every test here: the module takes about 15 minutes, so within
+    ``margin`` of midnight it first waits for the new day, where no run crosses midnight."""
+    now = dt.datetime.now(dt.UTC)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    if midnight - now < margin:
+        time.sleep((midnight - now).total_seconds() + 1)
+    return dt.datetime.now(dt.UTC).date()
+
+
+PORT = free_port()  # the API server's: another stack on this machine may hold any fixed one
 BASE = f"http://localhost:{PORT}"
 SHOTS = REPO / "test-output" / "ui"
 TRAINING, SCORING = "customer_churn_training", "customer_churn_batch_scoring"
 ROLLBACK = "customer_churn_rollback"
 TRAIN_ROWS, SCORE_ROWS, BACKFILL_ROWS = 2000, 400, 200
-TODAY = dt.datetime.now(dt.UTC).date()
+TODAY = today_for_the_whole_module()
 NOISE_DAY = TODAY - dt.timedelta(days=1)  # training labels shuffled: a model learns nothing
 BACKFILL_DAYS = [TODAY - dt.timedelta(days=d) for d in (4, 3)]
 DRIFT_DAY = TODAY - dt.timedelta(days=2)  # the contract mix and the charges moved
