@@ -46,7 +46,7 @@ from churn_airflow import factory
 from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL, FEATURE_DRIFT
 from churn_airflow.promotion import RESCORE_DAY
 from churn_airflow.run_ids import identity_params
-from churn_core import psi
+from churn_core import defaults, psi
 
 
 @dag(
@@ -65,7 +65,7 @@ from churn_core import psi
     params={
         **identity_params("score"),
         "max_reject_fraction": Param(
-            0.05,
+            defaults.MAX_REJECT_FRACTION,
             type="number",
             minimum=0,
             maximum=1,

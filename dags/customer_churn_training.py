@@ -56,6 +56,7 @@ from churn_airflow.assets import CHAMPION_MODEL, FEATURE_DRIFT
 from churn_airflow.registry import AUTO, MIN_IMPROVEMENT, MODES
 from churn_airflow.run_ids import RUN_VALUES_KEY, identity_params
 from churn_airflow.settings import REGISTRY_POOL
+from churn_core import defaults
 from churn_core.grids import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, MAX_FOLDS, MIN_FOLDS
 
 DAILY = CronTriggerTimetable("0 0 * * *", timezone="UTC")
@@ -76,7 +77,7 @@ DAILY = CronTriggerTimetable("0 0 * * *", timezone="UTC")
     deadline=factory.deadline("training", "its models are not trained and judged yet"),
     params={
         "aupr_threshold": Param(
-            0.5,
+            defaults.AUPR_THRESHOLD,
             type="number",
             minimum=0,
             maximum=1,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from churn_core import defaults
 from churn_core.layout import PREPROCESSING, TRAINING_DATA, table_uri
 from churn_ml import cleaning, cli, commit_record, customers, raw_csv, run_events, storage
 from churn_ml.schema import LABEL, LABEL_VALUES
@@ -24,8 +25,9 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument(
         "--max-drop-fraction",
         type=cli.fraction,
-        default=0.05,
-        help="fail when more than this fraction of the customers is unusable (default 0.05)",
+        default=defaults.MAX_DROP_FRACTION,
+        help="fail when more than this fraction of the customers is unusable "
+        f"(default {defaults.MAX_DROP_FRACTION})",
     )
     return p.parse_args(argv)
 

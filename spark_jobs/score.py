@@ -31,7 +31,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from churn_core import psi
+from churn_core import defaults, psi
 from churn_core.layout import (
     BATCH_PREDICTIONS,
     BATCH_REJECTS,
@@ -76,8 +76,9 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument(
         "--max-reject-fraction",
         type=cli.fraction,
-        default=0.05,
-        help="fail when more than this fraction of customers cannot be scored (default 0.05)",
+        default=defaults.MAX_REJECT_FRACTION,
+        help="fail when more than this fraction of customers cannot be scored "
+        f"(default {defaults.MAX_REJECT_FRACTION})",
     )
     p.add_argument(
         "--stats-uri",

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn_core import batches, layout, lineage_conf, runtime, spark_conf
+from churn_core import batches, defaults, layout, lineage_conf, runtime, spark_conf
 from churn_core.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
 from churn_core.lineage import PIPELINE_STEPS, batch_id
 
@@ -107,13 +107,13 @@ class Tuning:
     """What a run tunes: on or off, the AUPR gate, the grid and the folds."""
 
     enabled: bool = True
-    aupr_threshold: float = 0.5
+    aupr_threshold: float = defaults.AUPR_THRESHOLD
     max_depth_grid: str = _DEFAULT_GRID["max_depth_grid"]
     max_bins_grid: str = _DEFAULT_GRID["max_bins_grid"]
     num_trees_grid: str = _DEFAULT_GRID["num_trees_grid"]
     folds: int = DEFAULT_FOLDS
-    seed: int = 42
-    max_drop_fraction: float = 0.05
+    seed: int = defaults.SEED
+    max_drop_fraction: float = defaults.MAX_DROP_FRACTION
 
     @classmethod
     def of_grid(cls, name: str, **settings) -> Tuning:

@@ -17,13 +17,14 @@ from pyspark.ml.tuning import ParamGridBuilder
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from churn_core import defaults
 from churn_ml.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
 
 FEATURES = "features"
 LABEL_INDEX = "label"
 CHURN_PROBABILITY = "churn_probability"
 PREDICTION = "prediction"
-DEFAULT_SEED = 42
+DEFAULT_SEED = defaults.SEED
 
 
 @dataclass(frozen=True)
