@@ -21,6 +21,7 @@ import pluggy
 
 from churn_airflow.settings import DEADLINE_OFF
 from churn_core import lineage_conf
+from churn_core.pipeline_params import local_root
 from churn_tools import REPO, airflow_setup, lineage
 
 DAGS = (("customer_churn_training", "training"), ("customer_churn_batch_scoring", "scoring"))
@@ -54,9 +55,7 @@ def parse_args(argv: list[str] | None):
     )
     parser.add_argument("--rows", type=int, default=20_000, help="training rows to generate")
     parser.add_argument("--grid", default="small", choices=["small", "default", "large"])
-    parser.add_argument(
-        "--root", type=Path, default=Path(os.environ.get("CHURN_ROOT", REPO / ".churn"))
-    )
+    parser.add_argument("--root", type=Path, default=local_root())
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser.parse_args(argv)
 

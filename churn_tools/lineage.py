@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from churn_core import layout
-from churn_tools import REPO
+from churn_core.pipeline_params import local_root
 from churn_tools.lineage_graph import Dataset, Graph, build, describe, ordered, select
 
 
@@ -98,7 +97,7 @@ def _box(dataset: Dataset) -> str:
 def parse_args(argv: list[str] | None):
     p = argparse.ArgumentParser(prog="churn lineage", description=__doc__.splitlines()[0])
     p.add_argument("key", help="a pipeline_id or a model version")
-    p.add_argument("--root", type=Path, default=Path(os.environ.get("CHURN_ROOT", REPO / ".churn")))
+    p.add_argument("--root", type=Path, default=local_root())
     p.add_argument("--output", type=Path, help="the PNG (default <root>/lineage/<key>.png)")
     return p.parse_args(argv)
 

@@ -9,7 +9,7 @@ are shared.
 from kfp import dsl
 
 from churn_core import runtime
-from churn_core.pipeline_params import DEFAULT_TUNING
+from churn_core.pipeline_params import DEFAULT_REGION, DEFAULT_TUNING
 from pipeline import components as c
 
 PIPELINE_NAME = "customer-churn-training"
@@ -81,7 +81,7 @@ def build(target: str):
         tuning_batch_id: str,
         attempt: str,
         project: str = "",
-        region: str = "us-central1",
+        region: str = DEFAULT_REGION,
         container_image: str = "",
         runtime_version: str = runtime.DEFAULT,
         service_account: str = "",

@@ -12,7 +12,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,12 +20,18 @@ from kfp import local
 from package_zip import build as build_zip
 
 from churn_core import layout, lineage
-from churn_core.pipeline_params import DEFAULT_TUNING, REPO, Environment, Tuning, parameter_values
+from churn_core.pipeline_params import (
+    DEFAULT_TUNING,
+    Environment,
+    Tuning,
+    local_root,
+    parameter_values,
+)
 from churn_ml import sample_data
 from pipeline.builder import build
 
 log = logging.getLogger("pipeline.run_local")
-DEFAULT_ROOT = Path(os.environ.get("CHURN_ROOT", REPO / ".churn"))
+DEFAULT_ROOT = local_root()
 
 
 def step_usage(run_dir: Path) -> dict[str, dict]:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
 
-from churn_core import runtime
-from churn_core.pipeline_params import REPO, Environment
+from churn_core import pipeline_params, runtime
+from churn_core.pipeline_params import Environment
 
 BACKENDS = ("local", "gcp")
 GCP_SETTINGS = (
@@ -46,7 +45,7 @@ ENV_ONLY = (
     "service_account",
     "scoring_service_account",
 )
-DEFAULTS = {"region": "us-central1", "runtime_version": runtime.DEFAULT}
+DEFAULTS = {"region": pipeline_params.DEFAULT_REGION, "runtime_version": runtime.DEFAULT}
 TEMPLATE_OBJECT = "pipeline/customer_churn_training.yaml"
 REGISTRY_POOL = "churn_registry"  # one slot: tasks that write the model registry
 LOCAL_SPARK_POOL = "churn_local_spark"  # local backend: churn_core.local_slots.slots() slots
@@ -114,7 +113,7 @@ def deadline(dag: str) -> dt.timedelta | None:
 
 
 def local_root() -> str:
-    return str(Path(os.environ.get("CHURN_ROOT", REPO / ".churn")).resolve())
+    return str(pipeline_params.local_root())
 
 
 def _fallback(name: str) -> str:

@@ -12,6 +12,7 @@ struct is not resolved everywhere (kubeflow/pipelines#12040, #13977), so none is
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,13 @@ from churn_core.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
 from churn_core.lineage import PIPELINE_STEPS, batch_id
 
 REPO = Path(__file__).resolve().parents[2]
+DEFAULT_REGION = "us-central1"
+
+
+def local_root() -> Path:
+    """The local backend's root: ``CHURN_ROOT``, else ``.churn`` in this checkout."""
+    return Path(os.environ.get("CHURN_ROOT", REPO / ".churn")).resolve()
+
 
 # Dataproc Serverless: a 4-core driver with room for maxDepth 15 forests, executors autoscaled.
 DATAPROC_SPARK_PROPERTIES = {
@@ -45,7 +53,7 @@ class Environment:
     python_file_uris: tuple[str, ...]
     spark_properties: Mapping[str, str]
     project: str = ""
-    region: str = "us-central1"
+    region: str = DEFAULT_REGION
     container_image: str = ""
     runtime_version: str = runtime.DEFAULT
     service_account: str = ""  # the training pipeline's batches run as it

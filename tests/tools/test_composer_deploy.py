@@ -25,12 +25,11 @@ import pytest
 
 from churn_airflow import scoring, settings
 from churn_core.lineage import PIPELINE_STEPS
-from churn_core.pipeline_params import Environment, parameter_values
+from churn_core.pipeline_params import REPO, Environment, parameter_values
 from churn_tools import composer_deploy
 from churn_tools.airflow_setup import POOLS
 from pipeline.compile import TEMPLATE
 
-REPO = settings.REPO
 ENV_NAME, LOCATION, PROJECT = "churn-prod", "europe-west4", "acme-churn"
 BUCKETS = {
     "data_bucket": "acme-churn-data",
