@@ -211,7 +211,7 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     versions = {m["version"] for m in models}
     decision = next((h for h in reversed(doc["history"]) if h["version"] in versions), None)
     reports = [
-        Path(layout.metrics_uri(env.artifact_root, op, run.pipeline_id, attempt), "report.html")
+        Path(layout.report_file(env.artifact_root, op, run.pipeline_id, attempt))
         for op in layout.OPERATIONS
     ]
     summary.update(

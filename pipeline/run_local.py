@@ -71,7 +71,7 @@ def run_values(values: dict, pipeline_root: Path) -> dict:
         "tuning_ran": tuning_ran,
         "tuning_params": tuned["params"] if tuning_ran else None,
         "reports": [
-            layout.metrics_uri(env_root, op, pipeline_id, attempt) + "/report.html"
+            layout.report_file(env_root, op, pipeline_id, attempt)
             for op in (layout.OPERATIONS if tuning_ran else (layout.TRAINING,))
         ],
         "usage": step_usage(run_dirs[-1]) if run_dirs else {},

@@ -84,6 +84,12 @@ def metrics_file(root: str, operation: str, pipeline_id: str, attempt: str) -> s
     return metrics_uri(root, operation, pipeline_id, attempt) + "/metrics.json"
 
 
+def report_file(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
+    """The evaluation step's page beside ``metrics_file`` (the pipeline's components write both
+    on Vertex, where this package is not installed)."""
+    return metrics_uri(root, operation, pipeline_id, attempt) + "/report.html"
+
+
 def scoring_stats_file(root: str, pipeline_id: str) -> str:
     """The counts of a scoring run, which its check compares with the tables."""
     return drift_folder(root, pipeline_id) + "/run_stats.json"
