@@ -14,13 +14,14 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pluggy
 
 from churn_airflow.settings import DEADLINE_OFF
-from churn_core import lineage_conf
+from churn_core import lineage_conf, step_progress
 from churn_core.pipeline_params import local_root
 from churn_tools import REPO, airflow_setup, lineage
 
@@ -142,6 +143,40 @@ class Progress:
         self.failures.append({"task": task_instance.task_id, "reason": reason, "log": job_log})
 
 
+class StepWatch:
+    """Prints each pipeline step as it starts and ends, from the marked lines of the local
+    pipeline jobs' logs (``churn_core.step_progress``), while the DAGs run."""
+
+    def __init__(self, console: Console, root: str):
+        from churn_airflow import local_jobs
+
+        self.console, self.logs = console, Path(root) / local_jobs.PIPELINE
+        self.earlier = {p.name for p in self.logs.glob("*")}
+        self.readers: dict[Path, step_progress.Reader] = {}
+        self.done, self.thread = threading.Event(), threading.Thread(target=self._watch)
+
+    def _poll(self) -> None:
+        from churn_airflow import local_jobs
+
+        for log in sorted(self.logs.glob(f"*/{local_jobs.LOG}")):
+            if log.parent.name not in self.earlier:
+                for line in self.readers.setdefault(log, step_progress.Reader(log)).new():
+                    self.console.say(f"      · {line}")
+
+    def _watch(self) -> None:
+        while not self.done.wait(1.0):
+            self._poll()
+
+    def __enter__(self) -> StepWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
+        self._poll()
+
+
 def failure_reason(text: str) -> tuple[str, str | None]:
     """One line that says what went wrong (a job's 'bad input: ...' when it has one), and the
     job's own log when the error names it."""
@@ -176,7 +211,8 @@ def run(args, console: Console) -> dict:
         progress = Progress(console, label)
         listeners.add_listener(progress)
         started = time.monotonic()
-        dag_run = bag.get_dag(dag_id).test(logical_date=when, run_conf=conf.get(dag_id, {}))
+        with StepWatch(console, env.artifact_root):
+            dag_run = bag.get_dag(dag_id).test(logical_date=when, run_conf=conf.get(dag_id, {}))
         listeners.pm.unregister(progress)
         console.say(f"  {label} run {dag_run.state} in {time.monotonic() - started:.0f} s")
         dag_runs[label] = dag_run

@@ -54,7 +54,7 @@ def spark_submit(batch: dict, batch_id: str) -> dict:
     import sys
     import time
 
-    from churn_core import local_slots, usage
+    from churn_core import local_slots, step_progress, usage
 
     job = batch["pyspark_batch"]
     files = [job["main_python_file_uri"], *job.get("python_file_uris", [])]
@@ -76,6 +76,7 @@ def spark_submit(batch: dict, batch_id: str) -> dict:
     tail = collections.deque(maxlen=40)
     with local_slots.slot(lambda message: print(message, flush=True)):  # bounds local Spark
         started = time.monotonic()
+        print(step_progress.started(batch_id), flush=True)
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
@@ -87,6 +88,7 @@ def spark_submit(batch: dict, batch_id: str) -> dict:
         _, status, spent = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - started
+    print(step_progress.ended(batch_id, wall, failed=bool(process.returncode)), flush=True)
     if process.returncode:
         raise RuntimeError(
             f"Spark batch {batch_id} failed with exit code {process.returncode}:\n" + "".join(tail)

@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from churn_airflow import landing, lineage_parent, local_jobs, run_ids, scoring, settings
-from churn_core import lineage
+from churn_core import lineage, step_progress
 
 
 class LocalPathSensor(BaseSensorOperator):
@@ -104,11 +104,16 @@ class LocalPipelineOperator(BaseOperator):
         return final["summary"]
 
     def _wait(self) -> dict:
-        started = time.monotonic()
-        while (current := local_jobs.state(self.folder))["state"] not in local_jobs.ENDED:
+        """Polls the job, logging each step as it starts and ends (``churn_core.step_progress``)."""
+        started, steps = time.monotonic(), step_progress.Reader(self.folder / local_jobs.LOG)
+        while True:
+            current = local_jobs.state(self.folder)  # then the log: it holds the end's lines
+            for step in steps.new():
+                self.log.info("step %s", step)
+            if current["state"] in local_jobs.ENDED:
+                return current
             self.log.info("%s for %.0f s", current["state"].lower(), time.monotonic() - started)
             time.sleep(self.poll_seconds)
-        return current
 
     def on_kill(self) -> None:
         if self.folder is not None:

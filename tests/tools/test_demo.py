@@ -59,3 +59,31 @@ def test_the_summary_lists_the_notifications_the_demo_sent():
 def test_the_summary_gives_the_lineage_pictures_path():
     lines = render({**SUMMARY, "lineage": ".churn/lineage/20261201.png"}).splitlines()
     assert "Lineage: .churn/lineage/20261201.png" in lines
+
+
+def test_the_demo_shows_each_pipeline_step_as_its_job_logs_it(tmp_path):
+    from churn_airflow import local_jobs
+    from churn_core import step_progress
+    from churn_tools.demo import StepWatch
+
+    class Console:
+        def __init__(self):
+            self.said: list[str] = []
+
+        def say(self, text: str) -> None:
+            self.said.append(text)
+
+    earlier = tmp_path / local_jobs.PIPELINE / "churn-training-old-k-1" / local_jobs.LOG
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text(step_progress.started("churn-preprocessing-old-k-1") + "\n")
+    console = Console()
+    with StepWatch(console, str(tmp_path)):
+        log = tmp_path / local_jobs.PIPELINE / "churn-training-new-k-1" / local_jobs.LOG
+        log.parent.mkdir()
+        log.write_text(step_progress.started("churn-preprocessing-new-k-1") + "\n")
+        with log.open("a") as f:
+            f.write(step_progress.ended("churn-preprocessing-new-k-1", 21.6) + "\n")
+    assert console.said == [
+        "      · preprocessing started (churn-preprocessing-new-k-1)",
+        "      · preprocessing done in 22 s",
+    ]
