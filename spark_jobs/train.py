@@ -10,14 +10,7 @@ from pyspark.sql import SparkSession
 from churn_core import layout
 from churn_ml import cli, drift, run_events
 from churn_ml.model import ForestParams, fit, training_pipeline
-from churn_ml.publish import (
-    add_run_arguments,
-    load_split,
-    parse_run_args,
-    publish,
-    run_lineage,
-    run_target,
-)
+from churn_ml.publish import add_run_arguments, load_split, parse_run_args, publish, run_target
 from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.train")
@@ -36,7 +29,7 @@ def parse_args(argv: Sequence[str] | None):
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-training")
-    with run_events.recorded(spark, run_lineage(args, layout.TRAINING)):
+    with run_events.recorded(spark, run_events.model_run(args, layout.TRAINING)):
         return run_training(spark, args)
 
 

@@ -30,7 +30,7 @@ from churn_core.layout import (
     table_uri,
 )
 from churn_ml import champion as champions
-from churn_ml import cli, comparison, drift, run_events, storage
+from churn_ml import cli, comparison, drift, storage
 from churn_ml.cleaning import with_lineage
 from churn_ml.evaluation import evaluate
 from churn_ml.model import (
@@ -130,19 +130,6 @@ def _versus(
         "compared with champion %s in %.1f s", champion.ref.version, time.monotonic() - started
     )
     return versus, summary
-
-
-def run_lineage(args, operation: str) -> run_events.JobRun:
-    """What a training or tuning run reads, its ``training_data`` partition, and writes: its
-    model version (the champion it is compared with is not what it was trained on)."""
-    return run_events.JobRun(
-        operation,
-        args.pipeline_id,
-        args.attempt,
-        (run_events.DatasetRef(table_uri(args.dataset_uri, TRAINING_DATA), args.pipeline_id),),
-        (run_events.DatasetRef(args.model_uri),),
-        layout.model_version(args.pipeline_id, operation, args.attempt),
-    )
 
 
 def run_target(args, operation: str) -> RunTarget:

@@ -58,6 +58,19 @@ class JobRun:
     model_version: str = ""
 
 
+def model_run(args, operation: str) -> JobRun:
+    """What a training or tuning run reads, its ``training_data`` partition, and writes: its
+    model version (the champion it is compared with is not what it was trained on)."""
+    return JobRun(
+        operation,
+        args.pipeline_id,
+        args.attempt,
+        (DatasetRef(layout.table_uri(args.dataset_uri, layout.TRAINING_DATA), args.pipeline_id),),
+        (DatasetRef(args.model_uri),),
+        layout.model_version(args.pipeline_id, operation, args.attempt),
+    )
+
+
 @functools.cache
 def _facets():
     """The custom facets, as the client's attrs classes (the client is imported only here)."""
