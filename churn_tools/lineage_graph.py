@@ -2,7 +2,9 @@
 
 Nodes are job runs and the datasets they read and wrote, a table's ``pipeline_id`` partition
 apart from the table's others; edges run from an input to its run and from a run to its
-outputs. Only runs that completed are drawn: a failed attempt committed nothing.
+outputs. Only runs that completed are drawn: a failed attempt committed nothing. A run read
+what the last run to write a dataset before it started had written: a partition replaced by a
+later attempt leads to that attempt's readers only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class JobRun:
     attempt: str
     model_version: str
     parent: str  # the Airflow task that started it, "" when run by hand
+    started: str  # the START event's time (ISO, UTC)
     ended: str  # the COMPLETE event's time
 
     @property
@@ -47,11 +50,24 @@ class Graph:
     inputs: dict[str, list[Dataset]] = field(default_factory=dict)  # run id -> what it read
     outputs: dict[str, list[Dataset]] = field(default_factory=dict)  # run id -> what it wrote
 
-    def readers(self, dataset: Dataset) -> list[str]:
-        return [r for r, found in self.inputs.items() if dataset in found]
+    def source(self, run: str, dataset: Dataset) -> str | None:
+        """The run whose write of ``dataset`` ``run`` read: the last to end before it began."""
+        began = self.runs[run].started
+        earlier = [
+            r for r, found in self.outputs.items()
+            if dataset in found and self.runs[r].ended <= began
+        ]  # fmt: skip
+        return max(earlier, key=lambda r: self.runs[r].ended, default=None)
 
-    def writers(self, dataset: Dataset) -> list[str]:
-        return [r for r, found in self.outputs.items() if dataset in found]
+    def upstream(self, run: str) -> list[str]:
+        return [w for d in self.inputs[run] if (w := self.source(run, d)) is not None]
+
+    def downstream(self, run: str) -> list[str]:
+        outputs = self.outputs[run]
+        return [
+            r for r, found in self.inputs.items() for d in found
+            if d in outputs and self.source(r, d) == run
+        ]  # fmt: skip
 
 
 def _dataset(doc: dict) -> Dataset:
@@ -61,10 +77,12 @@ def _dataset(doc: dict) -> Dataset:
 
 def build(events: Iterable[dict]) -> Graph:
     """The graph of the completed runs of the Spark jobs among ``events`` (others skipped)."""
-    graph = Graph()
+    graph, started = Graph(), {}
     for event in events:
         facets = event.get("run", {}).get("facets", {})
         churn = facets.get(lineage_conf.RUN_FACET)
+        if churn is not None and event.get("eventType") == "START":
+            started[event["run"]["runId"]] = event["eventTime"]
         if event.get("eventType") != "COMPLETE" or churn is None:
             continue
         run_id = event["run"]["runId"]
@@ -75,6 +93,7 @@ def build(events: Iterable[dict]) -> Graph:
             churn["attempt"],
             churn.get("model_version", ""),
             facets.get("parent", {}).get("job", {}).get("name", ""),
+            started.get(run_id, event["eventTime"]),
             event["eventTime"],
         )
         graph.inputs[run_id] = [_dataset(d) for d in event.get("inputs", [])]
@@ -104,9 +123,7 @@ def _reach(graph: Graph, seeds: list[str], upstream: bool) -> list[str]:
         if run in found:
             continue
         found.append(run)
-        datasets = graph.inputs[run] if upstream else graph.outputs[run]
-        for dataset in datasets:
-            todo += graph.writers(dataset) if upstream else graph.readers(dataset)
+        todo += graph.upstream(run) if upstream else graph.downstream(run)
     return found
 
 
@@ -118,7 +135,7 @@ def ordered(graph: Graph) -> list[JobRun]:
 
 def _depth(graph: Graph, run: str, seen: set[str]) -> int:
     seen = seen | {run}
-    earlier = [w for d in graph.inputs[run] for w in graph.writers(d) if w not in seen]
+    earlier = [w for w in graph.upstream(run) if w not in seen]
     return 1 + max((_depth(graph, w, seen) for w in earlier), default=-1)
 
 

@@ -17,18 +17,19 @@ ROOT = "/srv/churn"
 TABLES = f"{ROOT}/warehouse/customer_churn_ds"
 
 
-def model(pipeline_id: str, operation: str) -> str:
-    return layout.model_uri(ROOT, operation, pipeline_id, "k7f2q-1")
+def model(pipeline_id: str, operation: str, attempt: str = "k7f2q-1") -> str:
+    return layout.model_uri(ROOT, operation, pipeline_id, attempt)
 
 
-def training_day(pipeline_id: str, day: str) -> list[JobRun]:
+def training_day(pipeline_id: str, day: str, attempt: str = "k7f2q-1") -> list[JobRun]:
     partition = DatasetRef(f"{TABLES}/training_data", pipeline_id)
     return [
-        JobRun(layout.PREPROCESSING, pipeline_id, "k7f2q-1",
+        JobRun(layout.PREPROCESSING, pipeline_id, attempt,
                (DatasetRef(f"{ROOT}/landing/train/dt={day}"),), (partition,)),
         *[
-            JobRun(op, pipeline_id, "k7f2q-1", (partition,), (DatasetRef(model(pipeline_id, op)),),
-                   layout.model_version(pipeline_id, op, "k7f2q-1"))
+            JobRun(op, pipeline_id, attempt, (partition,),
+                   (DatasetRef(model(pipeline_id, op, attempt)),),
+                   layout.model_version(pipeline_id, op, attempt))
             for op in layout.OPERATIONS
         ],
     ]  # fmt: skip
@@ -86,6 +87,20 @@ def test_a_model_version_shows_what_it_was_trained_on_and_every_day_scored_with_
     assert Dataset("file", f"{TABLES}/training_data", "20261130") not in {
         d for found in graph.outputs.values() for d in found
     }
+
+
+def test_a_partition_replaced_later_leads_only_to_the_runs_that_read_the_new_one():
+    """A re-run of the same pipeline_id replaces its partition: the first model still comes
+    from the first write, and the re-run's model from the second."""
+    first = training_day("20261129", "2026-11-29")
+    rerun = training_day("20261129", "2026-11-29", attempt="k7f2q-2")
+    graph = build(events_of([*first, *rerun]))
+    for attempt in ("k7f2q-1", "k7f2q-2"):
+        chosen = select(graph, layout.model_version("20261129", layout.TUNING, attempt))
+        assert {(r.job, r.attempt) for r in chosen.runs.values()} == {
+            (layout.PREPROCESSING, attempt),
+            (layout.TUNING, attempt),
+        }
 
 
 def test_a_failed_attempt_is_not_drawn():
