@@ -50,7 +50,7 @@ demo: venv java
 test: venv java browser postgres lint
 	$(VENV)/bin/pytest -q --durations=10
 
-# The inner loop: everything but the end-to-end runs (marked slow), in about two minutes.
+# The inner loop: everything but the end-to-end runs (marked slow), in about five minutes.
 test-fast: venv java
 	$(VENV)/bin/pytest -q -m "not slow" --durations=5
 
