@@ -39,5 +39,6 @@ class Reader:
             chunk = f.read()
         complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
         self.offset += len(complete)
-        lines = complete.decode(errors="replace").splitlines()
+        lines = [line.strip() for line in complete.decode(errors="replace").splitlines()]
+        # kfp.local indents what a component prints
         return [line.removeprefix(MARK).strip() for line in lines if line.startswith(MARK)]

@@ -17,7 +17,7 @@ def test_the_reader_returns_each_step_line_once_and_waits_for_a_whole_line(tmp_p
     log = tmp_path / "driver.log"
     reader = step_progress.Reader(log)
     assert reader.new() == []  # no log yet
-    log.write_text(f"spark says hello\n{step_progress.started(BATCH)}\nchurn-st")
+    log.write_text(f"spark says hello\n    {step_progress.started(BATCH)}\nchurn-st")
     assert reader.new() == [f"preprocessing started ({BATCH})"]
     assert reader.new() == []
     with log.open("a") as f:
