@@ -19,7 +19,7 @@ import sys
 
 COMMANDS = {
     "demo": "churn_tools.demo",
-    "registry": "churn_airflow.registry",
+    "registry": "churn_tools.registry_cli",
     "lineage": "churn_tools.lineage",
     "pipeline run-local": "pipeline.run_local",
     "generate-data": "generate_data",

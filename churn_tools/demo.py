@@ -228,8 +228,8 @@ def run(args, console: Console) -> dict:
 
 
 def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
-    from churn_airflow import drift_watch, promotion, registry, run_ids
-    from churn_core import layout, usage
+    from churn_airflow import drift_watch, run_ids
+    from churn_core import documents, layout, registry, usage
 
     summary = {"failed": failed, "log": str(log_path)}
     training = dag_runs.get("training")
@@ -241,7 +241,7 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     doc = registry.store(env.artifact_root).read()
     models = [v for v in doc["versions"] if v["pipeline_id"] == run.pipeline_id]
     attempt = models[-1]["attempt"]
-    tuned = promotion.read_json(
+    tuned = documents.read(
         layout.metrics_file(env.artifact_root, layout.TUNING, run.pipeline_id, attempt)
     )
     versions = {m["version"] for m in models}
@@ -267,7 +267,7 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
         reports=[str(r) for r in reports if r.exists()],
         registry=registry.registry_uri(env.artifact_root),
     )
-    stats = promotion.read_json(layout.scoring_stats_file(env.artifact_root, run.pipeline_id))
+    stats = documents.read(layout.scoring_stats_file(env.artifact_root, run.pipeline_id))
     if stats:
         summary["scoring"] = {k: stats[k] for k in ("customers_in", "scored", "rejected")}
         summary["scoring"]["spent"] = usage.describe(stats.get("usage"))

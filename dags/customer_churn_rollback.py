@@ -21,8 +21,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from churn_airflow import factory
 from churn_airflow.assets import BATCH_PREDICTIONS, CHAMPION_MODEL
-from churn_airflow.registry import ROLLBACK_DAG
 from churn_airflow.settings import REGISTRY_POOL
+from churn_core.registry import ROLLBACK_DAG
 
 
 @dag(

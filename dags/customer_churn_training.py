@@ -53,11 +53,11 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 
 from churn_airflow import factory, settings
 from churn_airflow.assets import CHAMPION_MODEL, FEATURE_DRIFT
-from churn_airflow.registry import AUTO, MIN_IMPROVEMENT, MODES
 from churn_airflow.run_ids import RUN_VALUES_KEY, identity_params
 from churn_airflow.settings import REGISTRY_POOL
 from churn_core import defaults
 from churn_core.grids import DEFAULT_FOLDS, DEFAULT_GRID, GRIDS, MAX_FOLDS, MIN_FOLDS
+from churn_core.registry import AUTO, MIN_IMPROVEMENT, MODES
 
 DAILY = CronTriggerTimetable("0 0 * * *", timezone="UTC")
 
@@ -117,9 +117,8 @@ DAILY = CronTriggerTimetable("0 0 * * *", timezone="UTC")
 def customer_churn_training():
     @task(multiple_outputs=True)
     def plan_run(params: dict, **context) -> dict:
-        from churn_airflow import drift_watch, run_ids
-        from churn_airflow.promotion import champion_to_score
-        from churn_core import layout, lineage
+        from churn_airflow import drift_watch, gcs, run_ids
+        from churn_core import layout, lineage, registry
         from churn_core.pipeline_params import Tuning, parameter_values
 
         env = settings.environment()
@@ -133,7 +132,8 @@ def customer_churn_training():
             folds=params["folds"],
         )
         first = lineage.attempt(run.run_key, 1)  # each attempt of the pipeline task adapts it
-        champion = champion_to_score(env.artifact_root)  # the one this run's models must beat
+        # the champion this run's models must beat
+        champion = registry.champion_to_score(env.artifact_root, gcs.client(env.artifact_root))
         values = parameter_values(env, run.pipeline_id, run.day, first, tuning, champion=champion)
         return {
             **run.as_dict(),

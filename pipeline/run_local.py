@@ -19,7 +19,7 @@ from pathlib import Path
 from kfp import local
 from package_zip import build as build_zip
 
-from churn_core import layout, lineage
+from churn_core import documents, layout, lineage, registry
 from churn_core.pipeline_params import (
     DEFAULT_TUNING,
     Environment,
@@ -45,11 +45,6 @@ def step_usage(run_dir: Path) -> dict[str, dict]:
     return spent
 
 
-def read_metrics(root: str, operation: str, pipeline_id: str, attempt: str) -> dict | None:
-    path = Path(layout.metrics_file(root, operation, pipeline_id, attempt))
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def run_values(values: dict, pipeline_root: Path) -> dict:
     """Run the local pipeline with these parameter values; raises if a step fails."""
     env_root = values["artifact_root"]
@@ -60,8 +55,8 @@ def run_values(values: dict, pipeline_root: Path) -> dict:
     build("local")(**values)
     run_dirs = sorted(set(pipeline_root.glob("*")) - before)
     pipeline_id, attempt = values["pipeline_id"], values["attempt"]
-    trained = read_metrics(env_root, layout.TRAINING, pipeline_id, attempt)
-    tuned = read_metrics(env_root, layout.TUNING, pipeline_id, attempt)
+    trained = documents.read(layout.metrics_file(env_root, layout.TRAINING, pipeline_id, attempt))
+    tuned = documents.read(layout.metrics_file(env_root, layout.TUNING, pipeline_id, attempt))
     tuning_ran = tuned is not None and tuned.get("status") != "skipped"
     return {
         "pipeline_id": pipeline_id,
@@ -152,9 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     champion = None
     if args.champion:
-        from churn_airflow.promotion import champion_to_score
-
-        champion = champion_to_score(str(Path(args.root).resolve()))
+        champion = registry.champion_to_score(str(Path(args.root).resolve()))
     summary = run(
         args.root,
         args.pipeline_id or args.date.strftime("%Y%m%d"),

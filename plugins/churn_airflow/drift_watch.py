@@ -11,7 +11,8 @@ import datetime as dt
 import logging
 import os
 
-from churn_core import layout
+from churn_airflow import gcs
+from churn_core import documents, layout, registry
 from churn_core.psi import ALERT, OK
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,8 @@ RETRAINS_KEY = "drift_retrains"  # in the registry document: pipeline_id -> the 
 def read_report(artifact_root: str, pipeline_id: str) -> dict:
     """The scoring run's drift.json, and its HTML report's address as ``html``; a run that
     scored always writes both."""
-    from churn_airflow.promotion import read_json
-
     folder = layout.drift_folder(artifact_root, pipeline_id)
-    report = read_json(f"{folder}/{layout.DRIFT_JSON}")
+    report = documents.read(f"{folder}/{layout.DRIFT_JSON}", gcs.client(folder))
     if report is None:
         raise FileNotFoundError(f"scoring run {pipeline_id} wrote no drift report in {folder}")
     return {**report, "html": f"{folder}/{layout.DRIFT_HTML}"}
@@ -136,9 +135,7 @@ def drift_retrain(env, run, params: dict):
 
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from churn_airflow.promotion import registry_store
-
-    holder = registry_store(env.artifact_root).update(
+    holder = registry.store(env.artifact_root, gcs.client(env.artifact_root)).update(
         lambda doc: claim_retrain(doc, run.pipeline_id, run.run_key)
     )
     if holder is not None:

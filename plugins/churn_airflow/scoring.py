@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from churn_airflow import lineage_parent
-from churn_core import batches, bigquery_sql, layout, psi
+from churn_airflow import gcs, lineage_parent
+from churn_core import batches, bigquery_sql, documents, layout, psi
 from churn_core.layout import BATCH_PREDICTIONS, BATCH_REJECTS
 
 
@@ -107,9 +107,8 @@ def check_run(stats: dict | None, tables: dict[str, int], run: dict):
 
 def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:
     """Check a finished scoring run from its stats and its tables; input files are not read."""
-    from churn_airflow.promotion import read_json
-
-    stats = read_json(layout.scoring_stats_file(env.artifact_root, pipeline_id))
+    uri = layout.scoring_stats_file(env.artifact_root, pipeline_id)
+    stats = documents.read(uri, gcs.client(uri))
     count = count_bigquery if env.dataset_uri.startswith("bq://") else count_parquet
     tables = {t: count(env, t, pipeline_id, day) for t in (BATCH_PREDICTIONS, BATCH_REJECTS)}
     run = {
@@ -122,10 +121,9 @@ def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:
 
 def record_usage(env, pipeline_id: str, spent: dict | None) -> None:
     """Add what the scoring batch spent (``costs.batch_usage``) to the run's stats."""
-    from churn_airflow.promotion import read_json, write_json
-
     uri = layout.scoring_stats_file(env.artifact_root, pipeline_id)
-    write_json(uri, {**read_json(uri), "usage": spent})
+    client = gcs.client(uri)
+    documents.write(uri, {**documents.read(uri, client), "usage": spent}, client)
 
 
 def count_parquet(env, table: str, pipeline_id: str, day: dt.date) -> int:

@@ -8,9 +8,9 @@ import json
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from churn_airflow import drift_watch, registry
+from churn_airflow import drift_watch
 from churn_airflow.run_ids import identify
-from churn_core import layout
+from churn_core import layout, registry
 from churn_core.pipeline_params import Environment
 
 DAY = "2026-11-29"

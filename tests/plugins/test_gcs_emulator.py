@@ -20,8 +20,8 @@ from google.api_core.exceptions import PreconditionFailed
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from churn_airflow import promotion, registry, scoring
-from churn_core import bigquery_sql, layout
+from churn_airflow import gcs, promotion, scoring
+from churn_core import bigquery_sql, documents, layout, registry
 from churn_core.pipeline_params import Environment
 from tests import gcs_emulator as emulator
 
@@ -188,7 +188,7 @@ def test_gcs_store_gives_up_after_its_attempts_and_leaves_the_document(bucket):
 
 PROMOTER = """
 import json, sys, time
-from churn_airflow import registry
+from churn_core import registry
 uri, pid, au_pr, start = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 time.sleep(max(0.0, start - time.time()))  # start together
 
@@ -237,7 +237,7 @@ def test_the_rollback_cli_on_a_bucket(bucket, subprocess_env):
     store.update(promote_change("20261129", 0.7))
     store.update(promote_change("20261130", 0.8, FIRST))
     done = subprocess.run(
-        [sys.executable, "-m", "churn_airflow.registry", "--root", f"gs://{bucket.name}",
+        [sys.executable, "-m", "churn_tools.registry_cli", "--root", f"gs://{bucket.name}",
          "promote", "20261129-training-abcde-1", "--reason", "audit", "--registry-only"],
         env=subprocess_env,
         capture_output=True,
@@ -265,10 +265,13 @@ def metrics_doc(root: str, operation: str, pid: str, au_pr: float) -> dict:
     }
 
 
-def test_read_json_through_gcs_hook(bucket, gcs_hook):
+def test_documents_through_gcs_hook(bucket, gcs_hook):
     put(bucket, "a/doc.json", {"a": 1})
-    assert promotion.read_json(f"gs://{bucket.name}/a/doc.json") == {"a": 1}
-    assert promotion.read_json(f"gs://{bucket.name}/a/missing.json") is None
+    uri = f"gs://{bucket.name}/a/doc.json"
+    assert documents.read(uri, gcs.client(uri)) == {"a": 1}
+    assert documents.read(f"gs://{bucket.name}/a/missing.json", gcs.client(uri)) is None
+    documents.write(uri, {"a": 2}, gcs.client(uri))
+    assert json.loads(bucket.get_blob("a/doc.json").download_as_text()) == {"a": 2}
 
 
 def test_drift_retrain_finds_the_latest_snapshot(bucket, gcs_hook):
@@ -297,7 +300,7 @@ def test_promotion_reads_a_runs_metrics_and_updates_the_registry(bucket, gcs_hoo
     stored = json.loads(bucket.get_blob(OBJECT).download_as_text())
     assert stored["champion"] == "20261129-hyperparameter-tuning-abcde-1"
     # What the next run's plan passes to its jobs.
-    assert promotion.champion_to_score(root) == {
+    assert registry.champion_to_score(root, gcs.client(root)) == {
         "version": "20261129-hyperparameter-tuning-abcde-1",
         "model_uri": champion["model_uri"],
         "seed": 42,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from churn_airflow import promotion, registry
-from churn_core import layout
+from churn_airflow import promotion
+from churn_core import documents, layout, registry
 
 A = "abcde-1"
 
@@ -70,9 +70,9 @@ def test_run_candidates_without_metrics_fails(tmp_path):
 
 def test_read_json(tmp_path):
     (tmp_path / "a.json").write_text('{"a": 1}')
-    assert promotion.read_json(str(tmp_path / "a.json")) == {"a": 1}
-    assert promotion.read_json(f"file://{tmp_path}/a.json") == {"a": 1}
-    assert promotion.read_json(str(tmp_path / "missing.json")) is None
+    assert documents.read(str(tmp_path / "a.json")) == {"a": 1}
+    assert documents.read(f"file://{tmp_path}/a.json") == {"a": 1}
+    assert documents.read(str(tmp_path / "missing.json")) is None
 
 
 def test_promote_run_then_resolve_champion(tmp_path):
@@ -130,9 +130,9 @@ def promote_day(root: Path, pid: str, au_pr: float, comparison=None, **kwargs) -
 
 
 def test_champion_to_score(tmp_path):
-    assert promotion.champion_to_score(str(tmp_path)) is None
+    assert registry.champion_to_score(str(tmp_path)) is None
     promote_day(tmp_path, "20261129", 0.7)
-    assert promotion.champion_to_score(str(tmp_path)) == {
+    assert registry.champion_to_score(str(tmp_path)) == {
         "version": "20261129-training-abcde-1",
         "model_uri": layout.model_uri(str(tmp_path), layout.TRAINING, "20261129", A),
         "seed": 42,
@@ -145,9 +145,9 @@ def test_champion_to_score_finds_the_seed_of_an_older_entry_in_its_metrics(tmp_p
     doc = json.loads(path.read_text())
     del doc["versions"][0]["seed"]  # registered before seeds were recorded
     path.write_text(json.dumps(doc))
-    assert promotion.champion_to_score(str(tmp_path))["seed"] == 42
+    assert registry.champion_to_score(str(tmp_path))["seed"] == 42
     Path(layout.metrics_file(str(tmp_path), layout.TRAINING, "20261129", A)).unlink()
-    assert promotion.champion_to_score(str(tmp_path))["seed"] is None
+    assert registry.champion_to_score(str(tmp_path))["seed"] is None
 
 
 def test_promote_run_gives_the_report_and_the_asset_event_extra(tmp_path):
@@ -231,7 +231,7 @@ def two_days(spark, tmp_path_factory) -> dict:
         preprocess.main(["--pipeline-id", day, "--input-uri", str(csv), "--dataset-uri", warehouse])
 
     def train_and_promote(pid: str, attempt: str, params: list[str]) -> dict:
-        values = champion_values(promotion.champion_to_score(str(root)))
+        values = champion_values(registry.champion_to_score(str(root)))
         doc = train.main([
             "--pipeline-id", pid, "--dataset-uri", warehouse,
             "--model-uri", layout.model_uri(str(root), layout.TRAINING, pid, attempt),

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from churn_airflow import registry
-from churn_airflow.registry import (
+from churn_core import registry
+from churn_core.layout import TRAINING, TUNING
+from churn_core.registry import (
     BELOW_THRESHOLD,
     CANDIDATE,
     CHAMPION,
@@ -28,7 +29,6 @@ from churn_airflow.registry import (
     promote,
     set_champion,
 )
-from churn_core.layout import TRAINING, TUNING
 
 NOW = "2026-11-29T03:00:00+00:00"
 LATER = "2026-11-30T03:00:00+00:00"
@@ -576,7 +576,7 @@ def test_local_concurrent_updates_from_threads_all_survive(tmp_path):
 
 PROCESS_WORKER = """
 import json, sys, time
-from churn_airflow import registry
+from churn_core import registry
 path, pid, au_pr, start = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 time.sleep(max(0.0, start - time.time()))  # start together
 

@@ -3,26 +3,23 @@
 Decisions are pure functions of the document; the two stores make read-modify-write atomic
 and safe under concurrent runs: a file lock plus rename locally, generation preconditions
 on GCS. A rollback is the ``customer_churn_rollback`` DAG, which moves the champion and
-re-scores; ``churn registry --root ROOT promote VERSION --reason TEXT`` triggers it.
+re-scores; ``churn registry --root ROOT promote VERSION --reason TEXT``
+(``churn_tools.registry_cli``) triggers it.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import fcntl
-import getpass
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from churn_core import layout
+from churn_core import documents, layout
 from churn_core.layout import MODEL_NAME
 
 CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
@@ -419,9 +416,10 @@ class GcsStore:
         raise RuntimeError(f"registry gs://{self.bucket.name}/{self.name} kept changing; retry")
 
 
-def store(artifact_root: str) -> LocalStore | GcsStore:
+def store(artifact_root: str, client=None) -> LocalStore | GcsStore:
+    """The registry of an artifact root; on GCS through ``client`` (as ``churn_core.documents``)."""
     uri = registry_uri(artifact_root)
-    return GcsStore(uri) if uri.startswith("gs://") else LocalStore(uri)
+    return GcsStore(uri, client) if uri.startswith("gs://") else LocalStore(uri)
 
 
 def utc_now() -> str:
@@ -436,73 +434,21 @@ def manual_reason(who: str, reason: str) -> str:
     return f"rollback by {who}: {reason}"
 
 
-def trigger_rollback(version: str, reason: str) -> str:
-    """Start the rollback DAG in this shell's Airflow; returns what to tell the user."""
-    conf = json.dumps({"version": version, "reason": reason})
-    done = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "trigger", ROLLBACK_DAG, "--conf", conf],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        why = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
-        raise ValueError(
-            f"could not trigger {ROLLBACK_DAG} in this shell's Airflow ({why}): start Airflow "
-            "(make airflow-up), or move the registry alone with --registry-only"
+def champion_to_score(artifact_root: str, client=None) -> dict | None:
+    """The champion a training run scores beside its own model: version, model URI and the
+    split seed it was trained with (from its run's metrics.json for entries older than the
+    seed's record; None when unknown); None when the registry has no champion."""
+    doc = store(artifact_root, client).read()
+    entry = find(doc, doc["champion"])
+    if entry is None:
+        return None
+    seed = entry.get("seed")
+    if seed is None and "attempt" in entry:
+        run = documents.read(
+            layout.metrics_file(
+                artifact_root, entry["operation"], entry["pipeline_id"], entry["attempt"]
+            ),
+            client,
         )
-    return (
-        f"rollback to {version} requested: {ROLLBACK_DAG} moves the champion, then the scoring "
-        "DAG re-scores the latest scored day with it; follow both in the UI"
-    )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="churn registry", description="Show the churn model registry or roll back."
-    )
-    parser.add_argument("--root", required=True, help="artifact root: a folder or gs://bucket")
-    commands = parser.add_subparsers(dest="command", required=True)
-    show = commands.add_parser(
-        "show", help="print the versions as a table: AUPR, the comparison, cost, status"
-    )
-    show.add_argument("--json", action="store_true", help="print the registry document")
-    show.add_argument("--plot", metavar="PNG", help="also draw AUPR and cost per version")
-    promote_cmd = commands.add_parser(
-        "promote", help=f"make a registered version the champion and re-score ({ROLLBACK_DAG})"
-    )
-    promote_cmd.add_argument("version")
-    promote_cmd.add_argument("--reason", required=True, help="why; the history records it")
-    promote_cmd.add_argument(
-        "--registry-only",
-        action="store_true",
-        help="without Airflow: move the champion in the registry alone; nothing re-scores "
-        "until the next scheduled scoring run",
-    )
-    args = parser.parse_args(argv)
-    registry = store(args.root)
-    if args.command == "promote":
-        try:
-            require(registry.read(), args.version)
-            if not args.registry_only:
-                print(trigger_rollback(args.version, args.reason))
-                return
-            reason = manual_reason(getpass.getuser(), args.reason)
-            registry.update(lambda doc: (set_champion(doc, args.version, utc_now(), reason), None))
-            print("the champion moved; nothing re-scores until the next scheduled scoring run",
-                  file=sys.stderr)  # fmt: skip
-        except (ValueError, CorruptRegistry) as err:
-            raise SystemExit(f"churn registry: {err}") from None
-    doc = registry.read()
-    if args.command == "show" and not args.json:
-        from churn_airflow import registry_view
-
-        print(registry_view.table(doc))
-        if args.plot:
-            registry_view.plot(doc, args.plot)
-            print(f"plot: {args.plot}")
-        return
-    print(json.dumps(doc, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+        seed = (run or {}).get("seed")
+    return {"version": entry["version"], "model_uri": entry["model_uri"], "seed": seed}
