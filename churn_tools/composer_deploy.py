@@ -32,12 +32,12 @@ from packaging.specifiers import SpecifierSet
 import churn_airflow
 import churn_core
 from churn_airflow import settings
-from churn_core import runtime
+from churn_core import runtime, stages
 from churn_core.pipeline_params import Environment
 from churn_tools import REPO
 from churn_tools.airflow_setup import POOLS
 
-ENTRYPOINTS = tuple(f"spark_jobs/{job}.py" for job in ("preprocess", "train", "tune", "score"))
+ENTRYPOINTS = tuple(f"spark_jobs/{stage.job}.py" for stage in stages.ALL)
 PACKAGE_ZIP, ZIP = "spark_jobs/package_zip.py", "dist/churn_ml.zip"
 # a package is mirrored (a removed module goes too), without bytecode
 RSYNC = (

@@ -229,7 +229,7 @@ def run(args, console: Console) -> dict:
 
 def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     from churn_airflow import drift_watch, run_ids
-    from churn_core import documents, layout, registry, usage
+    from churn_core import documents, layout, registry, stages, usage
 
     summary = {"failed": failed, "log": str(log_path)}
     training = dag_runs.get("training")
@@ -242,13 +242,13 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     models = [v for v in doc["versions"] if v["pipeline_id"] == run.pipeline_id]
     attempt = models[-1]["attempt"]
     tuned = documents.read(
-        layout.metrics_file(env.artifact_root, layout.TUNING, run.pipeline_id, attempt)
+        layout.metrics_file(env.artifact_root, stages.TUNING, run.pipeline_id, attempt)
     )
     versions = {m["version"] for m in models}
     decision = next((h for h in reversed(doc["history"]) if h["version"] in versions), None)
     reports = [
-        Path(layout.report_file(env.artifact_root, op, run.pipeline_id, attempt))
-        for op in layout.OPERATIONS
+        Path(layout.report_file(env.artifact_root, stage, run.pipeline_id, attempt))
+        for stage in stages.MODELS
     ]
     summary.update(
         pipeline_id=run.pipeline_id,

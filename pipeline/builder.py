@@ -10,6 +10,7 @@ from kfp import dsl
 
 from churn_core import runtime
 from churn_core.pipeline_params import DEFAULT_REGION, DEFAULT_TUNING
+from churn_core.stages import PREPROCESSING, TRAINING, TUNING, Stage
 from pipeline import components as c
 
 PIPELINE_NAME = "customer-churn-training"
@@ -20,18 +21,18 @@ GATE_NAME = "tune-if-training-aupr-meets-threshold"
 SKIP_NAME = "skip-tuning-below-threshold"
 
 
-def _vertex_spark(p: dict, step: str):
+def _vertex_spark(p: dict, stage: Stage):
     return c.dataproc_batch()(
         project=p["project"],
         location=p["region"],
-        batch_id=p[f"{step}_batch_id"],
-        batch=p[f"{step}_batch"],
+        batch_id=p[f"{stage.name}_batch_id"],
+        batch=p[f"{stage.name}_batch"],
     )
 
 
-def _local_spark(p: dict, step: str):
+def _local_spark(p: dict, stage: Stage):
     return c.local_component(c.spark_submit)(
-        batch=p[f"{step}_batch"], batch_id=p[f"{step}_batch_id"]
+        batch=p[f"{stage.name}_batch"], batch_id=p[f"{stage.name}_batch_id"]
     )
 
 
@@ -160,10 +161,10 @@ def build(target: str):
         others), never a placeholder inside a longer string or a list.
         """
         p = dict(locals())
-        preprocessing = spark_step(p, "preprocessing").set_display_name("Preprocess raw customers")
+        preprocessing = spark_step(p, PREPROCESSING).set_display_name("Preprocess raw customers")
         dataset = dataset_step(p).set_display_name("Register managed dataset").after(preprocessing)
         training = (
-            spark_step(p, "training").set_display_name("Train random forest").after(preprocessing)
+            spark_step(p, TRAINING).set_display_name("Train random forest").after(preprocessing)
         )
         evaluation = (
             evaluate(metrics_uri=training_metrics_uri)
@@ -183,7 +184,7 @@ def build(target: str):
 
         with dsl.If(tuning == True, name=TUNING_ON_NAME):  # noqa: E712 (a KFP condition)
             with dsl.If(au_pr >= aupr_threshold, name=GATE_NAME):
-                tuner = spark_step(p, "tuning").set_display_name("Tune hyperparameters")
+                tuner = spark_step(p, TUNING).set_display_name("Tune hyperparameters")
                 tuned = (
                     evaluate(metrics_uri=tuning_metrics_uri)
                     .set_display_name("Evaluate tuned model")

@@ -27,6 +27,7 @@ from churn_core.pipeline_params import (
     local_root,
     parameter_values,
 )
+from churn_core.stages import MODELS, TRAINING, TUNING
 from churn_ml import sample_data
 from pipeline.builder import build
 
@@ -55,8 +56,8 @@ def run_values(values: dict, pipeline_root: Path) -> dict:
     build("local")(**values)
     run_dirs = sorted(set(pipeline_root.glob("*")) - before)
     pipeline_id, attempt = values["pipeline_id"], values["attempt"]
-    trained = documents.read(layout.metrics_file(env_root, layout.TRAINING, pipeline_id, attempt))
-    tuned = documents.read(layout.metrics_file(env_root, layout.TUNING, pipeline_id, attempt))
+    trained = documents.read(layout.metrics_file(env_root, TRAINING, pipeline_id, attempt))
+    tuned = documents.read(layout.metrics_file(env_root, TUNING, pipeline_id, attempt))
     tuning_ran = tuned is not None and tuned.get("status") != "skipped"
     return {
         "pipeline_id": pipeline_id,
@@ -66,8 +67,8 @@ def run_values(values: dict, pipeline_root: Path) -> dict:
         "tuning_ran": tuning_ran,
         "tuning_params": tuned["params"] if tuning_ran else None,
         "reports": [
-            layout.report_file(env_root, op, pipeline_id, attempt)
-            for op in (layout.OPERATIONS if tuning_ran else (layout.TRAINING,))
+            layout.report_file(env_root, stage, pipeline_id, attempt)
+            for stage in (MODELS if tuning_ran else (TRAINING,))
         ],
         "usage": step_usage(run_dirs[-1]) if run_dirs else {},
         "total_seconds": round(time.monotonic() - started, 1),

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from churn_core import defaults
-from churn_core.layout import PREPROCESSING, TRAINING_DATA, table_uri
+from churn_core import defaults, stages
+from churn_core.layout import TRAINING_DATA, table_uri
 from churn_ml import cleaning, cli, commit_record, customers, raw_csv, run_events, storage
 from churn_ml.schema import LABEL, LABEL_VALUES
 from churn_ml.session import build_session
@@ -80,7 +80,7 @@ def preprocess(spark: SparkSession, args) -> dict:
 def preprocessing_lineage(args) -> run_events.JobRun:
     """The day's raw files in, the run's ``training_data`` partition out."""
     return run_events.JobRun(
-        PREPROCESSING,
+        stages.PREPROCESSING.name,
         args.pipeline_id,
         args.attempt,
         (run_events.DatasetRef(args.input_uri),),

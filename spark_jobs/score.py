@@ -31,13 +31,12 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from churn_core import defaults, psi
+from churn_core import defaults, psi, stages
 from churn_core.layout import (
     BATCH_PREDICTIONS,
     BATCH_REJECTS,
     FEATURE_DRIFT,
     PROFILE_FILE,
-    SCORING,
     profile_uri,
     table_uri,
 )
@@ -240,7 +239,7 @@ def scoring_lineage(args) -> run_events.JobRun:
     the rejects and (with drift) the feature drift out."""
     tables = [BATCH_PREDICTIONS, BATCH_REJECTS] + ([FEATURE_DRIFT] if args.drift_uri else [])
     return run_events.JobRun(
-        SCORING,
+        stages.SCORING.name,
         args.pipeline_id,
         args.attempt,
         (run_events.DatasetRef(args.input_uri), run_events.DatasetRef(args.model_uri)),

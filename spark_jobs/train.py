@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pyspark.sql import SparkSession
 
-from churn_core import layout
+from churn_core import stages
 from churn_ml import cli, drift, run_events
 from churn_ml.model import ForestParams, fit, training_pipeline
 from churn_ml.publish import add_run_arguments, load_split, parse_run_args, publish, run_target
@@ -29,7 +29,7 @@ def parse_args(argv: Sequence[str] | None):
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-training")
-    with run_events.recorded(spark, run_events.model_run(args, layout.TRAINING)):
+    with run_events.recorded(spark, run_events.model_run(args, stages.TRAINING)):
         return run_training(spark, args)
 
 
@@ -41,7 +41,7 @@ def run_training(spark: SparkSession, args) -> dict:
     profiled = drift.feature_bins(train)
     train.unpersist()
     details = {"params": params.as_dict(), "seed": args.seed}
-    target = run_target(args, layout.TRAINING)
+    target = run_target(args, stages.TRAINING)
     return publish(
         model, test, target, details, champion, args.bootstrap_replicates, features=profiled
     )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import SparkSession
 
-from churn_core import layout
+from churn_core import stages
 from churn_core.grids import DEFAULT_FOLDS, MAX_FOLDS, MIN_FOLDS
 from churn_ml import cli, drift, run_events
 from churn_ml.model import FEATURES, LABEL_INDEX, feature_stages, fit, forest
@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None):
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     spark = build_session("churn-hyperparameter-tuning")
-    with run_events.recorded(spark, run_events.model_run(args, layout.TUNING)):
+    with run_events.recorded(spark, run_events.model_run(args, stages.TUNING)):
         return run_tuning(spark, args)
 
 
@@ -71,7 +71,7 @@ def run_tuning(spark: SparkSession, args) -> dict:
         "cv_mean_au_pr": winner.mean_au_pr,
         "cv_results": [s.as_dict() for s in scores],
     }
-    target = run_target(args, layout.TUNING)
+    target = run_target(args, stages.TUNING)
     return publish(
         model, test, target, details, champion, args.bootstrap_replicates, features=profiled
     )

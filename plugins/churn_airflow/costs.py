@@ -7,7 +7,7 @@ machine's (``pipeline.components.spark_submit``). Prices come from ``settings.pr
 from __future__ import annotations
 
 from churn_airflow import local_jobs, settings
-from churn_core import lineage, usage
+from churn_core import lineage, stages, usage
 
 
 def _local(kind: str, job_id: str) -> dict:
@@ -43,7 +43,7 @@ def batch_usage(env, batch_id: str) -> dict | None:
 
 def pipeline_usage(env, values: dict) -> dict | None:
     """What one attempt of the training pipeline spent, its Spark steps summed, priced."""
-    ids = [values[f"{step}_batch_id"] for step in lineage.PIPELINE_STEPS]
+    ids = [values[f"{stage.name}_batch_id"] for stage in stages.PIPELINE]
     if settings.backend() == "local":
         job = lineage.job_id(values["pipeline_id"], values["attempt"])
         spent = _local(local_jobs.PIPELINE, job).get("summary", {}).get("usage", {})

@@ -8,6 +8,7 @@ from google.cloud.dataproc_v1 import Batch
 
 from churn_airflow import run_ids, scoring, settings
 from churn_core import lineage
+from churn_core.stages import Stage
 
 # An earlier attempt's batch in these states is waited on instead of starting another.
 REUSABLE = {Batch.State.PENDING, Batch.State.RUNNING, Batch.State.SUCCEEDED}
@@ -26,14 +27,14 @@ class ChurnDataprocCreateBatchOperator(DataprocCreateBatchOperator):
 
     template_fields = (*DataprocCreateBatchOperator.template_fields, "plan")
 
-    def __init__(self, *, plan, step: str, **kwargs):
+    def __init__(self, *, plan, stage: Stage, **kwargs):
         # submit and return: the sensor waits. Never deferrable, whatever [operators]
         # default_deferrable says (the provider refuses asynchronous with deferrable).
         super().__init__(batch=None, asynchronous=True, deferrable=False, **kwargs)  # built later
-        self.plan, self.step = plan, step
+        self.plan, self.stage = plan, stage
 
     def _batch_id(self, attempt: str) -> str:
-        return lineage.batch_id(self.step, self.plan["pipeline_id"], attempt)
+        return lineage.batch_id(self.stage, self.plan["pipeline_id"], attempt)
 
     def _get(self, attempt: str) -> Batch | None:
         try:

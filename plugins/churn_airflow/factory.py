@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from churn_airflow import settings
-from churn_core import batches, lineage, runtime
+from churn_core import batches, runtime, stages
 
 CLOUD_RETRIES = {
     "retries": 3,
@@ -115,7 +115,7 @@ def scoring_batch(task_id: str, plan):
     """Submits the scoring batch of the ``plan`` task's run, with the registry's champion of
     that moment, and returns at once with ``{"batch_id", "state", "model_version"}`` (each also
     an XCom of its own)."""
-    common = {"task_id": task_id, "plan": plan, "step": lineage.SCORING, "multiple_outputs": True}
+    common = {"task_id": task_id, "plan": plan, "stage": stages.SCORING, "multiple_outputs": True}
     if settings.backend() == "gcp":
         from churn_airflow.dataproc_operators import ChurnDataprocCreateBatchOperator
 

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from churn_airflow import landing, lineage_parent, local_jobs, run_ids, scoring, settings
 from churn_core import lineage, step_progress
+from churn_core.stages import Stage
 
 
 class LocalPathSensor(BaseSensorOperator):
@@ -131,13 +132,13 @@ class LocalBatchOperator(BaseOperator):
 
     template_fields = ("plan", "root")
 
-    def __init__(self, *, plan, step: str, root: str | None = None, **kwargs):
+    def __init__(self, *, plan, stage: Stage, root: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.plan, self.step = plan, step
+        self.plan, self.stage = plan, stage
         self.root = root or settings.local_root()
 
     def _folder(self, attempt: str) -> Path:
-        batch_id = lineage.batch_id(self.step, self.plan["pipeline_id"], attempt)
+        batch_id = lineage.batch_id(self.stage, self.plan["pipeline_id"], attempt)
         return local_jobs.job_dir(self.root, local_jobs.BATCH, batch_id)
 
     def execute(self, context) -> dict:

@@ -8,7 +8,7 @@ import logging
 import os
 
 from churn_airflow import gcs
-from churn_core import documents, layout, registry
+from churn_core import documents, layout, registry, stages
 
 log = logging.getLogger(__name__)
 # The champion event's extra key naming the day to re-score (a rollback's latest scored day).
@@ -18,11 +18,11 @@ RESCORE_DAY = "rescore_day"
 def run_candidates(artifact_root: str, pipeline_id: str, attempt: str) -> list[registry.Candidate]:
     """The models one attempt of a run produced: training always, tuning unless skipped."""
     candidates = []
-    for operation in layout.OPERATIONS:
-        uri = layout.metrics_file(artifact_root, operation, pipeline_id, attempt)
+    for stage in stages.MODELS:
+        uri = layout.metrics_file(artifact_root, stage, pipeline_id, attempt)
         doc = documents.read(uri, gcs.client(uri))
         if doc is None or doc.get("status") == "skipped":
-            log.info("%s of %s: %s", operation, pipeline_id, doc["reason"] if doc else "no model")
+            log.info("%s of %s: %s", stage.name, pipeline_id, doc["reason"] if doc else "no model")
             continue
         candidates.append(registry.Candidate.from_metrics(doc, attempt))
     if not candidates:
@@ -34,10 +34,8 @@ def run_candidates(artifact_root: str, pipeline_id: str, attempt: str) -> list[r
 
 def report_uri(artifact_root: str, candidate: registry.Candidate) -> str:
     """The HTML report of a candidate's run."""
-    folder = layout.metrics_uri(
-        artifact_root, candidate.operation, candidate.pipeline_id, candidate.attempt
-    )
-    return f"{folder}/report.html"
+    stage = stages.of_operation(candidate.operation)
+    return layout.report_file(artifact_root, stage, candidate.pipeline_id, candidate.attempt)
 
 
 def promote_run(

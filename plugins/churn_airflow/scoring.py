@@ -7,6 +7,7 @@ import datetime as dt
 from churn_airflow import gcs, lineage_parent
 from churn_core import batches, bigquery_sql, documents, layout, psi
 from churn_core.layout import BATCH_PREDICTIONS, BATCH_REJECTS
+from churn_core.stages import SCORING
 
 
 def scoring_args(
@@ -29,7 +30,7 @@ def scoring_args(
         "--model-version", model_version,
         "--dataset-uri", env.dataset_uri,
         "--attempt", attempt,
-        "--commit-record-uri", layout.commit_record(root, layout.SCORING, pipeline_id),
+        "--commit-record-uri", layout.commit_record(root, SCORING, pipeline_id),
         "--stats-uri", layout.scoring_stats_file(root, pipeline_id),
         "--drift-uri", layout.drift_folder(root, pipeline_id),
         "--drift-warning", str(drift_warning),
@@ -45,7 +46,7 @@ def dataproc_batch(env, pipeline_id: str, args: list) -> dict:
     refuses one on the runtimes the jobs run on.
     """
     runs_as = {**vars(env), "service_account": env.scoring_service_account}
-    return batches.pyspark_batch(runs_as, "score", args, pipeline_id, as_service_account=True)
+    return batches.pyspark_batch(runs_as, SCORING.job, args, pipeline_id, as_service_account=True)
 
 
 def champion_batch(env, plan: dict, context, attempt: str) -> dict:

@@ -25,7 +25,7 @@ def pyspark_batch(
     pipeline_id: str,
     as_service_account: bool = False,
 ) -> dict:
-    """The Batch of ``spark_jobs/<job>.py`` with ``args``.
+    """The Batch of ``spark_jobs/<job>.py`` (a ``Stage``'s job) with ``args``.
 
     ``settings`` holds the fields ``Environment`` and the pipeline's parameter values name
     alike: ``code_uri``, ``python_file_uris``, ``runtime_version``, ``spark_properties``,

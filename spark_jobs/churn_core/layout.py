@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from churn_core.stages import MODELS, PREPROCESSING, SCORING, Stage
+
 MODEL_NAME = "customer-churn-model"
-TRAINING = "training"
-TUNING = "hyperparameter-tuning"
-OPERATIONS = (TRAINING, TUNING)
-SCORING = "batch-scoring"
-PREPROCESSING = "preprocessing"
 DATASET = "customer_churn_ds"
 TRAIN_INPUT, SCORE_INPUT = "train", "score"
 # Table names, as in the lab's BigQuery dataset customer_churn_ds.
@@ -25,8 +22,8 @@ FEATURE_DRIFT = "feature_drift"
 PROFILE_FILE = "profile.json"
 
 
-def _folder(root: str, kind: str, step: str, pipeline_id: str) -> str:
-    return f"{root.rstrip('/')}/{kind}/{MODEL_NAME}/{step}/{pipeline_id}"
+def _folder(root: str, kind: str, stage: Stage, pipeline_id: str) -> str:
+    return f"{root.rstrip('/')}/{kind}/{MODEL_NAME}/{stage.folder}/{pipeline_id}"
 
 
 def day_partition(day: dt.date) -> str:
@@ -60,34 +57,37 @@ def input_marker(kind: str, day: dt.date) -> str:
     return f"{landing_prefix(kind, day)}/{COMPLETE_MARKER}"
 
 
-def _under(root: str, kind: str, operation: str, pipeline_id: str, attempt: str) -> str:
+def _under(root: str, kind: str, stage: Stage, pipeline_id: str, attempt: str) -> str:
     """Every attempt has folders of its own: a registered model's files never change."""
-    if operation not in OPERATIONS:
-        raise ValueError(f"unknown operation {operation!r}; expected one of {OPERATIONS}")
-    return f"{_folder(root, kind, operation, pipeline_id)}/{attempt}"
+    if stage not in MODELS:
+        raise ValueError(f"{stage.name} saves no model; expected one of {[s.name for s in MODELS]}")
+    return f"{_folder(root, kind, stage, pipeline_id)}/{attempt}"
 
 
-def model_uri(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
-    return _under(root, "models", operation, pipeline_id, attempt)
+def model_uri(root: str, stage: Stage, pipeline_id: str, attempt: str) -> str:
+    return _under(root, "models", stage, pipeline_id, attempt)
 
 
-def model_version(pipeline_id: str, operation: str, attempt: str) -> str:
+def model_version(pipeline_id: str, stage: Stage, attempt: str) -> str:
     """The registry's name of the model one attempt of a run saved under ``model_uri``."""
-    return f"{pipeline_id}-{operation}-{attempt}"
+    return f"{pipeline_id}-{stage.folder}-{attempt}"
 
 
-def metrics_uri(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
-    return _under(root, "metrics", operation, pipeline_id, attempt)
+def metrics_uri(root: str, stage: Stage, pipeline_id: str, attempt: str) -> str:
+    return _under(root, "metrics", stage, pipeline_id, attempt)
 
 
-def metrics_file(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
-    return metrics_uri(root, operation, pipeline_id, attempt) + "/metrics.json"
+# The documents of a model's metrics folder: the evaluation's numbers and its page (the
+# pipeline's components write both on Vertex, where this package is not installed).
+METRICS_JSON, REPORT_HTML = "metrics.json", "report.html"
 
 
-def report_file(root: str, operation: str, pipeline_id: str, attempt: str) -> str:
-    """The evaluation step's page beside ``metrics_file`` (the pipeline's components write both
-    on Vertex, where this package is not installed)."""
-    return metrics_uri(root, operation, pipeline_id, attempt) + "/report.html"
+def metrics_file(root: str, stage: Stage, pipeline_id: str, attempt: str) -> str:
+    return f"{metrics_uri(root, stage, pipeline_id, attempt)}/{METRICS_JSON}"
+
+
+def report_file(root: str, stage: Stage, pipeline_id: str, attempt: str) -> str:
+    return f"{metrics_uri(root, stage, pipeline_id, attempt)}/{REPORT_HTML}"
 
 
 def scoring_stats_file(root: str, pipeline_id: str) -> str:
@@ -109,12 +109,12 @@ def lineage_file(root: str) -> str:
     return f"{root.rstrip('/')}/lineage/events.jsonl"
 
 
-def commit_record(root: str, step: str, pipeline_id: str) -> str:
-    """Which attempt of a run may commit the partitions a step writes by ``pipeline_id``
+def commit_record(root: str, stage: Stage, pipeline_id: str) -> str:
+    """Which attempt of a run may commit the partitions a stage writes by ``pipeline_id``
     (churn_ml.commit_record): preprocessing's ``training_data``, scoring's three tables."""
-    if step not in (PREPROCESSING, SCORING):
-        raise ValueError(f"{step!r} writes no partition by pipeline_id alone")
-    return f"{_folder(root, 'metrics', step, pipeline_id)}/commit.json"
+    if stage not in (PREPROCESSING, SCORING):
+        raise ValueError(f"{stage.name} writes no partition by pipeline_id alone")
+    return f"{_folder(root, 'metrics', stage, pipeline_id)}/commit.json"
 
 
 # The drift report of a scoring run, in its ``drift_folder`` (churn_ml.drift_report writes it).

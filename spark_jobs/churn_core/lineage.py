@@ -14,6 +14,8 @@ import datetime as dt
 import hashlib
 import re
 
+from churn_core.stages import TRAINING, Stage
+
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 PIPELINE_ID_MAX = 32
 # JSON-schema form (anchored) for the DAG Params; Python code uses ``check_pipeline_id``.
@@ -22,8 +24,6 @@ PIPELINE_ID = re.compile(PIPELINE_ID_PATTERN)
 ATTEMPT = re.compile(r"^[a-z0-9]{5}-[1-9][0-9]{0,2}$")
 BATCH_ID = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")  # Dataproc: 4-63 characters
 JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")  # Vertex AI pipeline jobs
-PIPELINE_STEPS = ("preprocessing", "training", "tuning")
-SCORING = "scoring"
 
 
 def parse_day(value: str) -> dt.date:
@@ -68,13 +68,13 @@ def _checked(value: str, pattern: re.Pattern, what: str) -> str:
     return value
 
 
-def batch_id(step: str, pipeline_id: str, attempt_id: str) -> str:
-    """The Dataproc batch id of one step of one attempt."""
+def batch_id(stage: Stage, pipeline_id: str, attempt_id: str) -> str:
+    """The Dataproc batch id of one stage of one attempt."""
     check_pipeline_id(pipeline_id)
-    return _checked(f"churn-{step}-{pipeline_id}-{attempt_id}", BATCH_ID, "Dataproc batch id")
+    return _checked(f"churn-{stage.name}-{pipeline_id}-{attempt_id}", BATCH_ID, "Dataproc batch id")
 
 
 def job_id(pipeline_id: str, attempt_id: str) -> str:
     """The Vertex AI pipeline job id of one attempt."""
     check_pipeline_id(pipeline_id)
-    return _checked(f"churn-training-{pipeline_id}-{attempt_id}", JOB_ID, "Vertex AI job id")
+    return _checked(f"churn-{TRAINING.name}-{pipeline_id}-{attempt_id}", JOB_ID, "Vertex AI job id")

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from churn_core import batches, defaults, layout, lineage_conf, runtime, spark_conf
 from churn_core.grids import DEFAULT_FOLDS, DEFAULT_GRID, grid_args
-from churn_core.lineage import PIPELINE_STEPS, batch_id
+from churn_core.lineage import batch_id
+from churn_core.stages import MODELS, PIPELINE, PREPROCESSING, TRAINING, TUNING
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_REGION = "us-central1"
@@ -135,7 +136,7 @@ def for_attempt(values: dict, attempt: str) -> dict:
     """The same run's values for one attempt: its batch ids, its artifact folders and the
     steps' whole inputs that name them."""
     pipeline_id = values["pipeline_id"]
-    ids = {f"{s}_batch_id": batch_id(s, pipeline_id, attempt) for s in PIPELINE_STEPS}
+    ids = {f"{s.name}_batch_id": batch_id(s, pipeline_id, attempt) for s in PIPELINE}
     values = {**values, **ids, "attempt": attempt}
     return {**values, **step_inputs(values)}
 
@@ -143,44 +144,44 @@ def for_attempt(values: dict, attempt: str) -> dict:
 def step_inputs(values: dict) -> dict:
     """What each step of the pipeline takes, whole, from the run's other values."""
     root, run, attempt = values["artifact_root"], values["pipeline_id"], values["attempt"]
-    metrics = {op: layout.metrics_uri(root, op, run, attempt) for op in layout.OPERATIONS}
+    metrics = {stage: layout.metrics_uri(root, stage, run, attempt) for stage in MODELS}
     common = ["--pipeline-id", run, "--pipeline-execution-dt", values["pipeline_execution_dt"]]
     outputs = {
-        op: [
+        stage: [
             "--dataset-uri", values["dataset_uri"],
-            "--model-uri", layout.model_uri(root, op, run, attempt),
-            "--metrics-uri", metrics[op],
+            "--model-uri", layout.model_uri(root, stage, run, attempt),
+            "--metrics-uri", metrics[stage],
             "--attempt", attempt,
             "--seed", values["seed"],
             "--champion-version", values["champion_version"],
             "--champion-model-uri", values["champion_model_uri"],
             "--champion-seed", values["champion_seed"],
         ]
-        for op in layout.OPERATIONS
+        for stage in MODELS
     }  # fmt: skip
-    jobs = {
-        "preprocessing": ("preprocess", [
+    args = {
+        PREPROCESSING: [
             *common, "--input-uri", values["training_data_uri"],
             "--dataset-uri", values["dataset_uri"],
             "--attempt", attempt,
-            "--commit-record-uri", layout.commit_record(root, layout.PREPROCESSING, run),
+            "--commit-record-uri", layout.commit_record(root, PREPROCESSING, run),
             "--max-drop-fraction", values["max_drop_fraction"],
-        ]),
-        "training": ("train", [*common, *outputs[layout.TRAINING]]),
-        "tuning": ("tune", [
-            *common, *outputs[layout.TUNING], "--folds", values["folds"],
+        ],
+        TRAINING: [*common, *outputs[TRAINING]],
+        TUNING: [
+            *common, *outputs[TUNING], "--folds", values["folds"],
             "--max-depth-grid", values["max_depth_grid"],
             "--max-bins-grid", values["max_bins_grid"],
             "--num-trees-grid", values["num_trees_grid"],
-        ]),
+        ],
     }  # fmt: skip
     return {
         **{
-            f"{step}_batch": batches.pyspark_batch(values, job, args, run)
-            for step, (job, args) in jobs.items()
+            f"{stage.name}_batch": batches.pyspark_batch(values, stage.job, args[stage], run)
+            for stage in PIPELINE
         },
-        "training_metrics_uri": metrics[layout.TRAINING],
-        "tuning_metrics_uri": metrics[layout.TUNING],
+        "training_metrics_uri": metrics[TRAINING],
+        "tuning_metrics_uri": metrics[TUNING],
         "training_table_uri": layout.table_uri(values["dataset_uri"], layout.TRAINING_DATA),
         "dataset_display_name": f"customer-churn-{run}",
         "dataset_registry_uri": f"{root.rstrip('/')}/datasets",

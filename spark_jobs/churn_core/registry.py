@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from churn_core import documents, layout
+from churn_core import documents, layout, stages
 from churn_core.layout import MODEL_NAME
+from churn_core.stages import Stage
 
 CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
     "champion",
@@ -90,7 +91,11 @@ class Candidate:
 
     @property
     def version(self) -> str:
-        return layout.model_version(self.pipeline_id, self.operation, self.attempt)
+        return layout.model_version(self.pipeline_id, self.stage, self.attempt)
+
+    @property
+    def stage(self) -> Stage:
+        return stages.of_operation(self.operation)
 
     @property
     def au_pr(self) -> float:
@@ -152,7 +157,7 @@ def decide(
     scored = {c.scored_champion for c in candidates}
     if len(scored) != 1:
         raise ValueError(f"the run's models were compared with different champions: {scored}")
-    best = max(candidates, key=lambda c: (c.au_pr, c.operation == "training"))
+    best = max(candidates, key=lambda c: (c.au_pr, c.stage == stages.TRAINING))
     return best, *_verdict(doc, candidates, best, scored.pop(), threshold, min_improvement)
 
 
@@ -446,7 +451,10 @@ def champion_to_score(artifact_root: str, client=None) -> dict | None:
     if seed is None and "attempt" in entry:
         run = documents.read(
             layout.metrics_file(
-                artifact_root, entry["operation"], entry["pipeline_id"], entry["attempt"]
+                artifact_root,
+                stages.of_operation(entry["operation"]),
+                entry["pipeline_id"],
+                entry["attempt"],
             ),
             client,
         )

@@ -29,6 +29,7 @@ from churn_core.layout import (
     TRAINING_DATA,
     table_uri,
 )
+from churn_core.stages import Stage
 from churn_ml import champion as champions
 from churn_ml import cli, comparison, drift, storage
 from churn_ml.cleaning import with_lineage
@@ -132,11 +133,11 @@ def _versus(
     return versus, summary
 
 
-def run_target(args, operation: str) -> RunTarget:
+def run_target(args, stage: Stage) -> RunTarget:
     return RunTarget(
         pipeline_id=args.pipeline_id,
         execution_dt=args.pipeline_execution_dt,
-        operation=operation,
+        operation=stage.folder,
         attempt=args.attempt,
         dataset_uri=args.dataset_uri,
         model_uri=args.model_uri,

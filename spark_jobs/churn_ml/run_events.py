@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from churn_core import layout, lineage_conf
+from churn_core.stages import Stage
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,16 @@ class JobRun:
     model_version: str = ""
 
 
-def model_run(args, operation: str) -> JobRun:
+def model_run(args, stage: Stage) -> JobRun:
     """What a training or tuning run reads, its ``training_data`` partition, and writes: its
     model version (the champion it is compared with is not what it was trained on)."""
     return JobRun(
-        operation,
+        stage.name,
         args.pipeline_id,
         args.attempt,
         (DatasetRef(layout.table_uri(args.dataset_uri, layout.TRAINING_DATA), args.pipeline_id),),
         (DatasetRef(args.model_uri),),
-        layout.model_version(args.pipeline_id, operation, args.attempt),
+        layout.model_version(args.pipeline_id, stage, args.attempt),
     )
 
 

@@ -47,7 +47,7 @@ from urllib.parse import unquote
 import pyarrow.parquet as pq
 import pytest
 
-from churn_core import layout
+from churn_core import layout, stages
 from churn_tools import lineage, lineage_graph
 from tests.dags.compose_stack import airflow, free_port, stack
 from tests.dags.conftest import REPO
@@ -669,8 +669,8 @@ def test_lineage_links_the_champions_training_day_to_the_days_it_scored(server):
     jobs = {}
     for run in graph.runs.values():
         jobs.setdefault(run.job, []).append(run)
-    (trained,) = jobs[layout.TRAINING]
-    (preprocessed,) = [r for r in jobs[layout.PREPROCESSING] if r.attempt == trained.attempt]
+    (trained,) = jobs[stages.TRAINING.name]
+    (preprocessed,) = [r for r in jobs[stages.PREPROCESSING.name] if r.attempt == trained.attempt]
     partition = lineage_graph.Dataset(
         "file", f"{server['root']}/warehouse/customer_churn_ds/training_data", trained.pipeline_id
     )
@@ -678,7 +678,7 @@ def test_lineage_links_the_champions_training_day_to_the_days_it_scored(server):
     assert graph.inputs[preprocessed.run_id] == [lineage_graph.Dataset("file", str(raw))]
     assert graph.outputs[preprocessed.run_id] == [partition]
     assert graph.inputs[trained.run_id] == [partition]
-    scored_today = next(r for r in jobs[layout.SCORING] if r.pipeline_id == f"{TODAY:%Y%m%d}")
+    scored_today = next(r for r in jobs[stages.SCORING.name] if r.pipeline_id == f"{TODAY:%Y%m%d}")
     assert scored_today.model_version == STATE["weak"]
     assert graph.inputs[scored_today.run_id][1] == graph.outputs[trained.run_id][0]  # the model
     predictions = graph.outputs[scored_today.run_id][0]
@@ -693,7 +693,7 @@ def test_lineage_links_the_champions_training_day_to_the_days_it_scored(server):
         if event["job"]["namespace"] == "customer-churn" and event["run"]["runId"] in graph.runs:
             parent = event["run"]["facets"]["parent"]
             assert tasks[parent["run"]["runId"]] == parent["job"]["name"], parent
-    assert {r.parent for r in jobs[layout.SCORING]} == {f"{SCORING}.submit_scoring"}
+    assert {r.parent for r in jobs[stages.SCORING.name]} == {f"{SCORING}.submit_scoring"}
     assert trained.parent == f"{TRAINING}.run_training_pipeline"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_core import layout, lineage
+from churn_core import layout, lineage, stages
 from churn_core.pipeline_params import Tuning
 from churn_tools import lineage as lineage_cli
 from churn_tools import lineage_graph
@@ -54,17 +54,17 @@ def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("churn-root")
 
 
-def metrics_path(root: Path, operation: str, attempt: str, pipeline_id: str = PIPELINE_ID) -> Path:
-    return Path(layout.metrics_file(str(root), operation, pipeline_id, attempt))
+def metrics_path(root: Path, stage, attempt: str, pipeline_id: str = PIPELINE_ID) -> Path:
+    return Path(layout.metrics_file(str(root), stage, pipeline_id, attempt))
 
 
 def run_and_read(root: Path, tuning: Tuning, training_csv: Path, champion=None) -> dict:
     summary = run_local.run(root, PIPELINE_ID, RUN_DATE, tuning, str(training_csv), champion)
-    read = {op: metrics_path(root, op, summary["attempt"]) for op in layout.OPERATIONS}
+    read = {s: metrics_path(root, s, summary["attempt"]) for s in stages.MODELS}
     return {
         "summary": summary,
-        "training": json.loads(read[layout.TRAINING].read_text()),
-        "tuning": json.loads(read[layout.TUNING].read_text()),
+        "training": json.loads(read[stages.TRAINING].read_text()),
+        "tuning": json.loads(read[stages.TUNING].read_text()),
     }
 
 
@@ -94,8 +94,8 @@ def test_tuned_run(root, tuned_run):
     assert summary["pipeline_id"] == PIPELINE_ID
     assert summary["tuning_ran"] is True
     assert training["pipeline_id"] == tuning["pipeline_id"] == PIPELINE_ID
-    assert training["operation"] == layout.TRAINING
-    assert tuning["operation"] == layout.TUNING
+    assert training["operation"] == stages.TRAINING.folder
+    assert tuning["operation"] == stages.TUNING.folder
     assert summary["training_au_pr"] == training["metrics"]["au_pr"]
     assert summary["tuning"] == tuning["metrics"]["au_pr"]
     assert 0.5 < training["metrics"]["au_pr"] < 1.0  # both data sets have a real signal
@@ -130,9 +130,8 @@ def test_tuned_run(root, tuned_run):
     # The three Spark steps ran, each as its own spark-submit, and each measured what it spent.
     attempt = summary["attempt"]
     assert sorted(summary["usage"]) == [
-        lineage.batch_id(step, PIPELINE_ID, attempt) for step in ("preprocessing", "training",
-                                                                   "tuning")
-    ]  # fmt: skip
+        lineage.batch_id(stage, PIPELINE_ID, attempt) for stage in stages.PIPELINE
+    ]
     for spent in summary["usage"].values():
         assert spent["wall_seconds"] > spent["cpu_seconds"] / os.cpu_count() > 0, spent
         assert 100 < spent["peak_memory_mb"] < 16_000, spent
@@ -171,7 +170,7 @@ def test_rerun_below_threshold_skips_tuning(root, tuned_run, skipped_run):
         "/report.html"
     ]
     first = tuned_run["summary"]["attempt"]
-    assert json.loads(metrics_path(root, layout.TUNING, first).read_text()) == tuned_run["tuning"]
+    assert json.loads(metrics_path(root, stages.TUNING, first).read_text()) == tuned_run["tuning"]
     assert training["model_uri"] != tuned_run["training"]["model_uri"]
     assert [key.split("-")[1] for key in sorted(summary["usage"])] == [
         "preprocessing", "training"
@@ -205,21 +204,23 @@ def test_each_step_recorded_its_lineage(root, reference_csv, tuned_run):
     events = lineage_cli.read_events(Path(layout.lineage_file(str(root))))
     attempt = tuned_run["summary"]["attempt"]
     graph = lineage_graph.select(
-        lineage_graph.build(events), f"{PIPELINE_ID}-{layout.TUNING}-{attempt}"
+        lineage_graph.build(events), layout.model_version(PIPELINE_ID, stages.TUNING, attempt)
     )
     runs = {(r.job, r.attempt): r for r in graph.runs.values()}
     # the re-run below replaced the partition later: its preprocessing is not what tuning read
-    assert sorted(runs) == sorted([(layout.PREPROCESSING, attempt), (layout.TUNING, attempt)])
+    assert sorted(runs) == sorted(
+        [(stages.PREPROCESSING.name, attempt), (stages.TUNING.name, attempt)]
+    )
     partition = lineage_graph.Dataset(
         "file", f"{root}/warehouse/customer_churn_ds/training_data", PIPELINE_ID
     )
-    preprocessing = runs[(layout.PREPROCESSING, attempt)].run_id
+    preprocessing = runs[(stages.PREPROCESSING.name, attempt)].run_id
     assert graph.inputs[preprocessing] == [
         lineage_graph.Dataset("file", str(reference_csv.resolve()))
     ]
     assert graph.outputs[preprocessing] == [partition]
-    tuning = runs[(layout.TUNING, attempt)]
-    assert tuning.model_version == f"{PIPELINE_ID}-{layout.TUNING}-{attempt}"
+    tuning = runs[(stages.TUNING.name, attempt)]
+    assert tuning.model_version == layout.model_version(PIPELINE_ID, stages.TUNING, attempt)
     assert graph.inputs[tuning.run_id] == [partition]
     assert graph.outputs[tuning.run_id] == [
         lineage_graph.Dataset("file", tuned_run["tuning"]["model_uri"])

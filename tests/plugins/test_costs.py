@@ -11,7 +11,7 @@ from google.api_core.exceptions import NotFound
 from google.cloud.dataproc_v1 import Batch
 
 from churn_airflow import costs, local_jobs, settings
-from churn_core import lineage, usage
+from churn_core import lineage, stages, usage
 from churn_core.pipeline_params import Environment
 
 DAY = dt.date(2026, 11, 29)
@@ -57,8 +57,8 @@ def gcp_env() -> Environment:
 
 
 VALUES = {"pipeline_id": "20261129", "attempt": "k7f2q-1",
-          **{f"{s}_batch_id": lineage.batch_id(s, "20261129", "k7f2q-1")
-             for s in lineage.PIPELINE_STEPS}}  # fmt: skip
+          **{f"{s.name}_batch_id": lineage.batch_id(s, "20261129", "k7f2q-1")
+             for s in stages.PIPELINE}}  # fmt: skip
 
 
 def test_a_pipeline_on_dataproc_costs_its_batches_that_ran(monkeypatch):
@@ -80,7 +80,7 @@ def test_a_pipeline_on_dataproc_costs_its_batches_that_ran(monkeypatch):
     assert spent == {"dcu_hours": 3.0, "shuffle_gb_hours": 1.0,
                      "cost": round(3 * 0.089 + 0.04 / 730, 4), "currency": "USD"}  # fmt: skip
     asked = [c.kwargs["batch_id"] for c in hook.return_value.get_batch.call_args_list]
-    assert asked == [VALUES[f"{s}_batch_id"] for s in lineage.PIPELINE_STEPS]
+    assert asked == [VALUES[f"{s.name}_batch_id"] for s in stages.PIPELINE]
 
 
 def test_local_usage_is_read_from_the_jobs_the_runner_recorded(tmp_path, monkeypatch):

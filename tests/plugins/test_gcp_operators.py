@@ -25,6 +25,7 @@ from churn_airflow.run_ids import RUN_VALUES_KEY
 from churn_airflow.scoring import dataproc_batch, scoring_args
 from churn_airflow.vertex_lazy import LazyPipelineJobOperator, PipelineJobLink
 from churn_airflow.vertex_operators import ChurnRunPipelineJobOperator
+from churn_core import stages
 from churn_core.pipeline_params import REPO, Environment, for_attempt, parameter_values
 from tests.dataproc_schema import strict_batch
 from tests.plugins.task_instances import openlineage_parent, task_instance
@@ -105,7 +106,7 @@ def batch_operator(dag_id: str | None = "customer_churn_batch_scoring"):
         "project_id": PROJECT,
         "region": REGION,
         "plan": PLAN,
-        "step": "scoring",
+        "stage": stages.SCORING,
         "retries": 3,
     }
     if dag_id is None:
@@ -881,7 +882,7 @@ def test_factory_gcp_backend(gcp_backend):
     assert type(submit) is ChurnDataprocCreateBatchOperator
     assert submit.asynchronous is True
     assert submit.multiple_outputs is True  # the sensor reads its batch_id XCom
-    assert submit.step == "scoring"
+    assert submit.stage is stages.SCORING
     assert submit.batch is None  # built from the registry when new work starts
     assert from_xcom(submit.plan, "plan_run", "return_value")
 
@@ -915,7 +916,7 @@ def test_factory_local_backend(monkeypatch, tmp_path):
     assert from_xcom(training.parameter_values, "plan_run", "parameter_values")
     assert from_xcom(training.run_key, "plan_run", "run_key")
     assert type(submit) is LocalBatchOperator
-    assert submit.step == "scoring" and submit.multiple_outputs is True
+    assert submit.stage is stages.SCORING and submit.multiple_outputs is True
     assert from_xcom(submit.plan, "plan_run", "return_value")
     assert type(sensor) is LocalBatchSensor
     assert (sensor.mode, sensor.poke_interval) == ("reschedule", 10)

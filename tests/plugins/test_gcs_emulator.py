@@ -21,7 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from churn_airflow import gcs, promotion, scoring
-from churn_core import bigquery_sql, documents, layout, registry
+from churn_core import bigquery_sql, documents, layout, registry, stages
 from churn_core.pipeline_params import Environment
 from tests import gcs_emulator as emulator
 
@@ -69,7 +69,7 @@ def candidate(pid: str, au_pr: float, scored: str | None = None) -> registry.Can
         evidence = {"champion": scored, "comparable": True, "rows": 1409, "replicates": 1000,
                     "confidence": 0.95, "au_pr": interval, "au_roc": interval}  # fmt: skip
     return registry.Candidate(
-        pid, layout.TRAINING, "abcde-1", f"gs://m/{pid}", {"au_pr": au_pr}, 42, evidence
+        pid, stages.TRAINING.folder, "abcde-1", f"gs://m/{pid}", {"au_pr": au_pr}, 42, evidence
     )
 
 
@@ -252,12 +252,12 @@ def test_the_rollback_cli_on_a_bucket(bucket, subprocess_env):
 # --- promotion and the scoring check through GCSHook --------------------------------------------
 
 
-def metrics_doc(root: str, operation: str, pid: str, au_pr: float) -> dict:
+def metrics_doc(root: str, stage: stages.Stage, pid: str, au_pr: float) -> dict:
     return {
         "pipeline_id": pid,
         "pipeline_execution_dt": DAY.isoformat(),
-        "operation": operation,
-        "model_uri": layout.model_uri(root, operation, pid, "abcde-1"),
+        "operation": stage.folder,
+        "model_uri": layout.model_uri(root, stage, pid, "abcde-1"),
         "metrics": {"au_pr": au_pr, "au_roc": 0.8},
         "seed": 42,
         "feature_importances": [],
@@ -289,14 +289,14 @@ def test_drift_retrain_finds_the_latest_snapshot(bucket, gcs_hook):
 
 def test_promotion_reads_a_runs_metrics_and_updates_the_registry(bucket, gcs_hook):
     root = f"gs://{bucket.name}"
-    for operation, au_pr in ((layout.TRAINING, 0.7), (layout.TUNING, 0.75)):
-        name = layout.metrics_file(root, operation, "20261129", "abcde-1")
-        put(bucket, name.removeprefix(f"{root}/"), metrics_doc(root, operation, "20261129", au_pr))
+    for stage, au_pr in ((stages.TRAINING, 0.7), (stages.TUNING, 0.75)):
+        name = layout.metrics_file(root, stage, "20261129", "abcde-1")
+        put(bucket, name.removeprefix(f"{root}/"), metrics_doc(root, stage, "20261129", au_pr))
     values = {"artifact_root": root, "pipeline_id": "20261129", "attempt": "abcde-1"}
     decision = promotion.promote_run(values, 0.5)
     assert decision["champion"] == "20261129-hyperparameter-tuning-abcde-1"
     champion = promotion.resolve_champion(root)
-    assert champion["model_uri"] == layout.model_uri(root, layout.TUNING, "20261129", "abcde-1")
+    assert champion["model_uri"] == layout.model_uri(root, stages.TUNING, "20261129", "abcde-1")
     stored = json.loads(bucket.get_blob(OBJECT).download_as_text())
     assert stored["champion"] == "20261129-hyperparameter-tuning-abcde-1"
     # What the next run's plan passes to its jobs.
@@ -363,7 +363,7 @@ def test_validate_predictions_reads_the_stats_from_gcs_and_counts_in_bigquery(
 def test_the_commit_record_on_gcs_refuses_a_superseded_attempt_by_generation(bucket):
     from churn_ml import commit_record
 
-    uri = f"gs://{bucket.name}/{layout.commit_record('', layout.SCORING, '20261129').lstrip('/')}"
+    uri = f"gs://{bucket.name}/{layout.commit_record('', stages.SCORING, '20261129').lstrip('/')}"
     first = commit_record.take(uri, "abcde-1")
     later = commit_record.take(uri, "abcde-2")
     assert later.generation != first.generation

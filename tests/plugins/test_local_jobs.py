@@ -24,6 +24,7 @@ from churn_airflow.local_operators import (
     LocalPipelineOperator,
 )
 from churn_airflow.run_ids import JOB_ID_KEY, RUN_VALUES_KEY
+from churn_core import stages
 from churn_core.pipeline_params import Environment, parameter_values
 from tests.plugins.task_instances import task_instance
 
@@ -109,7 +110,7 @@ def batches(tmp_path_factory) -> Batches:
     b = Batches(tmp_path_factory.mktemp("local-batches"))
     # the operator submits the good one (first try), submit() the failing one
     operator = LocalBatchOperator(
-        task_id="submit_scoring", plan=plan("t1"), step="scoring", root=b.root
+        task_id="submit_scoring", plan=plan("t1"), stage=stages.SCORING, root=b.root
     )
     with building(b.ok):
         b.submitted["ok"] = operator.execute(scoring_context(1, 0))
@@ -296,7 +297,7 @@ def test_sensor_of_a_missing_batch_fails(tmp_path):
 
 def test_operators_and_sensor_default_to_the_churn_root(tmp_path, monkeypatch):
     monkeypatch.setenv("CHURN_ROOT", str(tmp_path))
-    op = LocalBatchOperator(task_id="s", plan=plan("t1"), step="scoring")
+    op = LocalBatchOperator(task_id="s", plan=plan("t1"), stage=stages.SCORING)
     pipeline = LocalPipelineOperator(task_id="p", parameter_values={}, run_key="k")
     sensor = LocalBatchSensor(task_id="w", batch_id="b1")
     assert op.root == pipeline.root == sensor.root == str(tmp_path.resolve())
@@ -312,7 +313,7 @@ def batch_operator(root: Path, run_key: str = RUN_KEY) -> LocalBatchOperator:
     return LocalBatchOperator(
         task_id="submit_scoring",
         plan=plan("20261129", run_key),
-        step="scoring",
+        stage=stages.SCORING,
         root=str(root),
         retries=1,
     )

@@ -8,20 +8,20 @@ from pathlib import Path
 import pytest
 
 from churn_airflow import promotion
-from churn_core import documents, layout, registry
+from churn_core import documents, layout, registry, stages
 
 A = "abcde-1"
 
 
 def write_metrics(
     root: Path,
-    operation: str,
+    stage: stages.Stage,
     pid: str,
     au_pr: float | None,
     attempt: str = A,
     comparison: dict | None = None,
 ) -> None:
-    path = Path(layout.metrics_file(str(root), operation, pid, attempt))
+    path = Path(layout.metrics_file(str(root), stage, pid, attempt))
     path.parent.mkdir(parents=True, exist_ok=True)
     if au_pr is None:
         doc = {"status": "skipped", "reason": "training AUPR 0.4000 is below the threshold"}
@@ -29,8 +29,8 @@ def write_metrics(
         doc = {
             "pipeline_id": pid,
             "pipeline_execution_dt": "2026-11-29",
-            "operation": operation,
-            "model_uri": layout.model_uri(str(root), operation, pid, attempt),
+            "operation": stage.folder,
+            "model_uri": layout.model_uri(str(root), stage, pid, attempt),
             "metrics": {"au_pr": au_pr, "au_roc": 0.8},
             "seed": 42,
             "feature_importances": [],
@@ -40,8 +40,8 @@ def write_metrics(
 
 
 def test_run_candidates_reads_both_operations(tmp_path):
-    write_metrics(tmp_path, layout.TRAINING, "20261129", 0.7)
-    write_metrics(tmp_path, layout.TUNING, "20261129", 0.72)
+    write_metrics(tmp_path, stages.TRAINING, "20261129", 0.7)
+    write_metrics(tmp_path, stages.TUNING, "20261129", 0.72)
     candidates = promotion.run_candidates(str(tmp_path), "20261129", A)
     assert [(c.version, c.au_pr) for c in candidates] == [
         ("20261129-training-abcde-1", 0.7),
@@ -53,15 +53,15 @@ def test_run_candidates_reads_both_operations(tmp_path):
 
 
 def test_run_candidates_skips_skipped_tuning(tmp_path):
-    write_metrics(tmp_path, layout.TRAINING, "20261129", 0.4)
-    write_metrics(tmp_path, layout.TUNING, "20261129", None)
+    write_metrics(tmp_path, stages.TRAINING, "20261129", 0.4)
+    write_metrics(tmp_path, stages.TUNING, "20261129", None)
     assert [c.version for c in promotion.run_candidates(str(tmp_path), "20261129", A)] == [
         "20261129-training-abcde-1"
     ]
 
 
 def test_run_candidates_without_metrics_fails(tmp_path):
-    write_metrics(tmp_path, layout.TRAINING, "other", 0.7)
+    write_metrics(tmp_path, stages.TRAINING, "other", 0.7)
     with pytest.raises(
         FileNotFoundError, match=r"attempt abcde-1 of run 20261129 left no metrics\.json"
     ):
@@ -80,8 +80,8 @@ def test_promote_run_then_resolve_champion(tmp_path):
     with pytest.raises(LookupError, match="no champion yet"):
         promotion.resolve_champion(root)
 
-    write_metrics(tmp_path, layout.TRAINING, "20261129", 0.7)
-    write_metrics(tmp_path, layout.TUNING, "20261129", 0.75)
+    write_metrics(tmp_path, stages.TRAINING, "20261129", 0.7)
+    write_metrics(tmp_path, stages.TUNING, "20261129", 0.75)
     decision = promotion.promote_run(
         {"artifact_root": root, "pipeline_id": "20261129", "attempt": A}, 0.5
     )
@@ -89,7 +89,7 @@ def test_promote_run_then_resolve_champion(tmp_path):
     assert decision["champion"] == "20261129-hyperparameter-tuning-abcde-1"
 
     champion = "20261129-hyperparameter-tuning-abcde-1"
-    write_metrics(tmp_path, layout.TRAINING, "20261130", 0.6, comparison=noise(champion))
+    write_metrics(tmp_path, stages.TRAINING, "20261130", 0.6, comparison=noise(champion))
     decision = promotion.promote_run(
         {"artifact_root": root, "pipeline_id": "20261130", "attempt": A}, 0.5
     )
@@ -99,7 +99,7 @@ def test_promote_run_then_resolve_champion(tmp_path):
 
     champion = promotion.resolve_champion(root)
     assert champion["version"] == "20261129-hyperparameter-tuning-abcde-1"
-    assert champion["model_uri"] == layout.model_uri(root, layout.TUNING, "20261129", A)
+    assert champion["model_uri"] == layout.model_uri(root, stages.TUNING, "20261129", A)
     doc = json.loads(Path(registry.registry_uri(root)).read_text())
     assert sorted(v["version"] for v in doc["versions"]) == [
         "20261129-hyperparameter-tuning-abcde-1",
@@ -124,7 +124,7 @@ def noise(champion: str, lower: float = -0.02) -> dict:
 
 
 def promote_day(root: Path, pid: str, au_pr: float, comparison=None, **kwargs) -> dict:
-    write_metrics(root, layout.TRAINING, pid, au_pr, comparison=comparison)
+    write_metrics(root, stages.TRAINING, pid, au_pr, comparison=comparison)
     values = {"artifact_root": str(root), "pipeline_id": pid, "attempt": A}
     return promotion.promote_run(values, 0.5, **kwargs)
 
@@ -134,7 +134,7 @@ def test_champion_to_score(tmp_path):
     promote_day(tmp_path, "20261129", 0.7)
     assert registry.champion_to_score(str(tmp_path)) == {
         "version": "20261129-training-abcde-1",
-        "model_uri": layout.model_uri(str(tmp_path), layout.TRAINING, "20261129", A),
+        "model_uri": layout.model_uri(str(tmp_path), stages.TRAINING, "20261129", A),
         "seed": 42,
     }
 
@@ -146,7 +146,7 @@ def test_champion_to_score_finds_the_seed_of_an_older_entry_in_its_metrics(tmp_p
     del doc["versions"][0]["seed"]  # registered before seeds were recorded
     path.write_text(json.dumps(doc))
     assert registry.champion_to_score(str(tmp_path))["seed"] == 42
-    Path(layout.metrics_file(str(tmp_path), layout.TRAINING, "20261129", A)).unlink()
+    Path(layout.metrics_file(str(tmp_path), stages.TRAINING, "20261129", A)).unlink()
     assert registry.champion_to_score(str(tmp_path))["seed"] is None
 
 
@@ -196,8 +196,8 @@ def test_dry_run_leaves_the_champion_pointer_and_records_the_decision(tmp_path):
 
 def test_an_attempt_reads_only_its_own_metrics(tmp_path):
     """Two attempts of one day: each registers its own models, never the other's."""
-    write_metrics(tmp_path, layout.TRAINING, "20261129", 0.7)
-    write_metrics(tmp_path, layout.TRAINING, "20261129", 0.6, attempt="abcde-2")
+    write_metrics(tmp_path, stages.TRAINING, "20261129", 0.7)
+    write_metrics(tmp_path, stages.TRAINING, "20261129", 0.6, attempt="abcde-2")
     (again,) = promotion.run_candidates(str(tmp_path), "20261129", "abcde-2")
     assert (again.version, again.au_pr) == ("20261129-training-abcde-2", 0.6)
 
@@ -234,8 +234,8 @@ def two_days(spark, tmp_path_factory) -> dict:
         values = champion_values(registry.champion_to_score(str(root)))
         doc = train.main([
             "--pipeline-id", pid, "--dataset-uri", warehouse,
-            "--model-uri", layout.model_uri(str(root), layout.TRAINING, pid, attempt),
-            "--metrics-uri", layout.metrics_uri(str(root), layout.TRAINING, pid, attempt),
+            "--model-uri", layout.model_uri(str(root), stages.TRAINING, pid, attempt),
+            "--metrics-uri", layout.metrics_uri(str(root), stages.TRAINING, pid, attempt),
             *params,
             "--champion-version", values["champion_version"],
             "--champion-model-uri", values["champion_model_uri"],
@@ -308,7 +308,7 @@ def test_a_rollback_restores_a_version_whose_files_exist_and_says_who_and_why(tm
     promote_day(tmp_path, "20261129", 0.7)
     promote_day(tmp_path, "20261130", 0.8, noise("20261129-training-abcde-1", lower=0.05))
     old = "20261129-training-abcde-1"
-    (Path(layout.model_uri(str(tmp_path), layout.TRAINING, "20261129", A)) / "metadata").mkdir(
+    (Path(layout.model_uri(str(tmp_path), stages.TRAINING, "20261129", A)) / "metadata").mkdir(
         parents=True
     )
     event = promotion.roll_back(str(tmp_path), old, "EMEA over-predicted", "ana")
@@ -321,7 +321,7 @@ def test_a_rollback_to_a_version_whose_files_are_gone_changes_nothing(tmp_path):
     promote_day(tmp_path, "20261129", 0.7)
     promote_day(tmp_path, "20261130", 0.8, noise("20261129-training-abcde-1", lower=0.05))
     before = Path(registry.registry_uri(str(tmp_path))).read_text()
-    model = layout.model_uri(str(tmp_path), layout.TRAINING, "20261129", A)
+    model = layout.model_uri(str(tmp_path), stages.TRAINING, "20261129", A)
     with pytest.raises(ValueError) as refused:
         promotion.roll_back(str(tmp_path), "20261129-training-abcde-1", "x", "ana")
     assert str(refused.value) == (

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from churn_core import registry
-from churn_core.layout import TRAINING, TUNING
+from churn_core import registry, stages
 from churn_core.registry import (
     BELOW_THRESHOLD,
     CANDIDATE,
@@ -29,6 +28,8 @@ from churn_core.registry import (
     promote,
     set_champion,
 )
+
+TRAINING, TUNING = (stage.folder for stage in stages.MODELS)  # what a Candidate carries
 
 NOW = "2026-11-29T03:00:00+00:00"
 LATER = "2026-11-30T03:00:00+00:00"

@@ -20,7 +20,7 @@ from churn_airflow.scoring import (
     scoring_args,
     validate,
 )
-from churn_core import layout
+from churn_core import stages
 from churn_core.pipeline_params import REPO, Environment
 from tests.dataproc_schema import strict_batch
 from tests.plugins.task_instances import openlineage_parent, task_instance
@@ -161,8 +161,8 @@ def test_the_submit_task_sends_the_champions_batch_under_its_openlineage_run(tmp
     """What the submit task sends Dataproc, as a strict Batch: the registry's champion of the
     moment, and the task run's OpenLineage identity beside the Dataplex switch."""
     root = str(tmp_path)
-    for operation, au_pr in ((layout.TRAINING, 0.7), (layout.TUNING, 0.6)):
-        write_metrics(tmp_path, operation, "20261128", au_pr)
+    for stage, au_pr in ((stages.TRAINING, 0.7), (stages.TUNING, 0.6)):
+        write_metrics(tmp_path, stage, "20261128", au_pr)
     promotion.promote_run({"artifact_root": root, "pipeline_id": "20261128", "attempt": A}, 0.5)
     env = dataclasses.replace(full_env(), artifact_root=root)
     ti = task_instance(task_id="submit_scoring")

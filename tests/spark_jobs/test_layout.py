@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import pytest
 
-from churn_core import layout
+from churn_core import layout, stages
 from churn_ml import storage
 
 
 def test_model_and_metrics_uris():
     root = "gs://churn-bucket/"
-    assert layout.model_uri(root, layout.TRAINING, "20261129", "k7f2q-1") == (
+    assert layout.model_uri(root, stages.TRAINING, "20261129", "k7f2q-1") == (
         "gs://churn-bucket/models/customer-churn-model/training/20261129/k7f2q-1"
     )
-    assert layout.metrics_uri("/tmp/.churn", layout.TUNING, "20261129", "k7f2q-2") == (
+    assert layout.metrics_uri("/tmp/.churn", stages.TUNING, "20261129", "k7f2q-2") == (
         "/tmp/.churn/metrics/customer-churn-model/hyperparameter-tuning/20261129/k7f2q-2"
     )
-    assert layout.metrics_file("/r", layout.TRAINING, "p1", "abcde-1") == (
+    assert layout.metrics_file("/r", stages.TRAINING, "p1", "abcde-1") == (
         "/r/metrics/customer-churn-model/training/p1/abcde-1/metrics.json"
     )
 
 
-def test_unknown_operation():
+def test_only_a_model_stage_has_model_folders():
+    with pytest.raises(ValueError, match="scoring saves no model"):
+        layout.model_uri("/r", stages.SCORING, "p1", "abcde-1")
     with pytest.raises(ValueError, match="unknown operation 'scoring'"):
-        layout.model_uri("/r", "scoring", "p1", "abcde-1")
+        stages.of_operation("scoring")
+    assert stages.of_operation("hyperparameter-tuning") is stages.TUNING
 
 
 def test_table_uri():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from churn_core import lineage
+from churn_core import lineage, stages
 
 
 @pytest.mark.parametrize("value", ["20261129", "20261129-manual-140509", "p1", "a" * 32, "0"])
@@ -32,22 +32,24 @@ def test_attempt():
 
 
 def test_ids():
-    assert lineage.batch_id("scoring", "20261129", "k7f2q-2") == "churn-scoring-20261129-k7f2q-2"
+    assert (
+        lineage.batch_id(stages.SCORING, "20261129", "k7f2q-2") == "churn-scoring-20261129-k7f2q-2"
+    )
     assert lineage.job_id("20261129", "k7f2q-1") == "churn-training-20261129-k7f2q-1"
 
 
 def test_the_longest_ids_still_fit_dataproc_and_vertex():
     """A 32-character pipeline_id on the 999th try of the longest step is a valid batch id."""
-    longest = lineage.batch_id("preprocessing", "a" * 32, lineage.attempt("zzzzz", 999))
+    longest = lineage.batch_id(stages.PREPROCESSING, "a" * 32, lineage.attempt("zzzzz", 999))
     assert len(longest) == 62
-    for step in (*lineage.PIPELINE_STEPS, lineage.SCORING):
-        assert lineage.BATCH_ID.fullmatch(lineage.batch_id(step, "0" * 32, "abcde-999"))
+    for stage in stages.ALL:
+        assert lineage.BATCH_ID.fullmatch(lineage.batch_id(stage, "0" * 32, "abcde-999"))
     assert lineage.JOB_ID.fullmatch(lineage.job_id("0" * 32, "abcde-999"))
 
 
 def test_ids_refuse_a_bad_pipeline_id():
     with pytest.raises(ValueError, match="must be 1-32 characters"):
-        lineage.batch_id("scoring", "abc-", "k7f2q-1")
+        lineage.batch_id(stages.SCORING, "abc-", "k7f2q-1")
 
 
 def test_run_keys_are_short_stable_and_distinct():

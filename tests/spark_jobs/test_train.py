@@ -10,7 +10,7 @@ import train
 from pyspark.ml import PipelineModel
 from pyspark.ml.classification import RandomForestClassificationModel
 
-from churn_core import layout
+from churn_core import layout, stages
 from churn_ml import drift, storage
 from churn_ml.cli import STANDALONE_ATTEMPT
 from churn_ml.compiled_model import load_compiled
@@ -27,7 +27,7 @@ def test_metrics_json(runs):
     assert runs.metrics_json(runs.train_metrics) == document
     assert document["pipeline_id"] == runs.pipeline_id
     assert document["pipeline_execution_dt"] == "2026-11-29"
-    assert document["operation"] == layout.TRAINING
+    assert document["operation"] == stages.TRAINING.folder
     assert document["model_uri"] == str(runs.train_model)
     assert document["params"] == {"num_trees": 10, "max_depth": 5, "max_bins": 32}
     assert document["seed"] == 42

@@ -8,7 +8,7 @@ import pytest
 import tune
 from pyspark.ml import PipelineModel
 
-from churn_core import layout
+from churn_core import stages
 
 
 def grid_points(runs) -> set[tuple[int, int, int]]:
@@ -20,7 +20,7 @@ def grid_points(runs) -> set[tuple[int, int, int]]:
 def test_tuning_metrics_json(runs):
     document = runs.tuned
     assert runs.metrics_json(runs.tune_metrics) == document
-    assert document["operation"] == layout.TUNING
+    assert document["operation"] == stages.TUNING.folder
     assert document["pipeline_id"] == runs.pipeline_id
     assert document["selection_metric"] == "au_pr"
     assert document["folds"] == runs.tune_folds
@@ -59,13 +59,15 @@ def test_tuned_model_is_the_winner_and_uses_the_training_split(runs):
     # same seed, same split: tuning is evaluated on the very test rows training used
     assert document["rows"] == runs.trained["rows"]
     tuned_ids = runs.table(
-        "test_predictions", operation=layout.TUNING, pipeline_id=runs.pipeline_id
+        "test_predictions", operation=stages.TUNING.folder, pipeline_id=runs.pipeline_id
     )
     trained_ids = runs.table(
-        "test_predictions", operation=layout.TRAINING, pipeline_id=runs.pipeline_id
+        "test_predictions", operation=stages.TRAINING.folder, pipeline_id=runs.pipeline_id
     )
     assert tuned_ids.select("customer_id").subtract(trained_ids.select("customer_id")).count() == 0
-    metrics = runs.table("model_metrics", operation=layout.TUNING, pipeline_id=runs.pipeline_id)
+    metrics = runs.table(
+        "model_metrics", operation=stages.TUNING.folder, pipeline_id=runs.pipeline_id
+    )
     assert {r.metric_name: r.metric_value for r in metrics.collect()} == document["metrics"]
 
 

@@ -24,8 +24,8 @@ from unittest import mock
 import pytest
 
 from churn_airflow import scoring, settings
-from churn_core.lineage import PIPELINE_STEPS
 from churn_core.pipeline_params import REPO, Environment, parameter_values
+from churn_core.stages import PIPELINE
 from churn_tools import composer_deploy
 from churn_tools.airflow_setup import POOLS
 from pipeline.compile import TEMPLATE
@@ -393,7 +393,7 @@ def test_uploads_land_where_the_batches_and_the_dag_read_them(capsys, gcloud):
     env = gcp_env()
     values = parameter_values(env, "20261129", dt.date(2026, 11, 29), "k7f2q-1")
     mains = {
-        values[f"{step}_batch"]["pyspark_batch"]["main_python_file_uri"] for step in PIPELINE_STEPS
+        values[f"{stage.name}_batch"]["pyspark_batch"]["main_python_file_uri"] for stage in PIPELINE
     }
     assert len(mains) == 3  # preprocess, train, tune
     batch = scoring.dataproc_batch(env, "20261129", [])["pyspark_batch"]

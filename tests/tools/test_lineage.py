@@ -8,7 +8,7 @@ import uuid
 import pytest
 from openlineage.client.serde import Serde
 
-from churn_core import layout
+from churn_core import layout, stages
 from churn_ml.run_events import DatasetRef, JobRun, event
 from churn_tools import lineage
 from churn_tools.lineage_graph import Dataset, build, describe, select
@@ -17,27 +17,27 @@ ROOT = "/srv/churn"
 TABLES = f"{ROOT}/warehouse/customer_churn_ds"
 
 
-def model(pipeline_id: str, operation: str, attempt: str = "k7f2q-1") -> str:
-    return layout.model_uri(ROOT, operation, pipeline_id, attempt)
+def model(pipeline_id: str, stage: stages.Stage, attempt: str = "k7f2q-1") -> str:
+    return layout.model_uri(ROOT, stage, pipeline_id, attempt)
 
 
 def training_day(pipeline_id: str, day: str, attempt: str = "k7f2q-1") -> list[JobRun]:
     partition = DatasetRef(f"{TABLES}/training_data", pipeline_id)
     return [
-        JobRun(layout.PREPROCESSING, pipeline_id, attempt,
+        JobRun(stages.PREPROCESSING.name, pipeline_id, attempt,
                (DatasetRef(f"{ROOT}/landing/train/dt={day}"),), (partition,)),
         *[
-            JobRun(op, pipeline_id, attempt, (partition,),
-                   (DatasetRef(model(pipeline_id, op, attempt)),),
-                   layout.model_version(pipeline_id, op, attempt))
-            for op in layout.OPERATIONS
+            JobRun(stage.name, pipeline_id, attempt, (partition,),
+                   (DatasetRef(model(pipeline_id, stage, attempt)),),
+                   layout.model_version(pipeline_id, stage, attempt))
+            for stage in stages.MODELS
         ],
     ]  # fmt: skip
 
 
 def scoring_day(pipeline_id: str, day: str, version: str, model_uri: str) -> JobRun:
     return JobRun(
-        layout.SCORING,
+        stages.SCORING.name,
         pipeline_id,
         "m3x9a-1",
         (DatasetRef(f"{ROOT}/landing/score/dt={day}"), DatasetRef(model_uri)),
@@ -55,21 +55,21 @@ def events_of(runs: list[JobRun], state: str = "COMPLETE") -> list[dict]:
     return found
 
 
-TUNED = layout.model_version("20261129", layout.TUNING, "k7f2q-1")
+TUNED = layout.model_version("20261129", stages.TUNING, "k7f2q-1")
 HISTORY = [
     *training_day("20261129", "2026-11-29"),
     *training_day("20261130", "2026-11-30"),
-    scoring_day("20261130", "2026-11-30", TUNED, model("20261129", layout.TUNING)),
-    scoring_day("20261201", "2026-12-01", TUNED, model("20261129", layout.TUNING)),
+    scoring_day("20261130", "2026-11-30", TUNED, model("20261129", stages.TUNING)),
+    scoring_day("20261201", "2026-12-01", TUNED, model("20261129", stages.TUNING)),
 ]
 
 
 def test_a_scoring_run_leads_back_to_the_day_its_model_was_trained_on():
     graph = select(build(events_of(HISTORY)), "20261201")
     assert sorted((r.job, r.pipeline_id) for r in graph.runs.values()) == [
-        ("batch-scoring", "20261201"),
-        ("hyperparameter-tuning", "20261129"),
         ("preprocessing", "20261129"),
+        ("scoring", "20261201"),
+        ("tuning", "20261129"),
     ]
     text = describe(graph).splitlines()
     assert text[0] == "preprocessing 20261129 (attempt k7f2q-1)"
@@ -80,10 +80,12 @@ def test_a_scoring_run_leads_back_to_the_day_its_model_was_trained_on():
 
 def test_a_model_version_shows_what_it_was_trained_on_and_every_day_scored_with_it():
     graph = select(build(events_of(HISTORY)), TUNED)
-    scored = {r.pipeline_id for r in graph.runs.values() if r.job == layout.SCORING}
+    scored = {r.pipeline_id for r in graph.runs.values() if r.job == stages.SCORING.name}
     assert scored == {"20261130", "20261201"}
     # the other day's training partition and models are not part of it
-    assert {r.pipeline_id for r in graph.runs.values() if r.job != layout.SCORING} == {"20261129"}
+    assert {r.pipeline_id for r in graph.runs.values() if r.job != stages.SCORING.name} == {
+        "20261129"
+    }
     assert Dataset("file", f"{TABLES}/training_data", "20261130") not in {
         d for found in graph.outputs.values() for d in found
     }
@@ -96,10 +98,10 @@ def test_a_partition_replaced_later_leads_only_to_the_runs_that_read_the_new_one
     rerun = training_day("20261129", "2026-11-29", attempt="k7f2q-2")
     graph = build(events_of([*first, *rerun]))
     for attempt in ("k7f2q-1", "k7f2q-2"):
-        chosen = select(graph, layout.model_version("20261129", layout.TUNING, attempt))
+        chosen = select(graph, layout.model_version("20261129", stages.TUNING, attempt))
         assert {(r.job, r.attempt) for r in chosen.runs.values()} == {
-            (layout.PREPROCESSING, attempt),
-            (layout.TUNING, attempt),
+            (stages.PREPROCESSING.name, attempt),
+            (stages.TUNING.name, attempt),
         }
 
 
@@ -116,7 +118,7 @@ def test_the_command_prints_the_graph_and_draws_it(tmp_path, capsys):
     events.write_text("\n".join(lines) + '\n{"eventType": "COMPL')  # a writer stopped mid-line
     assert lineage.main(["20261201", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "batch-scoring 20261201 (attempt m3x9a-1, model " in out
+    assert "scoring 20261201 (attempt m3x9a-1, model " in out
     picture = tmp_path / "lineage" / "20261201.png"
     assert out.splitlines()[-1] == f"picture: {picture}"
     assert picture.read_bytes().startswith(b"\x89PNG")
