@@ -228,8 +228,8 @@ def run(args, console: Console) -> dict:
 
 
 def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
-    from churn_airflow import drift_watch, run_ids
-    from churn_core import documents, layout, registry, stages, usage
+    from churn_airflow import drift_watch, run_ids, scoring
+    from churn_core import documents, layout, registry, run_records, stages, usage
 
     summary = {"failed": failed, "log": str(log_path)}
     training = dag_runs.get("training")
@@ -263,14 +263,15 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
         ],
         champion=doc["champion"],
         why=decision["reason"] if decision else "this run's models were not promoted",
-        tuning=tuned.get("reason") or f"ran: best {tuned['params']}",
+        tuning=tuned["reason"] if run_records.is_skipped(tuned) else f"ran: best {tuned['params']}",
         reports=[str(r) for r in reports if r.exists()],
         registry=registry.registry_uri(env.artifact_root),
     )
-    stats = documents.read(layout.scoring_stats_file(env.artifact_root, run.pipeline_id))
+    stats = scoring.read_stats(env, run.pipeline_id)
     if stats:
-        summary["scoring"] = {k: stats[k] for k in ("customers_in", "scored", "rejected")}
-        summary["scoring"]["spent"] = usage.describe(stats.get("usage"))
+        counts = stats.counts()
+        summary["scoring"] = {k: counts[k] for k in ("customers_in", "scored", "rejected")}
+        summary["scoring"]["spent"] = usage.describe(stats.usage)
         drift = drift_watch.read_report(env.artifact_root, run.pipeline_id)
         summary["drift"] = drift_watch.summary(drift)
         summary["drift"]["message"] = drift_watch.message(drift)

@@ -66,7 +66,7 @@ def build(target: str):
     spark_step, dataset_step = LAUNCHERS[target]
     wrap = c.vertex_component if target == "vertex" else c.local_component
     evaluate = wrap(c.evaluate_model, c.REPORT_HELPERS)
-    skip = wrap(c.skip_tuning, [c.write_file])
+    skip = wrap(c.skip_tuning, [c.write_file, c.tuning_skipped])
 
     @dsl.pipeline(name=PIPELINE_NAME, description="Preprocess, register, train, evaluate, tune.")
     def customer_churn_training(

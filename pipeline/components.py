@@ -9,6 +9,7 @@ travel as ``additional_funcs``.
 from kfp import dsl
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics, Output, OutputPath
 
+from churn_core.run_records import tuning_skipped
 from pipeline.report import render_html, render_plots
 
 PYTHON_IMAGE = "python:3.11-slim"
@@ -190,7 +191,7 @@ def skip_tuning(metrics_uri: str, au_pr: float, threshold: float, switched_off: 
         reason = f"tuning is switched off for this run (training AUPR {au_pr:.4f})"
     else:
         reason = f"training AUPR {au_pr:.4f} is below the threshold {threshold:.4f}"
-    record = {"status": "skipped", "reason": reason, "au_pr": au_pr, "threshold": threshold}
+    record = tuning_skipped(reason, au_pr, threshold)
     page = f"<!doctype html><title>tuning skipped</title><p>Tuning skipped: {reason}.</p>"
     for name, text in (("metrics.json", json.dumps(record, indent=2)), ("report.html", page)):
         with tempfile.NamedTemporaryFile("w", delete=False) as staged:

@@ -19,7 +19,7 @@ from pathlib import Path
 from kfp import local
 from package_zip import build as build_zip
 
-from churn_core import documents, layout, lineage, registry
+from churn_core import documents, layout, lineage, registry, run_records
 from churn_core.pipeline_params import (
     DEFAULT_TUNING,
     Environment,
@@ -58,7 +58,7 @@ def run_values(values: dict, pipeline_root: Path) -> dict:
     pipeline_id, attempt = values["pipeline_id"], values["attempt"]
     trained = documents.read(layout.metrics_file(env_root, TRAINING, pipeline_id, attempt))
     tuned = documents.read(layout.metrics_file(env_root, TUNING, pipeline_id, attempt))
-    tuning_ran = tuned is not None and tuned.get("status") != "skipped"
+    tuning_ran = tuned is not None and not run_records.is_skipped(tuned)
     return {
         "pipeline_id": pipeline_id,
         "attempt": attempt,

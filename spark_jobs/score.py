@@ -40,6 +40,7 @@ from churn_core.layout import (
     profile_uri,
     table_uri,
 )
+from churn_core.run_records import RunStats
 from churn_ml import (
     champion,
     cleaning,
@@ -294,17 +295,17 @@ def check_rejects(
 
 def run_stats(args, tally: dict) -> dict:
     """What the run knows of itself, for the check that compares it with the tables
-    (``customers.tally``'s counts)."""
-    return {
-        "pipeline_id": args.pipeline_id,
-        "pipeline_execution_dt": args.pipeline_execution_dt.isoformat(),
-        "model_version": args.model_version,
-        "rows_in": tally["rows_in"],
-        "repeated_headers": tally["repeated_headers"],
-        "customers_in": tally["customers_in"],
-        "scored": tally["customers_in"] - tally["rejected"],
-        "rejected": tally["rejected"],
-    }
+    (``customers.tally``'s counts): a ``RunStats`` document."""
+    return RunStats(
+        pipeline_id=args.pipeline_id,
+        pipeline_execution_dt=args.pipeline_execution_dt.isoformat(),
+        model_version=args.model_version,
+        rows_in=tally["rows_in"],
+        repeated_headers=tally["repeated_headers"],
+        customers_in=tally["customers_in"],
+        scored=tally["customers_in"] - tally["rejected"],
+        rejected=tally["rejected"],
+    ).to_json()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import logging
 import os
 
 from churn_airflow import gcs
-from churn_core import documents, layout, registry, stages
+from churn_core import documents, layout, registry, run_records, stages
 
 log = logging.getLogger(__name__)
 # The champion event's extra key naming the day to re-score (a rollback's latest scored day).
@@ -21,7 +21,7 @@ def run_candidates(artifact_root: str, pipeline_id: str, attempt: str) -> list[r
     for stage in stages.MODELS:
         uri = layout.metrics_file(artifact_root, stage, pipeline_id, attempt)
         doc = documents.read(uri, gcs.client(uri))
-        if doc is None or doc.get("status") == "skipped":
+        if doc is None or run_records.is_skipped(doc):
             log.info("%s of %s: %s", stage.name, pipeline_id, doc["reason"] if doc else "no model")
             continue
         candidates.append(registry.Candidate.from_metrics(doc, attempt))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from churn_airflow import gcs, lineage_parent
 from churn_core import batches, bigquery_sql, documents, layout, psi
 from churn_core.layout import BATCH_PREDICTIONS, BATCH_REJECTS
+from churn_core.run_records import RunStats
 from churn_core.stages import SCORING
 
 
@@ -81,7 +83,7 @@ def model_version(batch: dict) -> str:
     return args[args.index("--model-version") + 1]
 
 
-def check_run(stats: dict | None, tables: dict[str, int], run: dict):
+def check_run(stats: RunStats | None, tables: dict[str, int], run: dict):
     """The job's own counts agree with the rows its partition holds, and something was scored:
     one prediction or one reject per input customer (``churn_ml.customers``).
 
@@ -91,9 +93,9 @@ def check_run(stats: dict | None, tables: dict[str, int], run: dict):
     """
     if stats is None:
         raise ValueError(f"scoring run {run['pipeline_id']} left no run stats: did it finish?")
-    if (earlier := {key: stats[key] for key in run}) != run:
+    if (earlier := stats.identity()) != run:
         raise ValueError(f"the run stats are of {earlier}, not of this run {run}")
-    customers, scored, rejected = stats["customers_in"], stats["scored"], stats["rejected"]
+    customers, scored, rejected = stats.customers_in, stats.scored, stats.rejected
     if scored + rejected != customers:
         raise ValueError(
             f"scoring lost customers: {customers} in, {scored} scored + {rejected} rejected"
@@ -103,13 +105,19 @@ def check_run(stats: dict | None, tables: dict[str, int], run: dict):
         raise ValueError(f"the job counted {found} rows but the tables hold {tables}")
     if scored == 0:
         raise ValueError(f"no predictions were written for {customers} input customers")
-    return {key: stats[key] for key in ("rows_in", "customers_in", "scored", "rejected")}
+    return stats.counts()
+
+
+def read_stats(env, pipeline_id: str) -> RunStats | None:
+    """A scoring run's run_stats.json; None if the run wrote none."""
+    uri = layout.scoring_stats_file(env.artifact_root, pipeline_id)
+    doc = documents.read(uri, gcs.client(uri))
+    return None if doc is None else RunStats.from_json(doc, uri)
 
 
 def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:
     """Check a finished scoring run from its stats and its tables; input files are not read."""
-    uri = layout.scoring_stats_file(env.artifact_root, pipeline_id)
-    stats = documents.read(uri, gcs.client(uri))
+    stats = read_stats(env, pipeline_id)
     count = count_bigquery if env.dataset_uri.startswith("bq://") else count_parquet
     tables = {t: count(env, t, pipeline_id, day) for t in (BATCH_PREDICTIONS, BATCH_REJECTS)}
     run = {
@@ -123,8 +131,8 @@ def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:
 def record_usage(env, pipeline_id: str, spent: dict | None) -> None:
     """Add what the scoring batch spent (``costs.batch_usage``) to the run's stats."""
     uri = layout.scoring_stats_file(env.artifact_root, pipeline_id)
-    client = gcs.client(uri)
-    documents.write(uri, {**documents.read(uri, client), "usage": spent}, client)
+    stats = dataclasses.replace(read_stats(env, pipeline_id), usage=spent)
+    documents.write(uri, stats.to_json(), gcs.client(uri))
 
 
 def count_parquet(env, table: str, pipeline_id: str, day: dt.date) -> int:

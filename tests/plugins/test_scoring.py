@@ -22,6 +22,7 @@ from churn_airflow.scoring import (
 )
 from churn_core import stages
 from churn_core.pipeline_params import REPO, Environment
+from churn_core.run_records import RunStats
 from tests.dataproc_schema import strict_batch
 from tests.plugins.task_instances import openlineage_parent, task_instance
 from tests.plugins.test_promotion import A, write_metrics
@@ -238,7 +239,7 @@ RUN = {
 
 
 def check(stats=STATS, tables=TABLES, run=RUN):
-    return check_run(stats, tables, run)
+    return check_run(stats and RunStats.from_json(stats), tables, run)
 
 
 def test_check_run_good():

@@ -1,0 +1,65 @@
+"""The JSON records a run leaves for the steps after it, each defined here once: a scoring
+run's ``run_stats.json``, and the tuning record of a run whose tuning did not run.
+
+The model's own ``metrics.json`` is written by ``churn_ml.publish`` and read as a
+``churn_core.registry.Candidate``; the drift report, ``drift.json``, by ``churn_ml.drift``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What a scoring job counted (one prediction or one reject per input customer), for the
+    check that compares it with the tables; ``usage`` is what its batch spent, added after."""
+
+    pipeline_id: str
+    pipeline_execution_dt: str
+    model_version: str
+    rows_in: int
+    repeated_headers: int
+    customers_in: int
+    scored: int
+    rejected: int
+    usage: dict | None = None
+
+    IDENTITY: ClassVar = ("pipeline_id", "pipeline_execution_dt", "model_version")
+    COUNTS: ClassVar = ("rows_in", "customers_in", "scored", "rejected")
+
+    def identity(self) -> dict:
+        """Which run, day and model version the counts are of."""
+        return {key: getattr(self, key) for key in self.IDENTITY}
+
+    def counts(self) -> dict:
+        return {key: getattr(self, key) for key in self.COUNTS}
+
+    def to_json(self) -> dict:
+        doc = dataclasses.asdict(self)
+        return doc if self.usage is not None else {k: v for k, v in doc.items() if k != "usage"}
+
+    @classmethod
+    def from_json(cls, doc: Mapping, where: str = "run_stats.json") -> RunStats:
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        if missing := [key for key in required if key not in doc]:
+            raise ValueError(f"{where} is not a scoring run's stats: it has no {missing}")
+        return cls(**{f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name in doc})
+
+
+SKIPPED = "skipped"  # the status of a tuning record when tuning did not run
+
+
+def tuning_skipped(reason: str, au_pr: float, threshold: float) -> dict:
+    """The tuning record, in the tuning folder's metrics.json, of a run that did not tune.
+    It travels to Vertex as a helper of the pipeline's skip step, so it reads no module name
+    and spells ``SKIPPED`` out."""
+    return {"status": "skipped", "reason": reason, "au_pr": au_pr, "threshold": threshold}
+
+
+def is_skipped(record: Mapping | None) -> bool:
+    """Whether a tuning folder's metrics.json records that tuning did not run."""
+    return record is not None and record.get("status") == SKIPPED
