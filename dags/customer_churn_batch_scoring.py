@@ -106,13 +106,13 @@ def customer_churn_batch_scoring():
         from churn_airflow import costs, scoring, settings
 
         env, day = settings.environment(), dt.date.fromisoformat(plan["day"])
-        counts = scoring.validate(env, plan["pipeline_id"], day, model_version)
+        stats = scoring.validate(env, plan["pipeline_id"], day, model_version)
         spent = costs.batch_usage(env, batch_id)
-        scoring.record_usage(env, plan["pipeline_id"], spent)
+        scoring.record_usage(env, stats, spent)
         scored = {"day": plan["day"], "pipeline_id": plan["pipeline_id"],
                   "model_version": model_version}  # fmt: skip
         outlet_events[BATCH_PREDICTIONS].extra = scored  # a rollback re-scores this day
-        return {**counts, **plan, "model_version": model_version, "usage": spent}
+        return {**stats.counts(), **plan, "model_version": model_version, "usage": spent}
 
     @task
     def check_drift(plan: dict) -> dict:

@@ -115,8 +115,9 @@ def read_stats(env, pipeline_id: str) -> RunStats | None:
     return None if doc is None else RunStats.from_json(doc, uri)
 
 
-def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:
-    """Check a finished scoring run from its stats and its tables; input files are not read."""
+def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> RunStats:
+    """Check a finished scoring run from its stats and its tables (input files are not read);
+    returns the stats it checked."""
     stats = read_stats(env, pipeline_id)
     count = count_bigquery if env.dataset_uri.startswith("bq://") else count_parquet
     tables = {t: count(env, t, pipeline_id, day) for t in (BATCH_PREDICTIONS, BATCH_REJECTS)}
@@ -125,14 +126,14 @@ def validate(env, pipeline_id: str, day: dt.date, model_version: str) -> dict:
         "pipeline_execution_dt": day.isoformat(),
         "model_version": model_version,
     }
-    return check_run(stats, tables, run)
+    check_run(stats, tables, run)
+    return stats
 
 
-def record_usage(env, pipeline_id: str, spent: dict | None) -> None:
+def record_usage(env, stats: RunStats, spent: dict | None) -> None:
     """Add what the scoring batch spent (``costs.batch_usage``) to the run's stats."""
-    uri = layout.scoring_stats_file(env.artifact_root, pipeline_id)
-    stats = dataclasses.replace(read_stats(env, pipeline_id), usage=spent)
-    documents.write(uri, stats.to_json(), gcs.client(uri))
+    uri = layout.scoring_stats_file(env.artifact_root, stats.pipeline_id)
+    documents.write(uri, dataclasses.replace(stats, usage=spent).to_json(), gcs.client(uri))
 
 
 def count_parquet(env, table: str, pipeline_id: str, day: dt.date) -> int:

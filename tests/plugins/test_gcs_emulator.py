@@ -343,7 +343,7 @@ def test_validate_predictions_reads_the_stats_from_gcs_and_counts_in_bigquery(
     bigquery = CountingBigQuery({"batch_predictions": 400, "batch_rejects": 11})
     monkeypatch.setattr(BigQueryHook, "get_client", lambda self, project_id=None: bigquery)
 
-    counts = scoring.validate(env, "20261129", DAY, "20261128-training-abcde-1")
+    counts = scoring.validate(env, "20261129", DAY, "20261128-training-abcde-1").counts()
     assert counts == {"rows_in": 411, "customers_in": 411, "scored": 400, "rejected": 11}
     params = [("pipeline_execution_dt", "DATE", DAY), ("pipeline_id", "STRING", "20261129")]
     assert bigquery.queries == [

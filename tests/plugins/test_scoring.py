@@ -12,7 +12,7 @@ import pytest
 import score
 from google.cloud.dataproc_v1 import AuthenticationConfig, Batch
 
-from churn_airflow import promotion
+from churn_airflow import promotion, scoring
 from churn_airflow.scoring import (
     champion_batch,
     check_run,
@@ -310,11 +310,13 @@ def test_validate_a_local_run_from_its_stats_and_parquet_footers(tmp_path):
     document = {**STATS, "rows_in": 5, "customers_in": 5, "scored": 4, "rejected": 1}
     (stats / "run_stats.json").write_text(json.dumps(document))
     # no input files at all: the check never reads them
-    assert validate(env, "20261129", DAY, "20261129-training") == {
-        "rows_in": 5,
-        "customers_in": 5,
-        "scored": 4,
-        "rejected": 1,
+    checked = validate(env, "20261129", DAY, "20261129-training")
+    assert checked.counts() == {"rows_in": 5, "customers_in": 5, "scored": 4, "rejected": 1}
+    # what the batch spent joins the stats it checked, in the same document
+    scoring.record_usage(env, checked, {"wall_seconds": 9.5})
+    assert json.loads((stats / "run_stats.json").read_text()) == {
+        **document,
+        "usage": {"wall_seconds": 9.5},
     }
     with pytest.raises(ValueError, match="left no run stats"):
         validate(env, "20261130", DAY, "20261129-training")
