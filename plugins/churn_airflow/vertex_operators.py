@@ -8,13 +8,15 @@ triggerer has only the environment's PyPI packages, none of this package.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Mapping
 
 from airflow.providers.google.cloud.operators.vertex_ai.pipeline_job import RunPipelineJobOperator
 from airflow.providers.google.cloud.triggers.vertex_ai import RunPipelineJobTrigger
 from airflow.sdk.exceptions import AirflowException
 from google.api_core.exceptions import AlreadyExists, NotFound
-from google.cloud.aiplatform_v1.types import PipelineJob, PipelineState
+from google.cloud.aiplatform_v1.types import PipelineJob, PipelineState, PipelineTaskDetail
 
 from churn_airflow import lineage_parent, run_ids
 from churn_core import lineage
@@ -34,6 +36,32 @@ SUCCEEDED, ENDED_BADLY = (
 )
 
 
+def _when(stamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def step_lines(job: Mapping) -> list[str]:
+    """Each step of a pipeline job (a ``PipelineJob`` as a dict) from its task details, in the
+    order they started: its state, start and duration; the root and the condition groups, which
+    run no container, are left out."""
+    steps = [
+        t for t in job.get("job_detail", {}).get("task_details", []) if t.get("executor_detail")
+    ]
+    lines = []
+    for task in sorted(steps, key=lambda t: t.get("start_time") or "~"):
+        state = PipelineTaskDetail.State(task["state"]).name.lower()
+        if "start_time" not in task:
+            lines.append(f"step {task['task_name']} {state}")
+            continue
+        started = _when(task["start_time"])
+        line = f"step {task['task_name']} started {started:%H:%M:%S} UTC"
+        if "end_time" in task:
+            seconds = (_when(task["end_time"]) - started).total_seconds()
+            line += f", {state} in {seconds:.0f} s"
+        lines.append(line)
+    return lines
+
+
 class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
     """``RunPipelineJobOperator`` with per-attempt ids, retries that re-attach, and strict states.
 
@@ -45,6 +73,8 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
     - A CANCELLED job fails the task (the provider counts it as success when not deferred).
     - The first try after a clear cancels the jobs of the tries before it that still run.
     - Killing the task while it waits in ``execute`` cancels the job it is attached to.
+    - The task log shows each step of the job (``step_lines``): as they change while it waits
+      in ``execute``, and all of them when a deferred wait ends.
     """
 
     template_fields = (*RunPipelineJobOperator.template_fields, "display_name", "labels", "run_key")
@@ -118,13 +148,27 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
             raise AirflowException(f"pipeline job {self.job_id} already ended {job.state.name}")
         if job.state != SUCCEEDED and self.deferrable:
             self.defer(trigger=self._trigger(), method_name="execute_complete")
+        logged = set()
         while job.state not in (SUCCEEDED, *ENDED_BADLY):
             time.sleep(self.poll_interval)
             job = self.hook.get_pipeline_job(
                 project_id=self.project_id, region=self.region, pipeline_job_id=self.job_id
             )
+            logged |= self._log_steps(type(job).to_dict(job), logged)
         self._check(job.state.name)
         return type(job).to_dict(job)
+
+    def _log_steps(self, job: Mapping, logged: set = frozenset()) -> set:
+        """Log the job's step lines not logged yet; returns them."""
+        new = [line for line in step_lines(job) if line not in logged]
+        for line in new:
+            self.log.info("%s", line)
+        return set(new)
+
+    def execute_complete(self, context, event: dict):
+        if event.get("job"):
+            self._log_steps(event["job"])
+        return super().execute_complete(context, event)
 
     def _trigger(self) -> RunPipelineJobTrigger:
         return RunPipelineJobTrigger(

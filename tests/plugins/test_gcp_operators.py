@@ -927,3 +927,49 @@ def test_factory_rejects_an_unknown_backend(monkeypatch):
     monkeypatch.setenv("CHURN_BACKEND", "aws")
     with pytest.raises(ValueError, match="CHURN_BACKEND='aws'"):
         factory.input_sensor("wait_for_scoring_input", "landing/score/dt=2026-11-29/_SUCCESS")
+
+
+def finished_job() -> dict:
+    """A pipeline job as the provider's trigger sends it: ``PipelineJob.to_dict``."""
+    from google.cloud.aiplatform_v1.types import (
+        PipelineJob,
+        PipelineJobDetail,
+        PipelineTaskDetail,
+        PipelineTaskExecutorDetail,
+    )
+
+    def at(minute: int, second: int = 0) -> dt.datetime:
+        return dt.datetime(2026, 11, 29, 0, minute, second, tzinfo=dt.UTC)
+
+    ran = PipelineTaskExecutorDetail(
+        container_detail=PipelineTaskExecutorDetail.ContainerDetail(main_job="projects/p/x")
+    )
+    state = PipelineTaskDetail.State
+    tasks = [
+        PipelineTaskDetail(task_name="customer-churn-training", state=state.SUCCEEDED,
+                           start_time=at(0)),  # the root: no container
+        PipelineTaskDetail(task_name="Train random forest", state=state.SUCCEEDED,
+                           start_time=at(4), end_time=at(9, 30), executor_detail=ran),
+        PipelineTaskDetail(task_name="Preprocess raw customers", state=state.SUCCEEDED,
+                           start_time=at(1), end_time=at(3, 15), executor_detail=ran),
+        PipelineTaskDetail(task_name="Record tuning switched off", state=state.SKIPPED,
+                           executor_detail=ran),
+    ]  # fmt: skip
+    return PipelineJob.to_dict(PipelineJob(job_detail=PipelineJobDetail(task_details=tasks)))
+
+
+def test_the_task_log_shows_each_step_of_the_job_when_its_wait_ends():
+    from structlog.testing import capture_logs
+
+    from churn_airflow.vertex_operators import step_lines
+
+    assert step_lines(finished_job()) == [
+        "step Preprocess raw customers started 00:01:00 UTC, succeeded in 135 s",
+        "step Train random forest started 00:04:00 UTC, succeeded in 330 s",
+        "step Record tuning switched off skipped",
+    ]
+    assert step_lines({}) == []
+    op = pipeline_operator(deferrable=True)
+    with capture_logs() as logged:
+        op.execute_complete(context(), {"status": "success", "message": "", "job": finished_job()})
+    assert [e["event"] for e in logged] == step_lines(finished_job())
