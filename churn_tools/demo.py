@@ -23,6 +23,7 @@ import pluggy
 from churn_airflow.settings import DEADLINE_OFF
 from churn_core import lineage_conf, step_progress
 from churn_core.pipeline_params import local_root
+from churn_ml import cli
 from churn_tools import REPO, airflow_setup, lineage
 
 DAGS = (("customer_churn_training", "training"), ("customer_churn_batch_scoring", "scoring"))
@@ -51,9 +52,7 @@ def airflow_env(root: Path) -> dict[str, str]:
 
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--date", type=dt.date.fromisoformat, default=dt.datetime.now(dt.UTC).date()
-    )
+    cli.add_day(parser, "--date")
     parser.add_argument("--rows", type=int, default=20_000, help="training rows to generate")
     parser.add_argument("--grid", default="small", choices=["small", "default", "large"])
     parser.add_argument("--root", type=Path, default=local_root())
@@ -195,15 +194,15 @@ def run(args, console: Console) -> dict:
 
     env = settings.environment()
     sent_before = len(notify.read_local())
-    sample_data.write_daily_partitions(env.training_data_root, [args.date], args.rows)
+    sample_data.write_daily_partitions(env.training_data_root, [args.day], args.rows)
     sample_data.write_daily_partitions(
-        env.scoring_data_root, [args.date], args.rows // 4, with_label=False
+        env.scoring_data_root, [args.day], args.rows // 4, with_label=False
     )
-    console.say(f"Sample data for {args.date}: {args.rows} training, {args.rows // 4} scoring rows")
+    console.say(f"Sample data for {args.day}: {args.rows} training, {args.rows // 4} scoring rows")
     bag = DagBag(str(REPO / "dags"))
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
-    when = dt.datetime.combine(args.date, dt.time(), tzinfo=dt.UTC)
+    when = dt.datetime.combine(args.day, dt.time(), tzinfo=dt.UTC)
     conf = {"customer_churn_training": {"grid": args.grid, "folds": 3}}
     listeners = get_listener_manager()
     dag_runs, failed = {}, []

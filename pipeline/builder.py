@@ -114,7 +114,7 @@ def build(target: str):
 
         Args:
             pipeline_id: Lineage key of the run, e.g. 20261129; tags every row, path and id.
-            pipeline_execution_dt: Logical date of the run, YYYY-MM-DD.
+            pipeline_execution_dt: The day the run reads, YYYY-MM-DD (its rows carry it).
             training_data_uri: Raw training CSV (file or dt= partition folder).
             dataset_uri: bq://project.dataset on GCP, a warehouse folder locally.
             artifact_root: Root of models/ and metrics/ (a gs:// bucket or a folder).

@@ -28,7 +28,7 @@ from churn_core.pipeline_params import (
     parameter_values,
 )
 from churn_core.stages import MODELS, TRAINING, TUNING
-from churn_ml import sample_data
+from churn_ml import cli, sample_data
 from pipeline.builder import build
 
 log = logging.getLogger("pipeline.run_local")
@@ -78,7 +78,7 @@ def run_values(values: dict, pipeline_root: Path) -> dict:
 def run(
     root: Path,
     pipeline_id: str,
-    execution_date: dt.date,
+    day: dt.date,
     tuning: Tuning = DEFAULT_TUNING,
     training_data_uri: str | None = None,
     champion: Mapping | None = None,
@@ -91,7 +91,7 @@ def run(
     values = parameter_values(
         env,
         pipeline_id,
-        execution_date,
+        day,
         attempt,
         tuning,
         training_data_uri=training_data_uri,
@@ -104,19 +104,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument(
-        "--date", type=dt.date.fromisoformat, default=dt.datetime.now(dt.UTC).date()
-    )
-    parser.add_argument("--pipeline-id", help="default: the date as YYYYMMDD")
+    cli.add_day(parser, "--date")
+    parser.add_argument("--pipeline-id", help="default: the day as YYYYMMDD")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="local stand-in for GCS")
-    parser.add_argument(
-        "--training-data-uri", help="raw CSV; default: the date's landing partition"
-    )
+    parser.add_argument("--training-data-uri", help="raw CSV; default: the day's landing partition")
     parser.add_argument(
         "--generate-rows",
         type=int,
         default=0,
-        help="first write this many sample rows to the date's landing partition",
+        help="first write this many sample rows to the day's landing partition",
     )
     defaults = Tuning()
     parser.add_argument("--tuning", action=argparse.BooleanOptionalAction, default=defaults.enabled)
@@ -137,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.generate_rows:
         landing = Environment.local(args.root).training_data_root
-        sample_data.write_daily_partitions(landing, [args.date], args.generate_rows)
+        sample_data.write_daily_partitions(landing, [args.day], args.generate_rows)
     tuning = Tuning(
         enabled=args.tuning,
         aupr_threshold=args.aupr_threshold,
@@ -151,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         champion = registry.champion_to_score(str(Path(args.root).resolve()))
     summary = run(
         args.root,
-        args.pipeline_id or args.date.strftime("%Y%m%d"),
-        args.date,
+        args.pipeline_id or args.day.strftime("%Y%m%d"),
+        args.day,
         tuning,
         args.training_data_uri,
         champion,

@@ -46,9 +46,7 @@ def preprocess(spark: SparkSession, args) -> dict:
     # One pass: the rows are staged while an Observation counts them, then judged.
     counts = Observation("preprocessing input")
     observed = records.observe(counts, *input_counts(records))
-    out = cleaning.with_lineage(
-        cleaning.clean(observed), args.pipeline_id, args.pipeline_execution_dt
-    )
+    out = cleaning.with_lineage(cleaning.clean(observed), args.pipeline_id, args.day)
     target = table_uri(args.dataset_uri, TRAINING_DATA)
     partition = {"pipeline_id": args.pipeline_id}
     staged = raw_csv.reading(

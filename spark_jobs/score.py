@@ -183,7 +183,7 @@ def score(spark: SparkSession, args) -> dict:
     counts = Observation("scoring input")
     counted = records.observe(counts, *customers.tally()).where(~customers.repeated_header())
     rows = cleaning.with_lineage(
-        outcomes(scorer, counted, args.model_version), args.pipeline_id, args.pipeline_execution_dt
+        outcomes(scorer, counted, args.model_version), args.pipeline_id, args.day
     )
     drifts = Observation("drift")  # the scored rows' bins, in the same pass
     if profile and counter is None:
@@ -254,7 +254,7 @@ def scoring_lineage(args) -> run_events.JobRun:
 def drift_document(args, profile: drift.Profile | None, observed: dict, no_baseline) -> dict:
     run = {
         "pipeline_id": args.pipeline_id,
-        "pipeline_execution_dt": args.pipeline_execution_dt.isoformat(),
+        "pipeline_execution_dt": args.day.isoformat(),
         "model_version": args.model_version,
     }
     thresholds = {"warning": args.drift_warning, "alert": args.drift_alert}
@@ -267,7 +267,7 @@ def stage_drift_table(spark: SparkSession, args, document: dict) -> storage.Stag
     rows = spark.createDataFrame(
         drift.table_rows(document), "feature string, psi double, unseen_share double, status string"
     )
-    tagged = cleaning.with_lineage(rows, args.pipeline_id, args.pipeline_execution_dt)
+    tagged = cleaning.with_lineage(rows, args.pipeline_id, args.day)
     columns = ("feature", "psi", "unseen_share", "status")
     return storage.stage_table(
         tagged.select(*LINEAGE_COLUMNS, F.lit(args.model_version).alias(MODEL_VERSION), *columns),
@@ -298,7 +298,7 @@ def run_stats(args, tally: dict) -> dict:
     (``customers.tally``'s counts): a ``RunStats`` document."""
     return RunStats(
         pipeline_id=args.pipeline_id,
-        pipeline_execution_dt=args.pipeline_execution_dt.isoformat(),
+        pipeline_execution_dt=args.day.isoformat(),
         model_version=args.model_version,
         rows_in=tally["rows_in"],
         repeated_headers=tally["repeated_headers"],

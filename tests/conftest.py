@@ -155,7 +155,7 @@ class JobRuns:
         self.tune_folds = TUNE_FOLDS
 
     def lineage_args(self) -> list[str]:
-        return ["--pipeline-id", self.pipeline_id, "--pipeline-execution-dt", EXECUTION_DT]
+        return ["--pipeline-id", self.pipeline_id, "--day", EXECUTION_DT]
 
     def train_args(self, model: Path, metrics: Path) -> list[str]:
         return [

@@ -26,7 +26,7 @@ def scoring_args(
     root = env.artifact_root
     return [
         "--pipeline-id", pipeline_id,
-        "--pipeline-execution-dt", day.isoformat(),
+        "--day", day.isoformat(),
         "--input-uri", f"{env.scoring_data_root}/{layout.day_partition(day)}",
         "--model-uri", model_uri,
         "--model-version", model_version,

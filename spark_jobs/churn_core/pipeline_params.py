@@ -145,7 +145,7 @@ def step_inputs(values: dict) -> dict:
     """What each step of the pipeline takes, whole, from the run's other values."""
     root, run, attempt = values["artifact_root"], values["pipeline_id"], values["attempt"]
     metrics = {stage: layout.metrics_uri(root, stage, run, attempt) for stage in MODELS}
-    common = ["--pipeline-id", run, "--pipeline-execution-dt", values["pipeline_execution_dt"]]
+    common = ["--pipeline-id", run, "--day", values["pipeline_execution_dt"]]
     outputs = {
         stage: [
             "--dataset-uri", values["dataset_uri"],
@@ -204,7 +204,7 @@ def champion_values(champion: Mapping | None) -> dict:
 def parameter_values(
     env: Environment,
     pipeline_id: str,
-    execution_date: dt.date,
+    day: dt.date,
     attempt: str,
     tuning: Tuning = DEFAULT_TUNING,
     training_data_uri: str | None = None,
@@ -213,9 +213,9 @@ def parameter_values(
     """Every runtime parameter of the compiled template for one attempt of a run."""
     values = {
         "pipeline_id": pipeline_id,
-        "pipeline_execution_dt": execution_date.isoformat(),
+        "pipeline_execution_dt": day.isoformat(),
         "training_data_uri": training_data_uri
-        or f"{env.training_data_root}/{layout.day_partition(execution_date)}",
+        or f"{env.training_data_root}/{layout.day_partition(day)}",
         "dataset_uri": env.dataset_uri,
         "artifact_root": env.artifact_root,
         "code_uri": env.code_uri,

@@ -209,7 +209,5 @@ def rejects(parsed: DataFrame) -> DataFrame:
     )
 
 
-def with_lineage(df: DataFrame, pipeline_id: str, execution_dt: dt.date) -> DataFrame:
-    return df.withColumns(
-        {"pipeline_id": F.lit(pipeline_id), "pipeline_execution_dt": F.lit(execution_dt)}
-    )
+def with_lineage(df: DataFrame, pipeline_id: str, day: dt.date) -> DataFrame:
+    return df.withColumns({"pipeline_id": F.lit(pipeline_id), "pipeline_execution_dt": F.lit(day)})

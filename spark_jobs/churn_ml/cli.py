@@ -87,13 +87,21 @@ def parser(description: str) -> argparse.ArgumentParser:
     """A parser with the lineage arguments every job takes."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--pipeline-id", type=pipeline_id, required=True, help="lineage key of this run")
+    add_day(p, "--pipeline-execution-dt")
+    return p
+
+
+def add_day(p: argparse.ArgumentParser, *aliases: str) -> None:
+    """``--day`` (``args.day``): the day a run reads, the one name for it everywhere; its rows
+    carry it as ``pipeline_execution_dt``, the lab's column. ``aliases`` are older names."""
     p.add_argument(
-        "--pipeline-execution-dt",
+        "--day",
+        *aliases,
+        dest="day",
         type=iso_date,
         default=dt.datetime.now(dt.UTC).date(),
-        help="logical date of the run, YYYY-MM-DD (default: today, UTC)",
+        help="the day the run reads, YYYY-MM-DD (default: today, UTC)",
     )
-    return p
 
 
 def add_dataset_uri(p: argparse.ArgumentParser) -> None:

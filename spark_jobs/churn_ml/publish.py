@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RunTarget:
     pipeline_id: str
-    execution_dt: dt.date
+    day: dt.date
     operation: str
     attempt: str
     dataset_uri: str
@@ -136,7 +136,7 @@ def _versus(
 def run_target(args, stage: Stage) -> RunTarget:
     return RunTarget(
         pipeline_id=args.pipeline_id,
-        execution_dt=args.pipeline_execution_dt,
+        day=args.day,
         operation=stage.folder,
         attempt=args.attempt,
         dataset_uri=args.dataset_uri,
@@ -146,7 +146,7 @@ def run_target(args, stage: Stage) -> RunTarget:
 
 
 def _tagged(df: DataFrame, target: RunTarget) -> DataFrame:
-    lineage = with_lineage(df, target.pipeline_id, target.execution_dt)
+    lineage = with_lineage(df, target.pipeline_id, target.day)
     return lineage.withColumns(
         {"operation": F.lit(target.operation), "attempt": F.lit(target.attempt)}
     )
@@ -212,7 +212,7 @@ def publish(
         predictions.unpersist()
     document = {
         "pipeline_id": target.pipeline_id,
-        "pipeline_execution_dt": target.execution_dt.isoformat(),
+        "pipeline_execution_dt": target.day.isoformat(),
         "operation": target.operation,
         "model_uri": target.model_uri,
         **details,

@@ -64,12 +64,11 @@ BIGQUERY = [
 # training metrics (better than any champion it was compared with), the scoring run's stats
 # and drift report, at the places the jobs' own arguments name.
 ON_SUCCESS = """
-import importlib.util, json
+import json, sys
 from google.cloud import storage
 
-spec = importlib.util.spec_from_file_location("_layout", {layout!r})
-layout = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(layout)
+sys.path.append({dags!r})  # the fake cloud's own use of the uploaded contracts: Vertex runs no DAG
+from churn_core import layout, stages
 ROWS = {rows!r}
 
 
@@ -90,9 +89,9 @@ def on_success(kind, resource, state_dir):
                 "au_pr": {{"challenger": 0.74, "champion": 0.66, "delta": 0.08,
                           "lower": 0.03, "upper": 0.13}},
             }}
-        put(layout.metrics_file(root, "training", run, attempt), {{
-            "pipeline_id": run, "operation": "training", "seed": int(p["seed"]),
-            "model_uri": layout.model_uri(root, "training", run, attempt),
+        put(layout.metrics_file(root, stages.TRAINING, run, attempt), {{
+            "pipeline_id": run, "operation": stages.TRAINING.folder, "seed": int(p["seed"]),
+            "model_uri": layout.model_uri(root, stages.TRAINING, run, attempt),
             "metrics": {{"au_pr": 0.74 if comparison else 0.66, "au_roc": 0.84}},
             "comparison": comparison,
         }})
@@ -101,7 +100,7 @@ def on_success(kind, resource, state_dir):
         value = dict(zip(args[::2], args[1::2]))
         put(value["--stats-uri"], {{
             "pipeline_id": value["--pipeline-id"],
-            "pipeline_execution_dt": value["--pipeline-execution-dt"],
+            "pipeline_execution_dt": value["--day"],
             "model_version": value["--model-version"], **ROWS,
         }})
         put(value["--drift-uri"] + "/" + layout.DRIFT_JSON,
@@ -131,7 +130,7 @@ def composer(tmp_path_factory):
         base / "cloud",
         SCRIPT,
         BIGQUERY,
-        ON_SUCCESS.format(layout=str(bucket / "dags/churn_core/layout.py"), rows=ROWS),
+        ON_SUCCESS.format(dags=str(bucket / "dags"), rows=ROWS),
     )
     site = fake_cloud_state.install(base / "site")
     (base / "gcloud").mkdir()

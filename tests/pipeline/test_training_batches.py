@@ -152,7 +152,7 @@ def test_each_step_takes_its_batch_whole(requests):
 
 def test_the_batch_arguments_are_the_runs(requests):
     args = list(strict_batch(requests["Train random forest"]).pyspark_batch.args)
-    assert args[:4] == ["--pipeline-id", "20261129", "--pipeline-execution-dt", "2026-11-29"]
+    assert args[:4] == ["--pipeline-id", "20261129", "--day", "2026-11-29"]
     assert args[args.index("--dataset-uri") + 1] == "bq://acme-churn.customer_churn_ds"
 
 

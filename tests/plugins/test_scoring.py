@@ -56,7 +56,7 @@ def args(env: Environment) -> list:
 
 EXPECTED_ARGS = [
     "--pipeline-id", "20261129",
-    "--pipeline-execution-dt", "2026-11-29",
+    "--day", "2026-11-29",
     "--input-uri", "gs://data-b/landing/score/dt=2026-11-29",
     "--model-uri", "gs://model-b/models/customer-churn-model/training/20261129",
     "--model-version", "20261129-training",
@@ -112,7 +112,7 @@ def test_scoring_args_of_the_local_backend(tmp_path):
     env = Environment.local(tmp_path)
     assert scoring_args(env, "x1", DAY, "/m", "x1-training", attempt="abcde-1") == [
         "--pipeline-id", "x1",
-        "--pipeline-execution-dt", "2026-11-29",
+        "--day", "2026-11-29",
         "--input-uri", f"{tmp_path.resolve()}/landing/score/dt=2026-11-29",
         "--model-uri", "/m",
         "--model-version", "x1-training",

@@ -75,9 +75,12 @@ def test_positive_int_rejects(value):
 
 def test_parser_has_the_lineage_arguments():
     p = cli.parser("test job")
-    args = p.parse_args(["--pipeline-id", "20261129", "--pipeline-execution-dt", "2026-11-29"])
-    assert (args.pipeline_id, args.pipeline_execution_dt) == ("20261129", dt.date(2026, 11, 29))
-    assert isinstance(p.parse_args(["--pipeline-id", "p1"]).pipeline_execution_dt, dt.date)
+    args = p.parse_args(["--pipeline-id", "20261129", "--day", "2026-11-29"])
+    assert (args.pipeline_id, args.day) == ("20261129", dt.date(2026, 11, 29))
+    # the flag's older name, which batches submitted before the rename still carry
+    older = p.parse_args(["--pipeline-id", "p1", "--pipeline-execution-dt", "2026-11-28"])
+    assert older.day == dt.date(2026, 11, 28)
+    assert isinstance(p.parse_args(["--pipeline-id", "p1"]).day, dt.date)
 
 
 @pytest.mark.parametrize(

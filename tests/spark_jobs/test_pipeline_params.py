@@ -230,7 +230,7 @@ def test_each_step_gets_its_run_whole(champion):
             batch["pyspark_batch"]["main_python_file_uri"] == f"gs://churn-code/spark_jobs/{job}.py"
         )
         assert batch["pyspark_batch"]["args"][:4] == [
-            "--pipeline-id", "20261129", "--pipeline-execution-dt", "2026-11-29",
+            "--pipeline-id", "20261129", "--day", "2026-11-29",
         ]  # fmt: skip
         assert batch["labels"] == {"app": "customer-churn", "pipeline-id": "20261129"}
         assert batch["environment_config"]["execution_config"]["ttl"] == "43200s"
