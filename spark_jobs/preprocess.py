@@ -12,7 +12,6 @@ from churn_core import defaults, stages
 from churn_core.layout import TRAINING_DATA, table_uri
 from churn_ml import cleaning, cli, commit_record, customers, raw_csv, run_events, storage
 from churn_ml.schema import LABEL, LABEL_VALUES
-from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.preprocess")
 
@@ -34,9 +33,7 @@ def parse_args(argv: Sequence[str] | None):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    spark = build_session("churn-preprocessing")
-    with run_events.recorded(spark, preprocessing_lineage(args)):
-        return preprocess(spark, args)
+    return run_events.run_job(preprocessing_lineage(args), lambda spark: preprocess(spark, args))
 
 
 def preprocess(spark: SparkSession, args) -> dict:

@@ -57,7 +57,6 @@ from churn_ml import (
 from churn_ml.compiled_model import load_compiled
 from churn_ml.model import CHURN_PROBABILITY, churn_probability
 from churn_ml.schema import LINEAGE_COLUMNS
-from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.score")
 
@@ -165,9 +164,7 @@ def load_profile(spark: SparkSession, model_uri: str, model_version: str):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    spark = build_session("churn-batch-scoring")
-    with run_events.recorded(spark, scoring_lineage(args)):
-        return score(spark, args)
+    return run_events.run_job(scoring_lineage(args), lambda spark: score(spark, args))
 
 
 def score(spark: SparkSession, args) -> dict:

@@ -11,7 +11,6 @@ from churn_core import stages
 from churn_ml import cli, drift, run_events
 from churn_ml.model import ForestParams, fit, training_pipeline
 from churn_ml.publish import add_run_arguments, load_split, parse_run_args, publish, run_target
-from churn_ml.session import build_session
 
 log = logging.getLogger("churn_ml.train")
 
@@ -28,9 +27,8 @@ def parse_args(argv: Sequence[str] | None):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    spark = build_session("churn-training")
-    with run_events.recorded(spark, run_events.model_run(args, stages.TRAINING)):
-        return run_training(spark, args)
+    run = run_events.model_run(args, stages.TRAINING)
+    return run_events.run_job(run, lambda spark: run_training(spark, args))
 
 
 def run_training(spark: SparkSession, args) -> dict:

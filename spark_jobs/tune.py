@@ -13,7 +13,6 @@ from churn_core.grids import DEFAULT_FOLDS, MAX_FOLDS, MIN_FOLDS
 from churn_ml import cli, drift, run_events
 from churn_ml.model import FEATURES, LABEL_INDEX, feature_stages, fit, forest
 from churn_ml.publish import add_run_arguments, load_split, parse_run_args, publish, run_target
-from churn_ml.session import build_session
 from churn_ml.tuning import Grid, best, cross_validate
 
 log = logging.getLogger("churn_ml.tune")
@@ -45,9 +44,8 @@ def parse_args(argv: Sequence[str] | None):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    spark = build_session("churn-hyperparameter-tuning")
-    with run_events.recorded(spark, run_events.model_run(args, stages.TUNING)):
-        return run_tuning(spark, args)
+    run = run_events.model_run(args, stages.TUNING)
+    return run_events.run_job(run, lambda spark: run_tuning(spark, args))
 
 
 def run_tuning(spark: SparkSession, args) -> dict:

@@ -17,13 +17,16 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyspark.sql import SparkSession
+
 from churn_core import layout, lineage_conf
 from churn_core.stages import Stage
+from churn_ml.session import build_session
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class DatasetRef:
 class JobRun:
     """What one job run does, for its events."""
 
-    job: str  # e.g. churn.preprocess
+    job: str  # the stage's name, e.g. preprocessing
     pipeline_id: str
     attempt: str
     inputs: tuple[DatasetRef, ...]
@@ -228,3 +231,11 @@ def recorded(spark, run: JobRun) -> Iterator[None]:
             send("FAIL", f"{type(err).__name__}: {err}")
             raise
         send("COMPLETE")
+
+
+def run_job(run: JobRun, work: Callable[[SparkSession], dict]) -> dict:
+    """A stage's Spark job: its session (``churn-<stage>``), and its ``work`` inside its
+    recorded run."""
+    spark = build_session(f"churn-{run.job}")
+    with recorded(spark, run):
+        return work(spark)
