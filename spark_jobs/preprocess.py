@@ -21,13 +21,7 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--input-uri", required=True, help="raw training CSV (file or folder)")
     cli.add_dataset_uri(p)
     commit_record.add_arguments(p)
-    p.add_argument(
-        "--max-drop-fraction",
-        type=cli.fraction,
-        default=defaults.MAX_DROP_FRACTION,
-        help="fail when more than this fraction of the customers is unusable "
-        f"(default {defaults.MAX_DROP_FRACTION})",
-    )
+    cli.add_limit(p, "--max-drop-fraction", defaults.MAX_DROP_FRACTION, "the customers is unusable")
     return p.parse_args(argv)
 
 

@@ -72,12 +72,8 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--model-version", required=True, help="recorded in every output row")
     cli.add_dataset_uri(p)
     commit_record.add_arguments(p)
-    p.add_argument(
-        "--max-reject-fraction",
-        type=cli.fraction,
-        default=defaults.MAX_REJECT_FRACTION,
-        help="fail when more than this fraction of customers cannot be scored "
-        f"(default {defaults.MAX_REJECT_FRACTION})",
+    cli.add_limit(
+        p, "--max-reject-fraction", defaults.MAX_REJECT_FRACTION, "customers cannot be scored"
     )
     p.add_argument(
         "--stats-uri",

@@ -104,6 +104,16 @@ def add_day(p: argparse.ArgumentParser, *aliases: str) -> None:
     )
 
 
+def add_limit(p: argparse.ArgumentParser, flag: str, default: float, what: str) -> None:
+    """A fraction the job fails above: ``what`` completes "more than this fraction of ..."."""
+    p.add_argument(
+        flag,
+        type=fraction,
+        default=default,
+        help=f"fail when more than this fraction of {what} (default {default})",
+    )
+
+
 def add_dataset_uri(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset-uri", required=True, help="bq://project.dataset or a warehouse folder"
