@@ -150,14 +150,13 @@ class StepWatch:
         from churn_airflow import local_jobs
 
         self.console, self.logs = console, Path(root) / local_jobs.PIPELINE
+        self.log_name = local_jobs.LOG
         self.earlier = {p.name for p in self.logs.glob("*")}
         self.readers: dict[Path, step_progress.Reader] = {}
         self.done, self.thread = threading.Event(), threading.Thread(target=self._watch)
 
     def _poll(self) -> None:
-        from churn_airflow import local_jobs
-
-        for log in sorted(self.logs.glob(f"*/{local_jobs.LOG}")):
+        for log in sorted(self.logs.glob(f"*/{self.log_name}")):
             if log.parent.name not in self.earlier:
                 for line in self.readers.setdefault(log, step_progress.Reader(log)).new():
                     self.console.say(f"      · {line}")
