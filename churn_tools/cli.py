@@ -4,7 +4,7 @@
     churn registry --root ROOT show         the model versions and the champion
     churn registry --root ROOT promote V    make a registered version the champion (rollback)
     churn lineage KEY                       a run's or model version's lineage, and its picture
-    churn pipeline run-local --date D ...   the training pipeline alone, under kfp.local
+    churn pipeline run-local --day D ...    the training pipeline alone, under kfp.local
     churn generate-data --rows N ...        deterministic sample data
     churn airflow-setup                     migrate the Airflow DB and create the pools
     churn deploy-composer ...               deploy to Cloud Composer (docs/gcp.md)
