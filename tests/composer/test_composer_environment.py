@@ -101,7 +101,7 @@ def on_success(kind, resource, state_dir):
         put(value["--stats-uri"], {{
             "pipeline_id": value["--pipeline-id"],
             "pipeline_execution_dt": value["--day"],
-            "model_version": value["--model-version"], **ROWS,
+            "model_version": value["--model-version"], "repeated_headers": 0, **ROWS,
         }})
         put(value["--drift-uri"] + "/" + layout.DRIFT_JSON,
             {{"baseline": False, "reason": "the fake cloud measured no drift"}})
