@@ -34,8 +34,9 @@ def run_candidates(artifact_root: str, pipeline_id: str, attempt: str) -> list[r
 
 def report_uri(artifact_root: str, candidate: registry.Candidate) -> str:
     """The HTML report of a candidate's run."""
-    stage = stages.of_operation(candidate.operation)
-    return layout.report_file(artifact_root, stage, candidate.pipeline_id, candidate.attempt)
+    return layout.report_file(
+        artifact_root, candidate.stage, candidate.pipeline_id, candidate.attempt
+    )
 
 
 def promote_run(

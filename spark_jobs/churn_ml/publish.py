@@ -222,7 +222,9 @@ def publish(
         "comparison": summary,
     }
     storage.write_text(
-        spark, target.metrics_uri.rstrip("/") + "/metrics.json", json.dumps(document, indent=2)
+        spark,
+        f"{target.metrics_uri.rstrip('/')}/{layout.METRICS_JSON}",
+        json.dumps(document, indent=2),
     )
     log.info(
         "%s %s: test AUPR %.4f, AUROC %.4f, accuracy %.4f",
