@@ -12,6 +12,9 @@
 6. The scoring job on those 1M rows with its OpenLineage run events and without, each run a
    fresh spark-submit, alternating.
 7. The whole local pipeline on the reference data with the default grid, per step.
+8. A newcomer's path (``python -m tests.bench newcomer [REV ...]``, not part of the whole run):
+   ``git clone`` of each revision (default HEAD), then ``make venv`` and ``make demo`` timed
+   apart, the revisions alternated; uv's cache is this machine's.
 """
 
 from __future__ import annotations
@@ -390,6 +393,29 @@ def bench_local_pipeline(work: Path) -> dict:
     }
 
 
+def bench_newcomer(revisions: list[str], repeats: int = 2) -> dict:
+    import subprocess
+
+    times = {rev: [] for rev in revisions}
+    for _ in range(repeats):
+        for rev in revisions:
+            with tempfile.TemporaryDirectory(prefix="churn-newcomer-") as scratch:
+                clone = Path(scratch) / "clone"
+                started = time.monotonic()
+                subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+                subprocess.run(["git", "-C", str(clone), "checkout", "-q", rev], check=True)
+                steps = {}
+                for target in ("venv", "demo"):
+                    begun = time.monotonic()
+                    subprocess.run(["make", "-s", target], cwd=clone, check=True,
+                                   stdout=subprocess.DEVNULL)  # fmt: skip
+                    steps[target] = round(time.monotonic() - begun, 1)
+                steps["clone_to_summary"] = round(time.monotonic() - started, 1)
+                print(f"newcomer {rev}: {steps}", flush=True)
+                times[rev].append(steps)
+    return times
+
+
 def main(argv: list[str] | None = None) -> None:
     """Every benchmark; ``python -m tests.bench comparison`` (or ``lineage``) runs only that
     one."""
@@ -398,9 +424,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     from churn_ml.session import build_session
 
+    only = sys.argv[1:] if argv is None else argv
+    if only[:1] == ["newcomer"]:
+        print(json.dumps(bench_newcomer(only[1:] or ["HEAD"]), indent=2))
+        return
     if not REFERENCE.exists():
         raise SystemExit(f"the benchmarks use the reference data at {REFERENCE}")
-    only = sys.argv[1:] if argv is None else argv
     spark = build_session("churn-bench")
     results = {}
     with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
