@@ -36,10 +36,6 @@ SUCCEEDED, ENDED_BADLY = (
 )
 
 
-def _when(stamp: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
 def step_lines(job: Mapping) -> list[str]:
     """Each step of a pipeline job (a ``PipelineJob`` as a dict) from its task details, in the
     order they started: its state, start and duration; the root and the condition groups, which
@@ -53,10 +49,10 @@ def step_lines(job: Mapping) -> list[str]:
         if "start_time" not in task:
             lines.append(f"step {task['task_name']} {state}")
             continue
-        started = _when(task["start_time"])
+        started = dt.datetime.fromisoformat(task["start_time"])
         line = f"step {task['task_name']} started {started:%H:%M:%S} UTC"
         if "end_time" in task:
-            seconds = (_when(task["end_time"]) - started).total_seconds()
+            seconds = (dt.datetime.fromisoformat(task["end_time"]) - started).total_seconds()
             line += f", {state} in {seconds:.0f} s"
         lines.append(line)
     return lines

@@ -10,13 +10,20 @@ import os
 from churn_core import layout
 
 
-def _blob(uri: str, client):
+def bucket_of(uri: str, client=None):
+    """The GCS bucket of a ``gs://`` URI through ``client`` (default credentials without one),
+    and the object's name in it."""
     if client is None:
         from google.cloud import storage
 
         client = storage.Client()
     bucket, name = layout.gcs_object(uri)
-    return client.bucket(bucket).blob(name)
+    return client.bucket(bucket), name
+
+
+def _blob(uri: str, client):
+    bucket, name = bucket_of(uri, client)
+    return bucket.blob(name)
 
 
 def read(uri: str, client=None) -> dict | None:

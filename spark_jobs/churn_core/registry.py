@@ -362,12 +362,7 @@ class GcsStore:
     """A GCS object updated with ``if_generation_match``; a lost race re-reads and retries."""
 
     def __init__(self, uri: str, client=None, attempts: int = 10):
-        bucket, self.name = layout.gcs_object(uri)
-        if client is None:
-            from google.cloud import storage
-
-            client = storage.Client()
-        self.bucket = client.bucket(bucket)
+        self.bucket, self.name = documents.bucket_of(uri, client)
         self.attempts = attempts
 
     def _get(self) -> tuple[dict, int, str]:
