@@ -284,7 +284,8 @@ def _fresh_token():
 @pytest.fixture
 def airflow_api():
     api = AirflowApi()
-    thread = threading.Thread(target=api.server.serve_forever, daemon=True)
+    # a short poll: shutdown() waits for it, once per test
+    thread = threading.Thread(target=api.server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield api
     api.server.shutdown()
