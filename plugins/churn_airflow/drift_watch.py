@@ -13,7 +13,8 @@ import os
 
 from churn_airflow import gcs
 from churn_core import documents, layout, registry
-from churn_core.psi import ALERT, OK
+from churn_core.psi import ALERT, WARNING
+from churn_core.run_records import DriftReport
 
 log = logging.getLogger(__name__)
 
@@ -21,72 +22,74 @@ DRIFT_TAG = "drift"  # a drift-triggered training run's pipeline_id is YYYYMMDD-
 RETRAINS_KEY = "drift_retrains"  # in the registry document: pipeline_id -> the run holding it
 
 
-def read_report(artifact_root: str, pipeline_id: str) -> dict:
-    """The scoring run's drift.json, and its HTML report's address as ``html``; a run that
-    scored always writes both."""
+def read_report(artifact_root: str, pipeline_id: str) -> tuple[DriftReport, str]:
+    """The scoring run's drift.json and its HTML report's address; a run that scored always
+    writes both."""
     folder = layout.drift_folder(artifact_root, pipeline_id)
-    report = documents.read(f"{folder}/{layout.DRIFT_JSON}", gcs.client(folder))
-    if report is None:
+    where = f"{folder}/{layout.DRIFT_JSON}"
+    doc = documents.read(where, gcs.client(folder))
+    if doc is None:
         raise FileNotFoundError(f"scoring run {pipeline_id} wrote no drift report in {folder}")
-    return {**report, "html": f"{folder}/{layout.DRIFT_HTML}"}
+    return DriftReport.from_json(doc, where), f"{folder}/{layout.DRIFT_HTML}"
 
 
 def check(artifact_root: str, plan: dict) -> dict:
     """The scoring DAG's drift check of the run ``plan`` names: its summary, logged."""
-    report = read_report(artifact_root, plan["pipeline_id"])
+    report, html = read_report(artifact_root, plan["pipeline_id"])
     log.info("%s", message(report))
-    return {**summary(report), "alert": alert_extra(report, plan["day"])}
+    return {**summary(report, html), "alert": alert_extra(report, html, plan["day"])}
 
 
-def summary(report: dict, top: int = 5) -> dict:
+def _psis(features) -> dict[str, float]:
+    return {f.feature: round(f.psi, 4) for f in features}
+
+
+def summary(report: DriftReport, html: str, top: int = 5) -> dict:
     """The check's return value (the UI's XCom tab): the status, where a person should look,
     the largest PSIs and the report's address."""
-    if not report["baseline"]:
-        return {"status": "no baseline", "reason": report["reason"]}
-    features = report["features"]
-    flagged = {f["feature"]: round(f["psi"], 4) for f in features if f["status"] != OK}
+    if not report.baseline:
+        return {"status": "no baseline", "reason": report.reason}
     return {
-        "status": report["status"],
-        "thresholds": report["thresholds"],
-        "look_at": flagged,
-        "top_psi": {f["feature"]: round(f["psi"], 4) for f in features[:top]},
-        "score_psi": round(report["score"]["psi"], 4),
-        "model_version": report["model_version"],
-        "report": report["html"],
+        "status": report.status,
+        "thresholds": report.thresholds,
+        "look_at": _psis(report.at(WARNING, ALERT)),
+        "top_psi": _psis(report.features[:top]),
+        "score_psi": round(report.score.psi, 4),
+        "model_version": report.model_version,
+        "report": html,
     }
 
 
-def message(report: dict) -> str:
+def message(report: DriftReport) -> str:
     """One line for the task log."""
-    if not report["baseline"]:
-        return f"drift not measured: {report['reason']}"
-    thresholds = report["thresholds"]
-    flagged = [f for f in report["features"] if f["status"] != OK]
+    if not report.baseline:
+        return f"drift not measured: {report.reason}"
+    thresholds = report.thresholds
+    flagged = report.at(WARNING, ALERT)
     head = (
-        f"drift {report['status']} against model {report['model_version']} (warning at PSI "
+        f"drift {report.status} against model {report.model_version} (warning at PSI "
         f"{thresholds['warning']}, alert at {thresholds['alert']}; score PSI "
-        f"{report['score']['psi']:.3f})"
+        f"{report.score.psi:.3f})"
     )
     if not flagged:
         return head + ": every feature is below the warning line"
-    listed = ", ".join(f"{f['feature']} {f['psi']:.3f} ({f['status']})" for f in flagged)
+    listed = ", ".join(f"{f.feature} {f.psi:.3f} ({f.status})" for f in flagged)
     return f"{head}: look at {listed}"
 
 
-def alert_extra(report: dict, day: str) -> dict | None:
+def alert_extra(report: DriftReport, html: str, day: str) -> dict | None:
     """The drift Asset event's extra at an alert (the features past the alert line and their
     PSIs), else None: no event."""
-    if not report["baseline"] or report["status"] != ALERT:
+    if not report.baseline or report.status != ALERT:
         return None
     return {
-        "pipeline_id": report["pipeline_id"],
+        "pipeline_id": report.pipeline_id,
         "day": day,
-        "model_version": report["model_version"],
-        "features": {f["feature"]: round(f["psi"], 4) for f in report["features"]
-                     if f["status"] == ALERT},
-        "score_psi": round(report["score"]["psi"], 4),
-        "report": report["html"],
-    }  # fmt: skip
+        "model_version": report.model_version,
+        "features": _psis(report.at(ALERT)),
+        "score_psi": round(report.score.psi, 4),
+        "report": html,
+    }
 
 
 def claim_retrain(doc: dict, pipeline_id: str, run_key: str) -> tuple[dict, str | None]:

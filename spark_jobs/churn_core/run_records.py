@@ -1,8 +1,9 @@
 """The JSON records a run leaves for the steps after it, each defined here once: a scoring
-run's ``run_stats.json``, and the tuning record of a run whose tuning did not run.
+run's ``run_stats.json`` and ``drift.json``, and the tuning record of a run whose tuning did
+not run.
 
 The model's own ``metrics.json`` is written by ``churn_ml.publish`` and read as a
-``churn_core.registry.Candidate``; the drift report, ``drift.json``, by ``churn_ml.drift``.
+``churn_core.registry.Candidate``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
+
+
+def _require_fields(cls, doc: Mapping, where: str, what: str) -> None:
+    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+    if missing := [key for key in required if key not in doc]:
+        raise ValueError(f"{where} is not {what}: it has no {missing}")
 
 
 @dataclass(frozen=True)
@@ -44,10 +51,58 @@ class RunStats:
 
     @classmethod
     def from_json(cls, doc: Mapping, where: str = "run_stats.json") -> RunStats:
-        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
-        if missing := [key for key in required if key not in doc]:
-            raise ValueError(f"{where} is not a scoring run's stats: it has no {missing}")
+        _require_fields(cls, doc, where, "a scoring run's stats")
         return cls(**{f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name in doc})
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One feature's drift, or the churn probability's (``feature`` None), against the
+    training profile: PSI, the share of values training never saw, and the status."""
+
+    psi: float
+    unseen_share: float
+    status: str
+    feature: str | None = None
+
+    def to_json(self) -> dict:
+        doc = dataclasses.asdict(self)
+        return doc if self.feature is not None else {k: v for k, v in doc.items() if k != "feature"}
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """A scoring run's ``drift.json``: written by ``churn_ml.drift.report`` (its module
+    docstring shows one), read by the scoring DAG's drift check."""
+
+    pipeline_id: str
+    pipeline_execution_dt: str
+    model_version: str
+    thresholds: dict
+    baseline: bool  # False, with the ``reason``, when the model has no training profile
+    reason: str | None
+    rows: int
+    features: tuple[Drift, ...]  # by PSI, highest first
+    score: Drift | None
+    status: str  # the worst of the features' and the score's
+
+    def at(self, *statuses: str) -> list[Drift]:
+        """The features whose status is one of ``statuses``, highest PSI first."""
+        return [f for f in self.features if f.status in statuses]
+
+    def to_json(self) -> dict:
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        doc["features"] = [f.to_json() for f in self.features]
+        doc["score"] = self.score.to_json() if self.score else None
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping, where: str = "drift.json") -> DriftReport:
+        _require_fields(cls, doc, where, "a drift report")
+        fields = {f.name: doc[f.name] for f in dataclasses.fields(cls)}
+        fields["features"] = tuple(Drift(**f) for f in doc["features"])
+        fields["score"] = Drift(**doc["score"]) if doc["score"] else None
+        return cls(**fields)
 
 
 SKIPPED = "skipped"  # the status of a tuning record when tuning did not run

@@ -55,6 +55,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from churn_core import psi
+from churn_core.run_records import Drift, DriftReport
 from churn_ml.model import CHURN_PROBABILITY
 from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
@@ -299,27 +300,31 @@ def report(
     observed: Mapping[str, int] | None,
     reason: str | None = None,
 ) -> dict:
-    """The drift.json document of a scoring run (module docstring). ``run`` holds its
-    pipeline_id, pipeline_execution_dt and model_version; without a profile, ``reason``
-    says why there is no baseline."""
+    """The drift.json document of a scoring run (module docstring; its type is
+    ``churn_core.run_records.DriftReport``). ``run`` holds its pipeline_id,
+    pipeline_execution_dt and model_version; without a profile, ``reason`` says why there is
+    no baseline."""
     base = {**run, "thresholds": dict(thresholds)}
     if profile is None:
-        return {**base, "baseline": False, "reason": reason, "rows": 0, "features": [],
-                "score": None, "status": psi.OK}  # fmt: skip
-    features, score, rows = measure(profile, observed)
-    for item in (*features, score):
-        item["status"] = psi.status(item["psi"], thresholds["warning"], thresholds["alert"])
-    features.sort(key=lambda f: (-f["psi"], f["feature"]))
-    reason = None if rows else "no customer was scored"
-    return {
+        return DriftReport(**base, baseline=False, reason=reason, rows=0, features=(),
+                           score=None, status=psi.OK).to_json()  # fmt: skip
+
+    def judged(item: dict) -> Drift:
+        return Drift(**item, status=psi.status(item["psi"], thresholds["warning"],
+                                               thresholds["alert"]))  # fmt: skip
+
+    measured, score, rows = measure(profile, observed)
+    features = sorted(map(judged, measured), key=lambda f: (-f.psi, f.feature))
+    score = judged(score)
+    return DriftReport(
         **base,
-        "baseline": True,
-        "reason": reason,
-        "rows": rows,
-        "features": features,
-        "score": score,
-        "status": psi.worst(item["status"] for item in (*features, score)),
-    }
+        baseline=True,
+        reason=None if rows else "no customer was scored",
+        rows=rows,
+        features=tuple(features),
+        score=score,
+        status=psi.worst(item.status for item in (*features, score)),
+    ).to_json()
 
 
 def table_rows(document: Mapping) -> list[tuple]:

@@ -69,6 +69,7 @@ from google.cloud import storage
 
 sys.path.append({dags!r})  # the fake cloud's own use of the uploaded contracts: Vertex runs no DAG
 from churn_core import layout, stages
+from churn_core.run_records import DriftReport, RunStats
 ROWS = {rows!r}
 
 
@@ -98,13 +99,15 @@ def on_success(kind, resource, state_dir):
     else:
         args = resource["pyspark_batch"]["args"]
         value = dict(zip(args[::2], args[1::2]))
-        put(value["--stats-uri"], {{
-            "pipeline_id": value["--pipeline-id"],
-            "pipeline_execution_dt": value["--day"],
-            "model_version": value["--model-version"], "repeated_headers": 0, **ROWS,
-        }})
-        put(value["--drift-uri"] + "/" + layout.DRIFT_JSON,
-            {{"baseline": False, "reason": "the fake cloud measured no drift"}})
+        run = {{"pipeline_id": value["--pipeline-id"], "pipeline_execution_dt": value["--day"],
+               "model_version": value["--model-version"]}}
+        put(value["--stats-uri"], RunStats(**run, repeated_headers=0, **ROWS).to_json())
+        put(value["--drift-uri"] + "/" + layout.DRIFT_JSON, DriftReport(
+            **run, thresholds={{"warning": float(value["--drift-warning"]),
+                                "alert": float(value["--drift-alert"])}},
+            baseline=False, reason="the fake cloud measured no drift", rows=0, features=(),
+            score=None, status="ok",
+        ).to_json())
 """
 
 
