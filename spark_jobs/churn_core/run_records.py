@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from churn_core.psi import OK
+
 
 def _require_fields(cls, doc: Mapping, where: str, what: str) -> None:
     required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
@@ -85,6 +87,13 @@ class DriftReport:
     features: tuple[Drift, ...]  # by PSI, highest first
     score: Drift | None
     status: str  # the worst of the features' and the score's
+
+    @classmethod
+    def unmeasured(cls, run: Mapping, thresholds: Mapping, reason: str) -> DriftReport:
+        """The report of a run with no baseline to measure against, and why. ``run`` holds
+        its pipeline_id, pipeline_execution_dt and model_version."""
+        return cls(**run, thresholds=dict(thresholds), baseline=False, reason=reason, rows=0,
+                   features=(), score=None, status=OK)  # fmt: skip
 
     def at(self, *statuses: str) -> list[Drift]:
         """The features whose status is one of ``statuses``, highest PSI first."""

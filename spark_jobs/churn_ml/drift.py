@@ -304,10 +304,8 @@ def report(
     ``churn_core.run_records.DriftReport``). ``run`` holds its pipeline_id,
     pipeline_execution_dt and model_version; without a profile, ``reason`` says why there is
     no baseline."""
-    base = {**run, "thresholds": dict(thresholds)}
     if profile is None:
-        return DriftReport(**base, baseline=False, reason=reason, rows=0, features=(),
-                           score=None, status=psi.OK).to_json()  # fmt: skip
+        return DriftReport.unmeasured(run, thresholds, reason).to_json()
 
     def judged(item: dict) -> Drift:
         return Drift(**item, status=psi.status(item["psi"], thresholds["warning"],
@@ -317,7 +315,8 @@ def report(
     features = sorted(map(judged, measured), key=lambda f: (-f.psi, f.feature))
     score = judged(score)
     return DriftReport(
-        **base,
+        **run,
+        thresholds=dict(thresholds),
         baseline=True,
         reason=None if rows else "no customer was scored",
         rows=rows,

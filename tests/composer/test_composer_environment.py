@@ -102,12 +102,10 @@ def on_success(kind, resource, state_dir):
         run = {{"pipeline_id": value["--pipeline-id"], "pipeline_execution_dt": value["--day"],
                "model_version": value["--model-version"]}}
         put(value["--stats-uri"], RunStats(**run, repeated_headers=0, **ROWS).to_json())
-        put(value["--drift-uri"] + "/" + layout.DRIFT_JSON, DriftReport(
-            **run, thresholds={{"warning": float(value["--drift-warning"]),
-                                "alert": float(value["--drift-alert"])}},
-            baseline=False, reason="the fake cloud measured no drift", rows=0, features=(),
-            score=None, status="ok",
-        ).to_json())
+        thresholds = {{"warning": float(value["--drift-warning"]),
+                       "alert": float(value["--drift-alert"])}}
+        put(value["--drift-uri"] + "/" + layout.DRIFT_JSON, DriftReport.unmeasured(
+            run, thresholds, "the fake cloud measured no drift").to_json())
 """
 
 
