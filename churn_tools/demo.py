@@ -239,9 +239,9 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
     doc = registry.store(env.artifact_root).read()
     models = [v for v in doc["versions"] if v["pipeline_id"] == run.pipeline_id]
     attempt = models[-1]["attempt"]
-    tuned = documents.read(
-        layout.metrics_file(env.artifact_root, stages.TUNING, run.pipeline_id, attempt)
-    )
+    uri = layout.metrics_file(env.artifact_root, stages.TUNING, run.pipeline_id, attempt)
+    record = documents.read(uri)
+    tuned = run_records.model_metrics(record, uri)
     versions = {m["version"] for m in models}
     decision = next((h for h in reversed(doc["history"]) if h["version"] in versions), None)
     reports = [
@@ -261,7 +261,7 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
         ],
         champion=doc["champion"],
         why=decision["reason"] if decision else "this run's models were not promoted",
-        tuning=tuned["reason"] if run_records.is_skipped(tuned) else f"ran: best {tuned['params']}",
+        tuning=f"ran: best {tuned.params}" if tuned else record["reason"],
         reports=[str(r) for r in reports if r.exists()],
         registry=registry.registry_uri(env.artifact_root),
     )
@@ -270,9 +270,9 @@ def summarize(env, dag_runs: dict, failed: list[dict], log_path: Path) -> dict:
         counts = stats.counts()
         summary["scoring"] = {k: counts[k] for k in ("customers_in", "scored", "rejected")}
         summary["scoring"]["spent"] = usage.describe(stats.usage)
-        drift = drift_watch.read_report(env.artifact_root, run.pipeline_id)
-        summary["drift"] = drift_watch.summary(drift)
-        summary["drift"]["message"] = drift_watch.message(drift)
+        report, html = drift_watch.read_report(env.artifact_root, run.pipeline_id)
+        summary["drift"] = drift_watch.summary(report, html)
+        summary["drift"]["message"] = drift_watch.message(report)
     try:
         summary["lineage"] = str(lineage.picture(Path(env.artifact_root), run.pipeline_id)[1])
     except (FileNotFoundError, LookupError) as missing:

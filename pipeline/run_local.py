@@ -56,19 +56,20 @@ def run_values(values: dict, pipeline_root: Path) -> dict:
     build("local")(**values)
     run_dirs = sorted(set(pipeline_root.glob("*")) - before)
     pipeline_id, attempt = values["pipeline_id"], values["attempt"]
-    trained = documents.read(layout.metrics_file(env_root, TRAINING, pipeline_id, attempt))
-    tuned = documents.read(layout.metrics_file(env_root, TUNING, pipeline_id, attempt))
-    tuning_ran = tuned is not None and not run_records.is_skipped(tuned)
+    uris = {stage: layout.metrics_file(env_root, stage, pipeline_id, attempt) for stage in MODELS}
+    docs = {stage: documents.read(uri) for stage, uri in uris.items()}
+    trained = run_records.model_metrics(docs[TRAINING], uris[TRAINING])
+    tuned = run_records.model_metrics(docs[TUNING], uris[TUNING])
     return {
         "pipeline_id": pipeline_id,
         "attempt": attempt,
-        "training_au_pr": trained["metrics"]["au_pr"],
-        "tuning": tuned["metrics"]["au_pr"] if tuning_ran else tuned["reason"],
-        "tuning_ran": tuning_ran,
-        "tuning_params": tuned["params"] if tuning_ran else None,
+        "training_au_pr": trained.au_pr,
+        "tuning": tuned.au_pr if tuned else docs[TUNING]["reason"],
+        "tuning_ran": tuned is not None,
+        "tuning_params": tuned.params if tuned else None,
         "reports": [
             layout.report_file(env_root, stage, pipeline_id, attempt)
-            for stage in (MODELS if tuning_ran else (TRAINING,))
+            for stage in (MODELS if tuned else (TRAINING,))
         ],
         "usage": step_usage(run_dirs[-1]) if run_dirs else {},
         "total_seconds": round(time.monotonic() - started, 1),

@@ -21,10 +21,11 @@ def run_candidates(artifact_root: str, pipeline_id: str, attempt: str) -> list[r
     for stage in stages.MODELS:
         uri = layout.metrics_file(artifact_root, stage, pipeline_id, attempt)
         doc = documents.read(uri, gcs.client(uri))
-        if doc is None or run_records.is_skipped(doc):
+        run = run_records.model_metrics(doc, uri)
+        if run is None:
             log.info("%s of %s: %s", stage.name, pipeline_id, doc["reason"] if doc else "no model")
             continue
-        candidates.append(registry.Candidate.from_metrics(doc, attempt))
+        candidates.append(registry.Candidate.from_metrics(run, attempt))
     if not candidates:
         raise FileNotFoundError(
             f"attempt {attempt} of run {pipeline_id} left no metrics.json under {artifact_root}"

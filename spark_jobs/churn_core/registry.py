@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from churn_core import documents, layout, stages
+from churn_core import documents, layout, run_records, stages
 from churn_core.layout import MODEL_NAME
+from churn_core.run_records import ModelMetrics
 from churn_core.stages import Stage
 
 CHAMPION, CANDIDATE, BELOW_THRESHOLD, RETIRED = (
@@ -106,17 +107,11 @@ class Candidate:
         return self.comparison["champion"] if self.comparison else None
 
     @classmethod
-    def from_metrics(cls, doc: dict, attempt: str) -> Candidate:
-        comparison = doc.get("comparison")
-        evidence = {k: comparison[k] for k in EVIDENCE if k in comparison} if comparison else None
+    def from_metrics(cls, run: ModelMetrics, attempt: str) -> Candidate:
+        compared = run.comparison
+        evidence = {k: compared[k] for k in EVIDENCE if k in compared} if compared else None
         return cls(
-            doc["pipeline_id"],
-            doc["operation"],
-            attempt,
-            doc["model_uri"],
-            doc["metrics"],
-            doc.get("seed"),
-            evidence,
+            run.pipeline_id, run.operation, attempt, run.model_uri, run.metrics, run.seed, evidence
         )
 
 
@@ -444,14 +439,10 @@ def champion_to_score(artifact_root: str, client=None) -> dict | None:
         return None
     seed = entry.get("seed")
     if seed is None and "attempt" in entry:
-        run = documents.read(
-            layout.metrics_file(
-                artifact_root,
-                stages.of_operation(entry["operation"]),
-                entry["pipeline_id"],
-                entry["attempt"],
-            ),
-            client,
-        )
-        seed = (run or {}).get("seed")
+        uri = layout.metrics_file(
+            artifact_root, stages.of_operation(entry["operation"]), entry["pipeline_id"],
+            entry["attempt"],
+        )  # fmt: skip
+        run = run_records.model_metrics(documents.read(uri, client), uri)
+        seed = run.seed if run else None
     return {"version": entry["version"], "model_uri": entry["model_uri"], "seed": seed}

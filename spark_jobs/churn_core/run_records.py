@@ -1,9 +1,9 @@
-"""The JSON records a run leaves for the steps after it, each defined here once: a scoring
-run's ``run_stats.json`` and ``drift.json``, and the tuning record of a run whose tuning did
-not run.
+"""The JSON records a run leaves for the steps after it, each defined here once: a model's
+``metrics.json``, a scoring run's ``run_stats.json`` and ``drift.json``, and the tuning
+record of a run whose tuning did not run.
 
-The model's own ``metrics.json`` is written by ``churn_ml.publish`` and read as a
-``churn_core.registry.Candidate``.
+The pipeline's evaluation step reads ``metrics.json`` on Vertex, where this package is not
+installed: it reads the same keys from the plain document (``pipeline.components``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,56 @@ def _require_fields(cls, doc: Mapping, where: str, what: str) -> None:
     required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
     if missing := [key for key in required if key not in doc]:
         raise ValueError(f"{where} is not {what}: it has no {missing}")
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """A trained or tuned model's ``metrics.json``, written last by ``churn_ml.publish``, so
+    its presence means a complete run. ``champion`` is the champion's evaluation on the same
+    test rows and ``comparison`` the difference's summary (both None without a champion);
+    the ``cv_*`` fields and ``folds`` are tuning's. Documents from before ``seed`` and the
+    comparison were recorded read with them None."""
+
+    pipeline_id: str
+    pipeline_execution_dt: str
+    operation: str
+    model_uri: str
+    metrics: dict
+    params: dict | None = None
+    seed: int | None = None
+    rows: int | None = None
+    confusion_matrix: dict | None = None
+    roc_curve: dict | None = None
+    pr_curve: dict | None = None
+    feature_importances: tuple[dict, ...] = ()
+    champion: dict | None = None
+    comparison: dict | None = None
+    selection_metric: str | None = None
+    folds: int | None = None
+    cv_mean_au_pr: float | None = None
+    cv_results: tuple[dict, ...] | None = None
+
+    TUNING_ONLY: ClassVar = ("selection_metric", "folds", "cv_mean_au_pr", "cv_results")
+
+    @property
+    def au_pr(self) -> float:
+        return float(self.metrics["au_pr"])
+
+    def to_json(self) -> dict:
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        doc["feature_importances"] = list(self.feature_importances)
+        if self.cv_results is not None:
+            doc["cv_results"] = list(self.cv_results)
+        return {k: v for k, v in doc.items() if v is not None or k not in self.TUNING_ONLY}
+
+    @classmethod
+    def from_json(cls, doc: Mapping, where: str = "metrics.json") -> ModelMetrics:
+        _require_fields(cls, doc, where, "a model's metrics")
+        fields = {f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name in doc}
+        fields["feature_importances"] = tuple(doc.get("feature_importances", ()))
+        if doc.get("cv_results") is not None:
+            fields["cv_results"] = tuple(doc["cv_results"])
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -127,3 +177,9 @@ def tuning_skipped(reason: str, au_pr: float, threshold: float) -> dict:
 def is_skipped(record: Mapping | None) -> bool:
     """Whether a tuning folder's metrics.json records that tuning did not run."""
     return record is not None and record.get("status") == SKIPPED
+
+
+def model_metrics(doc: Mapping | None, where: str) -> ModelMetrics | None:
+    """A model folder's metrics.json as read (None when absent or when it records that
+    tuning did not run); ``where`` names it in the error of a malformed one."""
+    return None if doc is None or is_skipped(doc) else ModelMetrics.from_json(doc, where)

@@ -29,6 +29,7 @@ from churn_core.layout import (
     TRAINING_DATA,
     table_uri,
 )
+from churn_core.run_records import ModelMetrics
 from churn_core.stages import Stage
 from churn_ml import champion as champions
 from churn_ml import cli, comparison, drift, storage
@@ -210,17 +211,17 @@ def publish(
         _write(metric_rows(spark, metrics), target, MODEL_METRICS)
     finally:
         predictions.unpersist()
-    document = {
-        "pipeline_id": target.pipeline_id,
-        "pipeline_execution_dt": target.day.isoformat(),
-        "operation": target.operation,
-        "model_uri": target.model_uri,
+    document = ModelMetrics(
+        pipeline_id=target.pipeline_id,
+        pipeline_execution_dt=target.day.isoformat(),
+        operation=target.operation,
+        model_uri=target.model_uri,
         **details,
         **report,
-        "feature_importances": [{"feature": f, "importance": w} for f, w in importances],
-        "champion": versus,
-        "comparison": summary,
-    }
+        feature_importances=tuple({"feature": f, "importance": w} for f, w in importances),
+        champion=versus,
+        comparison=summary,
+    ).to_json()
     storage.write_text(
         spark,
         f"{target.metrics_uri.rstrip('/')}/{layout.METRICS_JSON}",

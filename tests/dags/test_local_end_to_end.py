@@ -133,3 +133,20 @@ def test_scoring_measures_drift_against_the_champions_profile(scoring_run, churn
     features = [f["feature"] for f in report["features"]]
     assert sorted(r["feature"] for r in drift) == sorted([*features, "churn_probability"])
     assert {r["model_version"] for r in drift} == {report["model_version"]}
+
+
+def test_the_demo_summary_reads_both_runs(first_training, scoring_run, churn_root):
+    """What ``make demo`` prints at its end, read from these two runs' files."""
+    from churn_airflow import settings
+    from churn_tools import demo
+
+    runs = {"training": first_training, "scoring": scoring_run}
+    summary = demo.summarize(settings.environment(), runs, [], churn_root / "demo.log")
+    champion = registry(churn_root)["champion"]
+    assert summary["champion"] == champion
+    assert summary["tuning"].startswith("ran: best {")
+    scoring = summary["scoring"]
+    assert scoring["scored"] + scoring["rejected"] == scoring["customers_in"]
+    text = demo.render(summary)
+    assert f"Champion: {champion}" in text
+    assert f"Drift: {summary['drift']['message']}" in text

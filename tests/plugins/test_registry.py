@@ -28,6 +28,7 @@ from churn_core.registry import (
     promote,
     set_champion,
 )
+from churn_core.run_records import ModelMetrics
 
 TRAINING, TUNING = (stage.folder for stage in stages.MODELS)  # what a Candidate carries
 
@@ -376,7 +377,7 @@ def test_candidate_from_metrics_document():
         "champion": {"version": OLD, "metrics": {}, "roc_curve": {}},
         "comparison": {**versus(), "method": "paired bootstrap"},
     }
-    c = Candidate.from_metrics(doc, "abcde-1")
+    c = Candidate.from_metrics(ModelMetrics.from_json(doc), "abcde-1")
     assert (c.version, c.model_uri, c.au_pr, c.seed) == (
         "20261129-hyperparameter-tuning-abcde-1",
         "gs://m/models/x",
@@ -385,8 +386,12 @@ def test_candidate_from_metrics_document():
     )
     assert c.comparison == versus()  # what the registry keeps of the comparison
     assert c.scored_champion == OLD
-    legacy = Candidate.from_metrics({k: doc[k] for k in list(doc)[:5]}, "abcde-1")
+    legacy = ModelMetrics.from_json({k: doc[k] for k in list(doc)[:5]})
+    assert legacy.to_json()["seed"] is None and "folds" not in legacy.to_json()
+    legacy = Candidate.from_metrics(legacy, "abcde-1")
     assert (legacy.seed, legacy.comparison, legacy.scored_champion) == (None, None, None)
+    with pytest.raises(ValueError, match=r"gs://m/x.json is not a model's metrics: .*'model_uri'"):
+        ModelMetrics.from_json({k: v for k, v in doc.items() if k != "model_uri"}, "gs://m/x.json")
 
 
 # --- manual promotion / rollback --------------------------------------------------------------
