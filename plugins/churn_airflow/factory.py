@@ -98,7 +98,7 @@ def training_pipeline(task_id: str, plan):
             enable_caching=False,
             labels=batches.APP_LABEL,
             deferrable=True,
-            poll_interval=60,
+            poll_interval=settings.cloud_poll_seconds(),
             **CLOUD_RETRIES,
         )
     from churn_airflow.local_operators import LocalPipelineOperator
@@ -134,7 +134,7 @@ def scoring_sensor(task_id: str, submit):
     """Waits for the batch ``submit`` started, in reschedule mode, failing if it failed."""
     batch_id = submit.output["batch_id"]
     timeout = runtime.BATCH_TTL_SECONDS + runtime.BATCH_QUEUE_SECONDS  # the batch ends before
-    common = {"task_id": task_id, "mode": "reschedule", "poke_interval": 60, "timeout": timeout}
+    common = {"task_id": task_id, "mode": "reschedule", "timeout": timeout}
     if settings.backend() == "gcp":
         from airflow.providers.google.cloud.sensors.dataproc import DataprocBatchSensor
 
@@ -142,9 +142,10 @@ def scoring_sensor(task_id: str, submit):
             batch_id=batch_id,
             project_id=settings.template("project"),
             region=settings.template("region"),
+            poke_interval=settings.cloud_poll_seconds(),
             **common,
             **CLOUD_RETRIES,  # a failed poll is retried like any cloud call
         )
     from churn_airflow.local_operators import LocalBatchSensor
 
-    return LocalBatchSensor(batch_id=batch_id, **{**common, "poke_interval": 10})
+    return LocalBatchSensor(batch_id=batch_id, poke_interval=10, **common)

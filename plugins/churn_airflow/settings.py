@@ -96,20 +96,33 @@ _UNITS = {"s": 1, "m": 60, "h": 3600}
 DEADLINE_OFF = "off"  # `airflow dags test` fails on a DAG with a deadline (apache/airflow#73428)
 
 
+def _duration(name: str, value: str, example: str) -> dt.timedelta:
+    number, unit = value[:-1], value[-1:]
+    if unit not in _UNITS or not number.isdigit() or int(number) == 0:
+        raise ValueError(
+            f"{name}={value!r}: use a positive whole number of s, m or h, like {example}"
+        )
+    return dt.timedelta(seconds=int(number) * _UNITS[unit])
+
+
 def deadline(dag: str) -> dt.timedelta | None:
     """``CHURN_<DAG>_DEADLINE`` (``90s``, ``30m``, ``6h``, or ``off``): how long after its
     logical date a run of that DAG is late. Read when the DAG file is parsed, like the
     backend."""
     name = f"CHURN_{dag.upper()}_DEADLINE"
     value = os.environ.get(name, DEADLINES[dag]).strip()
-    if value == DEADLINE_OFF:
-        return None
-    number, unit = value[:-1], value[-1:]
-    if unit not in _UNITS or not number.isdigit() or int(number) == 0:
-        raise ValueError(
-            f"{name}={value!r}: use a positive whole number of s, m or h, like 6h, or off"
-        )
-    return dt.timedelta(seconds=int(number) * _UNITS[unit])
+    return None if value == DEADLINE_OFF else _duration(name, value, "6h, or off")
+
+
+CLOUD_POLL = "60s"
+
+
+def cloud_poll_seconds() -> int:
+    """``CHURN_CLOUD_POLL`` (``30s``, ``2m``): how often the gcp backend looks at its Vertex
+    pipeline job (the task log then shows the steps that started or ended) and its scoring
+    batch."""
+    value = os.environ.get("CHURN_CLOUD_POLL", CLOUD_POLL).strip()
+    return int(_duration("CHURN_CLOUD_POLL", value, "60s").total_seconds())
 
 
 def local_root() -> str:

@@ -2,9 +2,9 @@
 
 Importing the provider's Vertex pipeline-job module costs seconds, and the DAG processor would
 pay them on every parse. ``LazyPipelineJobOperator`` holds the same arguments, and builds the
-real ``ChurnRunPipelineJobOperator`` only when it runs (``execute``, and ``execute_complete``
-after deferral), handing it the rendered arguments and every BaseOperator argument of the task
-(its retries above all: they tell an automatic retry from the first try after a clear).
+real ``ChurnRunPipelineJobOperator`` only when it runs (``execute``, and ``poll`` after each
+slice of a deferred wait), handing it the rendered arguments and every BaseOperator argument of
+the task (its retries above all: they tell an automatic retry from the first try after a clear).
 """
 
 from __future__ import annotations
@@ -109,5 +109,11 @@ class LazyPipelineJobOperator(BaseOperator):
         if self.job is not None:
             self.job.on_kill()
 
+    def poll(self, context, event=None, **waiting):
+        """A slice of the deferred wait ended (``ChurnRunPipelineJobOperator.poll``)."""
+        self.job = self.job_operator()
+        return self.job.poll(context, event, **waiting)
+
     def execute_complete(self, context, event: dict):
+        """The end of a wait deferred by a release that waited on ``RunPipelineJobTrigger``."""
         return self.job_operator().execute_complete(context, event)

@@ -2,7 +2,7 @@
 
 Importing the provider's Vertex module costs seconds, so no DAG file imports this one: the
 training DAG holds a ``vertex_lazy.LazyPipelineJobOperator``, which builds this operator when
-the task runs. Deferred, it waits on the provider's own ``RunPipelineJobTrigger``: Composer 3's
+the task runs. Deferred, it waits in slices on Airflow's own ``TimeDeltaTrigger``: Composer 3's
 triggerer has only the environment's PyPI packages, none of this package.
 """
 
@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Mapping
+from typing import NoReturn
 
 from airflow.providers.google.cloud.operators.vertex_ai.pipeline_job import RunPipelineJobOperator
 from airflow.providers.google.cloud.triggers.vertex_ai import RunPipelineJobTrigger
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk.exceptions import AirflowException
 from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud.aiplatform_v1.types import PipelineJob, PipelineState, PipelineTaskDetail
@@ -69,8 +71,10 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
     - A CANCELLED job fails the task (the provider counts it as success when not deferred).
     - The first try after a clear cancels the jobs of the tries before it that still run.
     - Killing the task while it waits in ``execute`` cancels the job it is attached to.
-    - The task log shows each step of the job (``step_lines``): as they change while it waits
-      in ``execute``, and all of them when a deferred wait ends.
+    - The task log shows each step of the job (``step_lines``) as it starts and ends, whether
+      the task waits in ``execute`` or deferred: a deferred wait is slices of ``poll_interval``
+      on a standard trigger, each followed by a look at the job on the worker (``poll``). The
+      provider's ``RunPipelineJobTrigger`` ends only with the job, so its task log is silent.
     """
 
     template_fields = (*RunPipelineJobOperator.template_fields, "display_name", "labels", "run_key")
@@ -143,38 +147,51 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
         if job.state in ENDED_BADLY:
             raise AirflowException(f"pipeline job {self.job_id} already ended {job.state.name}")
         if job.state != SUCCEEDED and self.deferrable:
-            self.defer(trigger=self._trigger(), method_name="execute_complete")
-        logged = set()
+            self._wait_a_slice(logged=[])
+        logged = []
         while job.state not in (SUCCEEDED, *ENDED_BADLY):
             time.sleep(self.poll_interval)
             job = self.hook.get_pipeline_job(
                 project_id=self.project_id, region=self.region, pipeline_job_id=self.job_id
             )
-            logged |= self._log_steps(type(job).to_dict(job), logged)
+            logged += self._log_steps(type(job).to_dict(job), logged)
         self._check(job.state.name)
         return type(job).to_dict(job)
 
-    def _log_steps(self, job: Mapping, logged: set = frozenset()) -> set:
+    def _log_steps(self, job: Mapping, logged: list[str]) -> list[str]:
         """Log the job's step lines not logged yet; returns them."""
         new = [line for line in step_lines(job) if line not in logged]
         for line in new:
             self.log.info("%s", line)
-        return set(new)
+        return new
 
-    def execute_complete(self, context, event: dict):
-        if event.get("job"):
-            self._log_steps(event["job"])
-        return super().execute_complete(context, event)
+    def defer(self, *, trigger, method_name, kwargs=None, timeout=None) -> NoReturn:
+        """The provider's ``execute`` defers on its ``RunPipelineJobTrigger`` once it submitted
+        the job: wait in slices instead."""
+        if isinstance(trigger, RunPipelineJobTrigger):
+            self._wait_a_slice(logged=[])
+        super().defer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timeout)
 
-    def _trigger(self) -> RunPipelineJobTrigger:
-        return RunPipelineJobTrigger(
-            conn_id=self.gcp_conn_id,
-            project_id=self.project_id,
-            location=self.region,
-            job_id=self.job_id,
-            poll_interval=self.poll_interval,
-            impersonation_chain=self.impersonation_chain,
+    def _wait_a_slice(self, logged: list[str]) -> NoReturn:
+        super().defer(
+            trigger=TimeDeltaTrigger(dt.timedelta(seconds=self.poll_interval)),
+            method_name="poll",
+            kwargs={"job_id": self.job_id, "logged": logged},
         )
+
+    def poll(self, context, event=None, *, job_id: str, logged: list[str]):
+        """A slice of the deferred wait on ``job_id`` ended: log the steps that started or
+        ended since the last look, then return the job once it ended, or wait another slice."""
+        self.job_id = job_id
+        job = self.hook.get_pipeline_job(
+            project_id=self.project_id, region=self.region, pipeline_job_id=job_id
+        )
+        found = type(job).to_dict(job)
+        logged = [*logged, *self._log_steps(found, logged)]
+        if job.state not in (SUCCEEDED, *ENDED_BADLY):
+            self._wait_a_slice(logged)
+        self._check(job.state.name)
+        return found
 
     def _check(self, state: str | None) -> None:
         if state in {s.name for s in ENDED_BADLY}:

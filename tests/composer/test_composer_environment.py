@@ -69,7 +69,7 @@ from google.cloud import storage
 
 sys.path.append({dags!r})  # the fake cloud's own use of the uploaded contracts: Vertex runs no DAG
 from churn_core import layout, stages
-from churn_core.run_records import DriftReport, RunStats
+from churn_core.run_records import DriftReport, ModelMetrics, RunStats
 ROWS = {rows!r}
 
 
@@ -90,12 +90,13 @@ def on_success(kind, resource, state_dir):
                 "au_pr": {{"challenger": 0.74, "champion": 0.66, "delta": 0.08,
                           "lower": 0.03, "upper": 0.13}},
             }}
-        put(layout.metrics_file(root, stages.TRAINING, run, attempt), {{
-            "pipeline_id": run, "operation": stages.TRAINING.folder, "seed": int(p["seed"]),
-            "model_uri": layout.model_uri(root, stages.TRAINING, run, attempt),
-            "metrics": {{"au_pr": 0.74 if comparison else 0.66, "au_roc": 0.84}},
-            "comparison": comparison,
-        }})
+        put(layout.metrics_file(root, stages.TRAINING, run, attempt), ModelMetrics(
+            pipeline_id=run, pipeline_execution_dt=p["pipeline_execution_dt"],
+            operation=stages.TRAINING.folder, seed=int(p["seed"]),
+            model_uri=layout.model_uri(root, stages.TRAINING, run, attempt),
+            metrics={{"au_pr": 0.74 if comparison else 0.66, "au_roc": 0.84}},
+            comparison=comparison,
+        ).to_json())
     else:
         args = resource["pyspark_batch"]["args"]
         value = dict(zip(args[::2], args[1::2]))
@@ -156,6 +157,7 @@ def composer(tmp_path_factory):
             "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": '{"conn_type": "google_cloud_platform"}',
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
             "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "5",  # the cloud tasks' backoff, capped
+            "CHURN_CLOUD_POLL": "3s",  # the Vertex job and the batch: looked at every 3 s
         }
         home = base / "airflow"
         init = ["-m", "airflow", "db", "migrate"]
@@ -323,11 +325,13 @@ def test_training_retries_a_failed_poll_on_the_same_vertex_job(composer):
     values = job["request"]["pipeline_job"]["runtime_config"]["parameter_values"]
     assert values["pipeline_id"] == f"{day:%Y%m%d}-manual-000000"
     assert values["attempt"].endswith("-1") and values["champion_version"] == ""
-    # every poll of the deferred task ran in the triggerer, which has none of this project
-    polls = calls(composer, "PipelineServiceAsyncClient.get_pipeline_job")
+    # The deferred task waited in slices in the triggerer, which has none of this project,
+    # and looked at its job from a worker after each (the task log shows the steps).
+    polls = calls(composer, "PipelineServiceClient.get_pipeline_job")
     assert polls[0]["error"] and not polls[-1]["error"]  # the failed poll; the one that ended it
     assert polls[-1]["state"] == "PIPELINE_STATE_SUCCEEDED"
-    assert {p["pid"] for p in polls} <= triggerer_family(composer)
+    assert not {p["pid"] for p in polls} & triggerer_family(composer)
+    assert calls(composer, "PipelineServiceAsyncClient.get_pipeline_job") == []
     champion = registry(composer)["champion"]
     assert champion == f"{values['pipeline_id']}-training-{values['attempt']}"
 
@@ -399,9 +403,9 @@ def test_a_cleared_scoring_submit_starts_a_new_batch(composer):
 
 
 def test_every_deferral_resumed_through_the_triggerer(composer):
-    """The triggerer, with neither dags/ nor plugins/, ran every deferred task's trigger: the
-    provider's own classes, which the environment's packages hold. (The input sensors found
-    their day at once, so they did not defer.)"""
+    """The triggerer, with neither dags/ nor plugins/, ran every deferred task's trigger: a
+    standard one of Airflow's own packages. (The input sensors found their day at once, so
+    they did not defer.)"""
     logs = composer["home"] / "airflow-triggerer" / "logs"
     deferred = {p.parent.name.removeprefix("task_id=") for p in logs.rglob("*.log.trigger.*")}
     assert deferred == {"run_training_pipeline"}

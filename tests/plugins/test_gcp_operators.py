@@ -12,7 +12,6 @@ from unittest import mock
 
 import pytest
 import yaml
-from airflow.providers.google.cloud.triggers.vertex_ai import RunPipelineJobTrigger
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from google.api_core.exceptions import AlreadyExists, NotFound
@@ -572,19 +571,7 @@ def test_a_retry_after_a_polling_error_re_attaches_to_the_running_job(pipeline_h
     with pytest.raises(TaskDeferred) as deferred:
         pipeline_operator(deferrable=True).execute(ctx)
     pipeline_hook.submit_pipeline_job.assert_not_called()
-    trigger = deferred.value.trigger
-    assert deferred.value.method_name == "execute_complete"
-    assert trigger.serialize() == (  # the provider's: Composer 3's triggerer has no other
-        "airflow.providers.google.cloud.triggers.vertex_ai.RunPipelineJobTrigger",
-        {
-            "conn_id": "google_cloud_default",
-            "project_id": PROJECT,
-            "location": REGION,
-            "job_id": job_id(1),
-            "poll_interval": 60,
-            "impersonation_chain": None,
-        },
-    )
+    assert_waits_a_slice(deferred.value, job_id(1), logged=[])
     # downstream tasks read the attempt that ran: try 1's values, not try 2's
     assert pushed(ctx) == {"pipeline_job_id": job_id(1), RUN_VALUES_KEY: values(1, ctx["ti"])}
 
@@ -654,15 +641,23 @@ def test_pipeline_job_that_exists_and_runs_without_deferring_is_polled(pipeline_
     assert pipeline_hook.get_pipeline_job.call_count == 3
 
 
-def test_pipeline_job_deferrable_submit_defers_on_the_providers_trigger(pipeline_hook):
+def assert_waits_a_slice(deferred: TaskDeferred, job: str, logged: list[str]) -> None:
+    """Deferred for one ``poll_interval`` on Airflow's own trigger (Composer 3's triggerer has
+    none of this project), then ``poll`` looks at ``job`` on the worker."""
+    path, kwargs = deferred.trigger.serialize()
+    assert path == "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
+    wait = kwargs["moment"] - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(seconds=50) < wait <= dt.timedelta(seconds=60)  # poll_interval: 60
+    assert (deferred.method_name, deferred.kwargs) == ("poll", {"job_id": job, "logged": logged})
+
+
+def test_pipeline_job_deferrable_submit_waits_in_slices_on_a_standard_trigger(pipeline_hook):
     pipeline_hook.submit_pipeline_job.return_value = submitted_job(
         job_id(1), "PIPELINE_STATE_PENDING"
     )
     with pytest.raises(TaskDeferred) as deferred:
         pipeline_operator(deferrable=True).execute(context(1))
-    trigger = deferred.value.trigger
-    assert type(trigger) is RunPipelineJobTrigger
-    assert (trigger.job_id, trigger.location) == (job_id(1), REGION)
+    assert_waits_a_slice(deferred.value, job_id(1), logged=[])
     pipeline_hook.submit_pipeline_job.return_value.wait.assert_not_called()
 
 
@@ -804,8 +799,11 @@ def test_lazy_operator_defers_and_completes_through_the_real_one(pipeline_hook):
     lazy = LazyPipelineJobOperator(**pipeline_arguments(deferrable=True))
     with pytest.raises(TaskDeferred) as deferred:
         lazy.execute(context(1))
-    assert deferred.value.method_name == "execute_complete"
-    assert deferred.value.trigger.job_id == job_id(1)
+    assert_waits_a_slice(deferred.value, job_id(1), logged=[])
+    job = vertex_job(job_id(1), PipelineState.PIPELINE_STATE_SUCCEEDED)
+    pipeline_hook.get_pipeline_job.return_value = job
+    assert lazy.poll(context(), None, **deferred.value.kwargs) == PipelineJob.to_dict(job)
+    # a wait deferred by a release that waited on the provider's trigger ends as it did
     with pytest.raises(AirflowException, match="CANCELLED"):
         lazy.execute_complete(context(), {"status": "error", "message": "ended CANCELLED"})
     done = {"status": "success", "message": "", "job": {"state": "PIPELINE_STATE_SUCCEEDED"}}
@@ -929,10 +927,10 @@ def test_factory_rejects_an_unknown_backend(monkeypatch):
         factory.input_sensor("wait_for_scoring_input", "landing/score/dt=2026-11-29/_SUCCESS")
 
 
-def finished_job() -> dict:
-    """A pipeline job as the provider's trigger sends it: ``PipelineJob.to_dict``."""
+def job_with_steps(state: PipelineState, *, finished: bool) -> PipelineJob:
+    """A pipeline job with its task details: while training runs, or once all its steps
+    ended."""
     from google.cloud.aiplatform_v1.types import (
-        PipelineJob,
         PipelineJobDetail,
         PipelineTaskDetail,
         PipelineTaskExecutorDetail,
@@ -944,32 +942,63 @@ def finished_job() -> dict:
     ran = PipelineTaskExecutorDetail(
         container_detail=PipelineTaskExecutorDetail.ContainerDetail(main_job="projects/p/x")
     )
-    state = PipelineTaskDetail.State
+    step = PipelineTaskDetail.State
+    training = (
+        dict(state=step.SUCCEEDED, end_time=at(9, 30)) if finished else dict(state=step.RUNNING)
+    )
     tasks = [
-        PipelineTaskDetail(task_name="customer-churn-training", state=state.SUCCEEDED,
+        PipelineTaskDetail(task_name="customer-churn-training", state=step.RUNNING,
                            start_time=at(0)),  # the root: no container
-        PipelineTaskDetail(task_name="Train random forest", state=state.SUCCEEDED,
-                           start_time=at(4), end_time=at(9, 30), executor_detail=ran),
-        PipelineTaskDetail(task_name="Preprocess raw customers", state=state.SUCCEEDED,
+        PipelineTaskDetail(task_name="Train random forest", start_time=at(4),
+                           executor_detail=ran, **training),
+        PipelineTaskDetail(task_name="Preprocess raw customers", state=step.SUCCEEDED,
                            start_time=at(1), end_time=at(3, 15), executor_detail=ran),
-        PipelineTaskDetail(task_name="Record tuning switched off", state=state.SKIPPED,
-                           executor_detail=ran),
     ]  # fmt: skip
-    return PipelineJob.to_dict(PipelineJob(job_detail=PipelineJobDetail(task_details=tasks)))
+    if finished:
+        tasks.append(PipelineTaskDetail(task_name="Record tuning switched off",
+                                        state=step.SKIPPED, executor_detail=ran))  # fmt: skip
+    job = vertex_job(job_id(1), state)
+    job.job_detail = PipelineJobDetail(task_details=tasks)
+    return job
 
 
-def test_the_task_log_shows_each_step_of_the_job_when_its_wait_ends():
+def test_the_task_log_shows_each_step_of_the_job_while_it_waits_deferred(pipeline_hook):
     from structlog.testing import capture_logs
 
     from churn_airflow.vertex_operators import step_lines
 
-    assert step_lines(finished_job()) == [
+    running = job_with_steps(PipelineState.PIPELINE_STATE_RUNNING, finished=False)
+    done = job_with_steps(PipelineState.PIPELINE_STATE_SUCCEEDED, finished=True)
+    assert step_lines(PipelineJob.to_dict(done)) == [
         "step Preprocess raw customers started 00:01:00 UTC, succeeded in 135 s",
         "step Train random forest started 00:04:00 UTC, succeeded in 330 s",
         "step Record tuning switched off skipped",
     ]
     assert step_lines({}) == []
     op = pipeline_operator(deferrable=True)
+    pipeline_hook.get_pipeline_job.return_value = running
+    with capture_logs() as logged, pytest.raises(TaskDeferred) as deferred:
+        op.poll(context(), None, job_id=job_id(1), logged=[])
+    so_far = [
+        "step Preprocess raw customers started 00:01:00 UTC, succeeded in 135 s",
+        "step Train random forest started 00:04:00 UTC",
+    ]
+    assert [e["event"] for e in logged] == so_far
+    assert_waits_a_slice(deferred.value, job_id(1), logged=so_far)
+    pipeline_hook.get_pipeline_job.return_value = done
     with capture_logs() as logged:
-        op.execute_complete(context(), {"status": "success", "message": "", "job": finished_job()})
-    assert [e["event"] for e in logged] == step_lines(finished_job())
+        result = op.poll(context(), None, **deferred.value.kwargs)
+    assert [e["event"] for e in logged] == step_lines(PipelineJob.to_dict(done))[1:]
+    assert result == PipelineJob.to_dict(done)
+    pipeline_hook.get_pipeline_job.assert_called_with(
+        project_id=PROJECT, region=REGION, pipeline_job_id=job_id(1)
+    )
+
+
+@pytest.mark.parametrize(
+    "state", [PipelineState.PIPELINE_STATE_FAILED, PipelineState.PIPELINE_STATE_CANCELLED]
+)
+def test_a_job_that_ended_badly_while_deferred_fails_the_task(pipeline_hook, state):
+    pipeline_hook.get_pipeline_job.return_value = vertex_job(job_id(1), state)
+    with pytest.raises(AirflowException, match=f"{job_id(1)} ended {state.name}"):
+        pipeline_operator(deferrable=True).poll(context(), None, job_id=job_id(1), logged=[])

@@ -125,6 +125,16 @@ def test_deadlines_come_from_the_environment(monkeypatch):
             settings.deadline("training")
 
 
+def test_the_cloud_poll_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("CHURN_CLOUD_POLL", raising=False)
+    assert settings.cloud_poll_seconds() == 60
+    monkeypatch.setenv("CHURN_CLOUD_POLL", "2m")
+    assert settings.cloud_poll_seconds() == 120
+    monkeypatch.setenv("CHURN_CLOUD_POLL", "off")
+    with pytest.raises(ValueError, match=r"CHURN_CLOUD_POLL='off': .* like 60s$"):
+        settings.cloud_poll_seconds()
+
+
 def test_the_deadline_alert_of_each_backend(monkeypatch):
     monkeypatch.setenv("CHURN_BACKEND", "local")
     monkeypatch.delenv("CHURN_SCORING_DEADLINE", raising=False)
