@@ -12,7 +12,9 @@
 6. The scoring job on those 1M rows with its OpenLineage run events and without, each run a
    fresh spark-submit, alternating.
 7. The whole local pipeline on the reference data with the default grid, per step.
-8. A newcomer's path (``python -m tests.bench newcomer [REV ...]``, not part of the whole run):
+8. The training job in a fresh spark-submit without and with the JVM class archive, alternating
+   (``python -m tests.bench class_sharing`` runs only this one).
+9. A newcomer's path (``python -m tests.bench newcomer [REV ...]``, not part of the whole run):
    ``git clone`` of each revision (default HEAD), then ``make venv`` and ``make demo`` timed
    apart, the revisions alternated; uv's cache is this machine's.
 """
@@ -324,29 +326,79 @@ def bench_metrics(spark, work: Path, model_uri: str, rows: int = 1_000_000) -> d
     return result
 
 
+def training_job(
+    work: Path, dataset: str, bench: str, name: str, *extra: str, submit: tuple[str, ...] = ()
+) -> tuple[float, float]:
+    """One run of the training job in a fresh spark-submit (``submit``: more of its options):
+    its wall time, and the CPU time of the whole job (JVM and Python), which a busy machine
+    disturbs less."""
+    import resource
+    import subprocess
+
+    out = work / bench / name
+    argv = [*spark_submit(), *submit, str(REPO / "spark_jobs" / "train.py"),
+            "--pipeline-id", "bench", "--dataset-uri", dataset, "--model-uri", str(out / "model"),
+            "--metrics-uri", str(out / "metrics"), *extra]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    with (work / f"{bench}-{name}.log").open("w") as log:
+        subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    print(f"training job, {bench} {name}: {seconds:.1f} s, CPU {cpu:.1f} s", flush=True)
+    return seconds, cpu
+
+
+def bench_class_sharing(work: Path, dataset: str, repeats: int = 3) -> dict:
+    """The training job (a fresh spark-submit each run, as the local pipeline starts it)
+    without and with the JVM class archive (``churn_core.class_sharing``), alternating; and
+    what making the archive costs, once."""
+    import os
+    import statistics
+    import sys
+
+    from churn_core import class_sharing
+
+    submit = str(Path(sys.executable).parent / "spark-submit")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    archive = work / "class-sharing" / "classes.jsa"
+    started = time.monotonic()
+    class_sharing.make(submit, env, archive, print)
+    making = time.monotonic() - started
+    shared = ("--driver-java-options", f"-XX:SharedArchiveFile={archive}")
+    runs = {"without": [], "with": []}
+    for i in range(repeats):
+        runs["without"].append(training_job(work, dataset, "class-sharing", f"without-{i}"))
+        runs["with"].append(
+            training_job(work, dataset, "class-sharing", f"with-{i}", submit=shared)
+        )
+
+    def ratio(pick) -> float:
+        with_, without = (statistics.median(pick(r) for r in runs[k]) for k in ("with", "without"))
+        return round(with_ / without, 3)
+
+    result = {
+        "making_the_archive_s": round(making, 1),
+        "without_s": [round(wall, 1) for wall, _ in runs["without"]],
+        "with_s": [round(wall, 1) for wall, _ in runs["with"]],
+        "without_cpu_s": [round(cpu, 1) for _, cpu in runs["without"]],
+        "with_cpu_s": [round(cpu, 1) for _, cpu in runs["with"]],
+        "wall_with_over_without_by_medians": ratio(lambda r: r[0]),
+        "cpu_with_over_without_by_medians": ratio(lambda r: r[1]),
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def bench_comparison(work: Path, dataset: str, repeats: int = 3) -> dict:
     """The training job with and without its champion, as the local pipeline runs it: one
     spark-submit (a fresh JVM) per run, off and on alternating so that both see the same
-    load. Wall time, and the CPU time of the whole job (JVM and Python), which a busy machine
-    disturbs less."""
-    import resource
+    load."""
     import statistics
-    import subprocess
 
     def job(name: str, *extra: str) -> tuple[float, float]:
-        out = work / "comparison" / name
-        argv = [*spark_submit(), str(REPO / "spark_jobs" / "train.py"), "--pipeline-id", "bench",
-                "--dataset-uri", dataset, "--model-uri", str(out / "model"),
-                "--metrics-uri", str(out / "metrics"), *extra]  # fmt: skip
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.monotonic()
-        with (work / f"comparison-{name}.log").open("w") as log:
-            subprocess.run(argv, check=True, stdout=log, stderr=subprocess.STDOUT)
-        seconds = time.monotonic() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-        print(f"training job, {name}: {seconds:.1f} s, CPU {cpu:.1f} s", flush=True)
-        return seconds, cpu
+        return training_job(work, dataset, "comparison", name, *extra)
 
     # The champion: a forest of another shape, trained on the same split.
     job("champion", "--num-trees", "20", "--max-depth", "8")
@@ -439,6 +491,10 @@ def main(argv: list[str] | None = None) -> None:
             spark.stop()
             print(json.dumps(bench_comparison(work, dataset), indent=2))
             return
+        if only == ["class_sharing"]:
+            spark.stop()
+            print(json.dumps(bench_class_sharing(work, dataset), indent=2))
+            return
         if only == ["lineage"]:
             model_uri, _ = scoring_input(work, dataset, 1_000_000)
             spark.stop()
@@ -451,6 +507,7 @@ def main(argv: list[str] | None = None) -> None:
         results["metrics"] = bench_metrics(spark, work, model_uri)
         spark.stop()
         results["comparison"] = bench_comparison(work, dataset)
+        results["class_sharing"] = bench_class_sharing(work, dataset)
         results["lineage"] = bench_lineage(work, dataset, model_uri)
         results["local_pipeline"] = bench_local_pipeline(work)
     print(json.dumps(results, indent=2))
