@@ -37,6 +37,7 @@ import datetime as dt
 import hashlib
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -395,12 +396,16 @@ def log_in(page, password: str) -> None:
 def follow_run(page, api, dag_id: str, run_id: str, name: str) -> str:
     """The state badge by the run's title on its page, once the run ended. (Reloading the
     page while it runs cost the suite a minute of a core, and showed nothing more.)"""
+    from playwright.sync_api import expect
+
     wait_for_run(api, dag_id, run_id)
     page.goto(f"{BASE}/dags/{dag_id}/runs/{run_id}")
     title = page.get_by_role("heading", name=run_id, exact=True)
-    state = title.locator("xpath=..").get_by_test_id("state-badge").inner_text().strip()
+    badge = title.locator("xpath=..").get_by_test_id("state-badge")
+    # until the UI's messages load it shows keys such as states.success
+    expect(badge).not_to_have_text(re.compile(r"^\s*states\."), timeout=60_000)
     shoot(page, name)
-    return state
+    return badge.inner_text().strip()
 
 
 def test_ui_trigger_with_params_retrains_the_champions_day_and_leaves_its_files(server, page, api):
