@@ -52,7 +52,6 @@ def spark_submit(batch: dict, batch_id: str) -> dict:
     import collections
     import os
     import subprocess
-    import sys
     import time
 
     from churn_core import class_sharing, local_slots, step_progress, usage
@@ -60,14 +59,13 @@ def spark_submit(batch: dict, batch_id: str) -> dict:
     job = batch["pyspark_batch"]
     files = [job["main_python_file_uri"], *job.get("python_file_uris", [])]
     local = [uri.removeprefix("file://") for uri in files]
-    submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
+    submit, env = class_sharing.local_spark_submit()
     command = [submit, "--master", os.environ.get("CHURN_SPARK_MASTER", "local[*]")]
     command += ["--name", batch_id]
     for key, value in sorted(batch.get("runtime_config", {}).get("properties", {}).items()):
         command += ["--conf", f"{key}={value}"]
     if local[1:]:
         command += ["--py-files", ",".join(local[1:])]
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     tail = collections.deque(maxlen=40)
 
     def say(message: str) -> None:

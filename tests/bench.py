@@ -354,14 +354,11 @@ def bench_class_sharing(work: Path, dataset: str, repeats: int = 3) -> dict:
     """The training job (a fresh spark-submit each run, as the local pipeline starts it)
     without and with the JVM class archive (``churn_core.class_sharing``), alternating; and
     what making the archive costs, once."""
-    import os
     import statistics
-    import sys
 
     from churn_core import class_sharing
 
-    submit = str(Path(sys.executable).parent / "spark-submit")
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    submit, env = class_sharing.local_spark_submit()
     archive = work / "class-sharing" / "classes.jsa"
     started = time.monotonic()
     class_sharing.make(submit, env, archive, print)

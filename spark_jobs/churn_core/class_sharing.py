@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +44,14 @@ model.write().overwrite().save(folder + "/model")
 PipelineModel.load(folder + "/model").transform(rows).groupBy("prediction").count().collect()
 spark.stop()
 """
+
+
+def local_spark_submit() -> tuple[str, dict[str, str]]:
+    """This environment's spark-submit, and the variables it starts with: its Python driver
+    and workers run this Python."""
+    submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
+    return submit, {**os.environ, "PYSPARK_PYTHON": sys.executable,
+                    "PYSPARK_DRIVER_PYTHON": sys.executable}  # fmt: skip
 
 
 def java_binary() -> str | None:
@@ -100,3 +109,12 @@ def driver_options(spark_submit: str, env: dict, say: Callable[[str], None]) -> 
     if not archive.exists():
         make(spark_submit, env, archive, say)
     return ["--driver-java-options", f"-XX:SharedArchiveFile={archive}"] if archive.exists() else []
+
+
+def make_ahead(say: Callable[[str], None]) -> threading.Thread:
+    """Make the archive in a background thread if this environment has none, so that the
+    first local job finds it (the demo starts it while it lands its sample data)."""
+    submit, env = local_spark_submit()
+    thread = threading.Thread(target=driver_options, args=(submit, env, say), daemon=True)
+    thread.start()
+    return thread
