@@ -21,7 +21,7 @@ from pathlib import Path
 import pluggy
 
 from churn_airflow.settings import DEADLINE_OFF
-from churn_core import class_sharing, lineage_conf, step_progress
+from churn_core import lineage_conf, step_progress
 from churn_core.pipeline_params import local_root
 from churn_ml import cli
 from churn_tools import REPO, airflow_setup, lineage
@@ -192,7 +192,6 @@ def run(args, console: Console) -> dict:
     from churn_ml import sample_data
 
     env = settings.environment()
-    class_sharing.make_ahead(console.say)  # beside the setup, not in the first job
     sent_before = len(notify.read_local())
     sample_data.write_daily_partitions(env.training_data_root, [args.day], args.rows)
     sample_data.write_daily_partitions(

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,12 +108,3 @@ def driver_options(spark_submit: str, env: dict, say: Callable[[str], None]) -> 
     if not archive.exists():
         make(spark_submit, env, archive, say)
     return ["--driver-java-options", f"-XX:SharedArchiveFile={archive}"] if archive.exists() else []
-
-
-def make_ahead(say: Callable[[str], None]) -> threading.Thread:
-    """Make the archive in a background thread if this environment has none, so that the
-    first local job finds it (the demo starts it while it lands its sample data)."""
-    submit, env = local_spark_submit()
-    thread = threading.Thread(target=driver_options, args=(submit, env, say), daemon=True)
-    thread.start()
-    return thread

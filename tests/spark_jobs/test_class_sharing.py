@@ -68,12 +68,3 @@ def test_without_java_there_is_no_archive(tmp_path, environment, monkeypatch):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     assert class_sharing.driver_options(stand_in(tmp_path), {}, print) == []
     assert not environment.exists()
-
-
-def test_the_demo_makes_it_ahead_in_the_background(tmp_path, environment, monkeypatch):
-    submit = stand_in(tmp_path)
-    monkeypatch.setattr(class_sharing, "local_spark_submit", lambda: (submit, dict(os.environ)))
-    said = []
-    class_sharing.make_ahead(said.append).join(timeout=60)
-    (archive,) = environment.glob("*.jsa")
-    assert said == [f"making the JVM class archive {archive} (once for this environment)"]
