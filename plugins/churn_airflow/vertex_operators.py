@@ -148,22 +148,24 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
             raise AirflowException(f"pipeline job {self.job_id} already ended {job.state.name}")
         if job.state != SUCCEEDED and self.deferrable:
             self._wait_a_slice(logged=[])
-        logged = []
+        logged, found = [], type(job).to_dict(job)
         while job.state not in (SUCCEEDED, *ENDED_BADLY):
             time.sleep(self.poll_interval)
-            job = self.hook.get_pipeline_job(
-                project_id=self.project_id, region=self.region, pipeline_job_id=self.job_id
-            )
-            logged += self._log_steps(type(job).to_dict(job), logged)
+            job, found, logged = self._look(logged)
         self._check(job.state.name)
-        return type(job).to_dict(job)
+        return found
 
-    def _log_steps(self, job: Mapping, logged: list[str]) -> list[str]:
-        """Log the job's step lines not logged yet; returns them."""
-        new = [line for line in step_lines(job) if line not in logged]
+    def _look(self, logged: list[str]) -> tuple[PipelineJob, dict, list[str]]:
+        """Read the job and log its step lines not in ``logged``; returns the job, as a dict,
+        and every line logged so far."""
+        job = self.hook.get_pipeline_job(
+            project_id=self.project_id, region=self.region, pipeline_job_id=self.job_id
+        )
+        found = type(job).to_dict(job)
+        new = [line for line in step_lines(found) if line not in logged]
         for line in new:
             self.log.info("%s", line)
-        return new
+        return job, found, [*logged, *new]
 
     def defer(self, *, trigger, method_name, kwargs=None, timeout=None) -> NoReturn:
         """The provider's ``execute`` defers on its ``RunPipelineJobTrigger`` once it submitted
@@ -183,11 +185,7 @@ class ChurnRunPipelineJobOperator(RunPipelineJobOperator):
         """A slice of the deferred wait on ``job_id`` ended: log the steps that started or
         ended since the last look, then return the job once it ended, or wait another slice."""
         self.job_id = job_id
-        job = self.hook.get_pipeline_job(
-            project_id=self.project_id, region=self.region, pipeline_job_id=job_id
-        )
-        found = type(job).to_dict(job)
-        logged = [*logged, *self._log_steps(found, logged)]
+        job, found, logged = self._look(logged)
         if job.state not in (SUCCEEDED, *ENDED_BADLY):
             self._wait_a_slice(logged)
         self._check(job.state.name)

@@ -17,9 +17,11 @@ from churn_core.psi import OK
 
 
 def _require_fields(cls, doc: Mapping, where: str, what: str) -> None:
-    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
-    if missing := [key for key in required if key not in doc]:
-        raise ValueError(f"{where} is not {what}: it has no {missing}")
+    missing = dataclasses.MISSING
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is missing and f.default_factory is missing]  # fmt: skip
+    if absent := [key for key in required if key not in doc]:
+        raise ValueError(f"{where} is not {what}: it has no {absent}")
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,13 @@ class ModelMetrics:
     confusion_matrix: dict | None = None
     roc_curve: dict | None = None
     pr_curve: dict | None = None
-    feature_importances: tuple[dict, ...] = ()
+    feature_importances: list[dict] = dataclasses.field(default_factory=list)
     champion: dict | None = None
     comparison: dict | None = None
     selection_metric: str | None = None
     folds: int | None = None
     cv_mean_au_pr: float | None = None
-    cv_results: tuple[dict, ...] | None = None
+    cv_results: list[dict] | None = None
 
     TUNING_ONLY: ClassVar = ("selection_metric", "folds", "cv_mean_au_pr", "cv_results")
 
@@ -57,19 +59,12 @@ class ModelMetrics:
 
     def to_json(self) -> dict:
         doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        doc["feature_importances"] = list(self.feature_importances)
-        if self.cv_results is not None:
-            doc["cv_results"] = list(self.cv_results)
         return {k: v for k, v in doc.items() if v is not None or k not in self.TUNING_ONLY}
 
     @classmethod
     def from_json(cls, doc: Mapping, where: str = "metrics.json") -> ModelMetrics:
         _require_fields(cls, doc, where, "a model's metrics")
-        fields = {f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name in doc}
-        fields["feature_importances"] = tuple(doc.get("feature_importances", ()))
-        if doc.get("cv_results") is not None:
-            fields["cv_results"] = tuple(doc["cv_results"])
-        return cls(**fields)
+        return cls(**{f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name in doc})
 
 
 @dataclass(frozen=True)

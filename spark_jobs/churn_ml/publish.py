@@ -218,7 +218,7 @@ def publish(
         model_uri=target.model_uri,
         **details,
         **report,
-        feature_importances=tuple({"feature": f, "importance": w} for f, w in importances),
+        feature_importances=[{"feature": f, "importance": w} for f, w in importances],
         champion=versus,
         comparison=summary,
     ).to_json()

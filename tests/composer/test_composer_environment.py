@@ -326,7 +326,7 @@ def test_training_retries_a_failed_poll_on_the_same_vertex_job(composer):
     assert values["pipeline_id"] == f"{day:%Y%m%d}-manual-000000"
     assert values["attempt"].endswith("-1") and values["champion_version"] == ""
     # The deferred task waited in slices in the triggerer, which has none of this project,
-    # and looked at its job from a worker after each (the task log shows the steps).
+    # and looked at its job from a worker after each (logging the steps a real job has).
     polls = calls(composer, "PipelineServiceClient.get_pipeline_job")
     assert polls[0]["error"] and not polls[-1]["error"]  # the failed poll; the one that ended it
     assert polls[-1]["state"] == "PIPELINE_STATE_SUCCEEDED"
