@@ -16,11 +16,13 @@ export CHURN_ROOT ?= $(CURDIR)/.churn
 venv: $(STAMP)
 
 # uv pip sync removes what the lock does not list, this project included: install it after.
+# Bytecode is compiled at install: under PYTHONDONTWRITEBYTECODE=1 (as in many CI images) every
+# Airflow, task and Spark driver process would otherwise compile Airflow's sources again.
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required: install python3.11 and retry."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 
