@@ -52,6 +52,9 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "2g")
+        # Many small queries in one JVM: the serial GC spends less CPU than G1's threads
+        # (make test-fast: 0.94x the CPU, 0.975x the wall time; docs/performance.md).
+        .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC")
     )
     for key, value in COMMON.items():
         builder = builder.config(key, value)
