@@ -10,19 +10,22 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 export CHURN_ROOT ?= $(CURDIR)/.churn
+# Under PYTHONDONTWRITEBYTECODE=1 (as in many CI images) every Airflow, task and Spark driver
+# process compiles Airflow's sources again. These commands let Python cache what it compiles,
+# in the venv and the project's folders (__pycache__ is ignored by git): compiling the whole
+# venv at install instead made a newcomer's first demo slower (docs/performance.md).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: compose-env postgres venv java browser demo test test-fast lint bench bench-scale zip compile lock clean airflow-up airflow-down deploy-composer
 
 venv: $(STAMP)
 
 # uv pip sync removes what the lock does not list, this project included: install it after.
-# Bytecode is compiled at install: under PYTHONDONTWRITEBYTECODE=1 (as in many CI images) every
-# Airflow, task and Spark driver process would otherwise compile Airflow's sources again.
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required: install python3.11 and retry."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -52,7 +55,7 @@ demo: venv java
 test: venv java browser postgres lint
 	$(VENV)/bin/pytest -q --durations=10
 
-# The inner loop: everything but the end-to-end runs (marked slow), in about five minutes.
+# The inner loop: everything but the end-to-end runs (marked slow), in about three minutes.
 test-fast: venv java
 	$(VENV)/bin/pytest -q -m "not slow" --durations=5
 
