@@ -13,7 +13,7 @@ export CHURN_ROOT ?= $(CURDIR)/.churn
 # Under PYTHONDONTWRITEBYTECODE=1 (as in many CI images) every Airflow, task and Spark driver
 # process compiles Airflow's sources again. These commands let Python cache what it compiles,
 # in the venv and the project's folders (__pycache__ is ignored by git): compiling the whole
-# venv at install instead made a newcomer's first demo slower (docs/performance.md).
+# venv at install instead made a newcomer's clone-to-summary slower (docs/performance.md).
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: compose-env postgres venv java browser demo test test-fast lint bench bench-scale zip compile lock clean airflow-up airflow-down deploy-composer
