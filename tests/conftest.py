@@ -34,6 +34,11 @@ SHARED = REPO.parent / "shared" / "data"
 REFERENCE_TRAIN = SHARED / "customer_churn_train_data.csv"
 REFERENCE_SCORE = SHARED / "customer_churn_score_data.csv"
 SPARK_JOBS = REPO / "spark_jobs"
+# The suite's spark-submits (the local backend's jobs, in the pipeline and Airflow tests) are
+# short JVMs on small inputs: there C1 alone compiles enough, for about half the CPU
+# (docs/performance.md). The in-process session below lives long and keeps Java's default.
+SHORT_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+os.environ.setdefault("SPARK_SUBMIT_OPTS", SHORT_JVM_OPTIONS)
 
 EXECUTION_DT = "2026-11-29"
 # A small forest and grid: enough to learn the signal, fast on two cores.
@@ -58,7 +63,10 @@ def spark() -> Iterator[SparkSession]:
     )
     for key, value in COMMON.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    with pytest.MonkeyPatch.context() as patch:
+        if os.environ["SPARK_SUBMIT_OPTS"] == SHORT_JVM_OPTIONS:
+            patch.delenv("SPARK_SUBMIT_OPTS")
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -148,4 +148,4 @@ def scoring_sensor(task_id: str, submit):
         )
     from churn_airflow.local_operators import LocalBatchSensor
 
-    return LocalBatchSensor(batch_id=batch_id, poke_interval=10, **common)
+    return LocalBatchSensor(batch_id=batch_id, poke_interval=settings.LOCAL_POLL_SECONDS, **common)

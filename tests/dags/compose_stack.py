@@ -43,21 +43,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def stop(process: subprocess.Popen) -> None:
-    """Stop a process and every descendant, waiting until they are gone (their ports too)."""
-    with contextlib.suppress(psutil.NoSuchProcess):
-        family = [
-            *psutil.Process(process.pid).children(recursive=True),
-            psutil.Process(process.pid),
-        ]
-        for member in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                member.terminate()
-        _, alive = psutil.wait_procs(family, timeout=15)
-        for member in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                member.kill()
-    process.wait(timeout=30)
+def stop(*processes: subprocess.Popen) -> None:
+    """Stop processes and every descendant at once, waiting until they are gone (their ports
+    too)."""
+    family = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(process.pid)
+            family += [*parent.children(recursive=True), parent]
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    _, alive = psutil.wait_procs(family, timeout=15)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    for process in processes:
+        process.wait(timeout=30)
 
 
 @contextlib.contextmanager
@@ -213,8 +215,7 @@ def stack(
                 "pids": {name: p.pid for name, p in zip(SERVICES, processes, strict=True)},
             }
         finally:
-            for process in processes:
-                stop(process)
+            stop(*processes)
 
 
 def wait_for_api(port: int, processes: list, log_dir: Path, timeout: float = 300) -> None:
