@@ -68,13 +68,15 @@ CHROMIUM_FLAGS = [
 
 
 def today_for_the_whole_module(margin: dt.timedelta = dt.timedelta(minutes=40)) -> dt.date:
-    """Today (UTC) for every test here: the module takes about 15 minutes, so within
-    ``margin`` of midnight it first waits for the new day, where no run crosses midnight."""
-    now = dt.datetime.now(dt.UTC)
-    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    if midnight - now < margin:
-        time.sleep((midnight - now).total_seconds() + 1)
-    return dt.datetime.now(dt.UTC).date()
+    """Today (UTC) for every test here, or tomorrow within ``margin`` of midnight: the module
+    takes about 10 minutes and no run may cross midnight (``server`` waits for that day).
+    Computed at import, which must not wait: collecting the fast suite imports this module."""
+    return (dt.datetime.now(dt.UTC) + margin).date()
+
+
+def wait_for_the_day(day: dt.date) -> None:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    time.sleep(max(0.0, (start - dt.datetime.now(dt.UTC)).total_seconds() + 1))
 
 
 PORT = free_port()  # the API server's: another stack on this machine may hold any fixed one
@@ -112,6 +114,7 @@ def server(tmp_path_factory):
 
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
+    wait_for_the_day(TODAY)
     home, root = tmp_path_factory.mktemp("airflow-home"), tmp_path_factory.mktemp("churn-root")
     train, score = root / "landing" / "train", root / "landing" / "score"
     sample_data.write_daily_partitions(train, [TODAY], TRAIN_ROWS, seed=5)
