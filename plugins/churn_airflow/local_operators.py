@@ -63,7 +63,7 @@ class LocalPipelineOperator(BaseOperator):
     and waits for it; killing the task cancels the job it waits on."""
 
     template_fields = ("parameter_values", "run_key", "root")
-    poll_seconds = settings.LOCAL_POLL_SECONDS
+    poll_seconds = 5.0
 
     def __init__(self, *, parameter_values, run_key: str, root: str | None = None, **kwargs):
         super().__init__(**kwargs)

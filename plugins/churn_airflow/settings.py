@@ -115,7 +115,6 @@ def deadline(dag: str) -> dt.timedelta | None:
 
 
 CLOUD_POLL = "60s"
-LOCAL_POLL_SECONDS = 5  # how often the local backend looks at its job's state file
 
 
 def cloud_poll_seconds() -> int:

@@ -917,8 +917,7 @@ def test_factory_local_backend(monkeypatch, tmp_path):
     assert submit.stage is stages.SCORING and submit.multiple_outputs is True
     assert from_xcom(submit.plan, "plan_run", "return_value")
     assert type(sensor) is LocalBatchSensor
-    assert (sensor.mode, sensor.poke_interval) == ("reschedule", 5)
-    assert training.poll_seconds == 5
+    assert (sensor.mode, sensor.poke_interval) == ("reschedule", 10)
     assert from_xcom(sensor.batch_id, "submit_scoring", "batch_id")
 
 
