@@ -52,8 +52,10 @@ postgres:
 demo: venv java
 	$(PY) -m churn_tools.demo
 
+# Two workers, whole files each: the stack tests (started first, tests/conftest.py) wait on
+# schedulers and polls beside the CPU-bound files (docs/performance.md).
 test: venv java browser postgres lint
-	$(VENV)/bin/pytest -q --durations=10
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=10
 
 # The inner loop: everything but the end-to-end runs (marked slow), in about three minutes.
 test-fast: venv java

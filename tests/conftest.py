@@ -342,3 +342,16 @@ def gcs_emulator():
     with emulator.serve() as url, pytest.MonkeyPatch.context() as patch:
         patch.setenv("STORAGE_EMULATOR_HOST", url)
         yield url
+
+
+# The stack tests wait on schedulers and polls: started first, on their own pytest worker,
+# they run beside the CPU-bound files (``make test``'s two workers, whole files each).
+STARTED_FIRST = ("test_running_airflow.py", "test_composer_environment.py")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    def rank(item) -> int:
+        name = item.path.name
+        return STARTED_FIRST.index(name) if name in STARTED_FIRST else len(STARTED_FIRST)
+
+    items.sort(key=rank)
