@@ -52,14 +52,16 @@ postgres:
 demo: venv java
 	$(PY) -m churn_tools.demo
 
-# Two workers, whole files each: the stack tests (started first, tests/conftest.py) wait on
-# schedulers and polls beside the CPU-bound files (docs/performance.md).
+# Two workers, whole files each, shared out by tests/conftest.py: the stack tests start first,
+# beside the CPU-bound files; the in-process Spark tests share one worker and one JVM
+# (docs/performance.md).
 test: venv java browser postgres lint
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=10
 
-# The inner loop: everything but the end-to-end runs (marked slow), in about three minutes.
+# The inner loop: everything but the end-to-end runs (marked slow), in under two and a half
+# minutes.
 test-fast: venv java
-	$(VENV)/bin/pytest -q -m "not slow" --durations=5
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m "not slow" --durations=5
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -344,14 +344,42 @@ def gcs_emulator():
         yield url
 
 
-# The stack tests wait on schedulers and polls: started first, on their own pytest worker,
-# they run beside the CPU-bound files (``make test``'s two workers, whole files each).
+# How ``make test`` shares two workers (--dist loadfile, refined below): the stack tests, which
+# wait on schedulers and polls, start first, one per worker, beside the CPU-bound files; the
+# in-process Spark tests all live in one folder that goes to one worker as one unit, so one
+# JVM warms up for all of them.
 STARTED_FIRST = ("test_running_airflow.py", "test_composer_environment.py")
+IN_PROCESS_SPARK = "tests/spark_jobs"
 
 
 def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        uses_spark = {"spark", "runs"} & set(item.fixturenames)
+        if uses_spark and not item.nodeid.startswith(IN_PROCESS_SPARK + "/"):
+            raise pytest.UsageError(
+                f"{item.nodeid} uses the in-process SparkSession: move it under {IN_PROCESS_SPARK}"
+            )
+
     def rank(item) -> int:
         name = item.path.name
-        return STARTED_FIRST.index(name) if name in STARTED_FIRST else len(STARTED_FIRST)
+        if name in STARTED_FIRST:
+            return STARTED_FIRST.index(name)
+        return len(STARTED_FIRST) + (not item.nodeid.startswith(IN_PROCESS_SPARK + "/"))
 
     items.sort(key=rank)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile with the Spark folder as one unit, and the units in collection order."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SparkFolderTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return IN_PROCESS_SPARK if path.startswith(IN_PROCESS_SPARK + "/") else path
+
+    config.option.loadscopereorder = False
+    return SparkFolderTogether(config, log)

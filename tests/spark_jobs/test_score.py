@@ -321,6 +321,10 @@ def test_each_customer_gets_one_prediction_or_one_reject(generated_runs, spark, 
     assert rejects.where("customer_id = 'customerID'").count() == 0
 
 
+# The reference variant trains on the reference data: an end-to-end run, so not in test-fast.
+@pytest.mark.parametrize(
+    "runs", [pytest.param("reference", marks=pytest.mark.slow), "generated"], indirect=True
+)
 def test_predictions_are_unchanged_for_every_row_that_passes_the_rules(runs, spark, tmp_path):
     """The new rules only remove rows: the rest score bit for bit as the model scores them."""
     from pyspark.ml import PipelineModel
