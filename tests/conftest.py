@@ -347,15 +347,21 @@ def gcs_emulator():
 # How ``make test`` shares two workers (--dist loadfile, refined below): the stack tests, which
 # wait on schedulers and polls, start first, one per worker, beside the CPU-bound files; the
 # in-process Spark tests all live in one folder that goes to one worker as one unit, so one
-# JVM warms up for all of them.
+# JVM warms up for all of them. (xdist's own groups, --dist loadgroup, group nothing under
+# pytest 9.2: pytest-xdist issue #1386.)
 STARTED_FIRST = ("test_running_airflow.py", "test_composer_environment.py")
-IN_PROCESS_SPARK = "tests/spark_jobs"
+IN_PROCESS_SPARK = "tests/spark_jobs/"
+# ``runs`` reaches the session through getfixturevalue, so its tests do not list ``spark``.
+SPARK_FIXTURES = {"spark", "runs"}
+
+
+def in_spark_folder(nodeid: str) -> bool:
+    return nodeid.startswith(IN_PROCESS_SPARK)
 
 
 def pytest_collection_modifyitems(items) -> None:
     for item in items:
-        uses_spark = {"spark", "runs"} & set(item.fixturenames)
-        if uses_spark and not item.nodeid.startswith(IN_PROCESS_SPARK + "/"):
+        if SPARK_FIXTURES & set(item.fixturenames) and not in_spark_folder(item.nodeid):
             raise pytest.UsageError(
                 f"{item.nodeid} uses the in-process SparkSession: move it under {IN_PROCESS_SPARK}"
             )
@@ -364,22 +370,21 @@ def pytest_collection_modifyitems(items) -> None:
         name = item.path.name
         if name in STARTED_FIRST:
             return STARTED_FIRST.index(name)
-        return len(STARTED_FIRST) + (not item.nodeid.startswith(IN_PROCESS_SPARK + "/"))
+        return len(STARTED_FIRST) + (not in_spark_folder(item.nodeid))
 
     items.sort(key=rank)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """--dist loadfile with the Spark folder as one unit, and the units in collection order."""
+    """--dist loadfile with the Spark folder as one unit, the units in collection order."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class SparkFolderTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return IN_PROCESS_SPARK if path.startswith(IN_PROCESS_SPARK + "/") else path
+            return IN_PROCESS_SPARK if in_spark_folder(nodeid) else nodeid.split("::", 1)[0]
 
-    config.option.loadscopereorder = False
+    config.option.loadscopereorder = False  # xdist would sort the units by their test count
     return SparkFolderTogether(config, log)
