@@ -55,6 +55,7 @@ from churn_ml import (
     storage,
 )
 from churn_ml.compiled_model import load_compiled
+from churn_ml.frames import local_frame
 from churn_ml.model import CHURN_PROBABILITY, churn_probability
 from churn_ml.schema import LINEAGE_COLUMNS
 
@@ -257,8 +258,10 @@ def drift_document(args, profile: drift.Profile | None, observed: dict, no_basel
 def stage_drift_table(spark: SparkSession, args, document: dict) -> storage.StagedTable:
     """The run's ``feature_drift`` rows, staged (none without a baseline: a re-run still
     replaces the run's earlier rows)."""
-    rows = spark.createDataFrame(
-        drift.table_rows(document), "feature string, psi double, unseen_share double, status string"
+    rows = local_frame(
+        spark,
+        drift.table_rows(document),
+        "feature string, psi double, unseen_share double, status string",
     )
     tagged = cleaning.with_lineage(rows, args.pipeline_id, args.day)
     columns = ("feature", "psi", "unseen_share", "status")

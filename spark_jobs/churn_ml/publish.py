@@ -35,6 +35,7 @@ from churn_ml import champion as champions
 from churn_ml import cli, comparison, drift, storage
 from churn_ml.cleaning import with_lineage
 from churn_ml.evaluation import evaluate
+from churn_ml.frames import local_frame
 from churn_ml.model import (
     CHURN_PROBABILITY,
     DEFAULT_SEED,
@@ -154,7 +155,8 @@ def _tagged(df: DataFrame, target: RunTarget) -> DataFrame:
 
 
 def metric_rows(spark, metrics: dict[str, float]) -> DataFrame:
-    return spark.createDataFrame(
+    return local_frame(
+        spark,
         [(name, float(value)) for name, value in sorted(metrics.items())],
         "metric_name string, metric_value double",
     )
@@ -200,8 +202,8 @@ def publish(
             storage.commit(spark, staged_model, storage.normalize(target.model_uri))
             tables = {
                 TEST_PREDICTIONS: test_predictions(predictions),
-                FEATURE_IMPORTANCE: spark.createDataFrame(
-                    importances, "feature_name string, importance double"
+                FEATURE_IMPORTANCE: local_frame(
+                    spark, importances, "feature_name string, importance double"
                 ),
             }
             for name, df in tables.items():

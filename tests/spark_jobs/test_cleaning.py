@@ -8,6 +8,7 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import cleaning, customers
+from churn_ml.frames import local_frame
 from churn_ml.schema import (
     CATEGORY_DOMAINS,
     INTERNET_SERVICE_COLUMNS,
@@ -44,7 +45,7 @@ BASE = {
 def raw_rows(spark, *overrides: dict):
     """Raw string rows with the full training header; each dict overrides some fields."""
     rows = [tuple({**BASE, **o}[c] for c in RAW_TRAIN_COLUMNS) for o in overrides]
-    return spark.createDataFrame(rows, raw_schema(RAW_TRAIN_COLUMNS))
+    return local_frame(spark, rows, raw_schema(RAW_TRAIN_COLUMNS))
 
 
 def test_parse_types_names_and_label(spark):
@@ -83,7 +84,8 @@ def test_parse_types_names_and_label(spark):
     assert (types["senior_citizen"], types["tenure"]) == ("int", "int")
     assert (types["monthly_charges"], types["total_charges"]) == ("double", "double")
     assert types["gender"] == types["churn"] == types["reject_reason"] == "string"
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [
             ("0001-AAAAA", 1, 5, 29.85, 358.2, "yes", None),
             ("0002-BBBBB", 0, 1, 70.0, 70.0, "no", None),
@@ -110,7 +112,8 @@ def test_parse_reject_reasons(spark):
         {"customerID": "two", "tenure": "x", "TotalCharges": " "},
         {"customerID": "", "TotalCharges": " "},
     )
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [
             ("ok", None),
             ("blank-total", "missing total_charges"),
@@ -243,7 +246,8 @@ def test_the_reference_files_break_no_domain_rule(spark, reference_train_csv, re
 
 def test_parse_never_rejects_for_the_label(spark):
     raw = raw_rows(spark, {"customerID": "a", "Churn": ""}, {"customerID": "b", "Churn": "Maybe"})
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [("a", None, None), ("b", "maybe", None)],
         "customer_id string, churn string, reject_reason string",
     )
@@ -254,19 +258,21 @@ def test_parse_never_rejects_for_the_label(spark):
 
 def test_parse_works_without_the_label_column(spark):
     columns = [c for c in RAW_TRAIN_COLUMNS if c != "Churn"]
-    raw = spark.createDataFrame([tuple(BASE[c] for c in columns)], raw_schema(columns))
+    raw = local_frame(spark, [tuple(BASE[c] for c in columns)], raw_schema(columns))
     parsed = cleaning.parse(raw)
     assert "churn" not in parsed.columns
     assert parsed.first()["reject_reason"] is None
 
 
 def test_invalid_labels(spark):
-    parsed = spark.createDataFrame(
+    parsed = local_frame(
+        spark,
         [("a", "yes"), ("b", "no"), ("c", None), ("d", "maybe"), ("e", "Yes")],
         "customer_id string, churn string",
     )
     got = parsed.select("customer_id", cleaning.invalid_labels(parsed).alias("invalid"))
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [("a", False), ("b", False), ("c", True), ("d", True), ("e", True)],
         "customer_id string, invalid boolean",
     )
@@ -295,7 +301,8 @@ def test_clean_recodes_no_internet_service_and_drops_rejects(spark):
     assert "reject_reason" not in cleaned.columns
     assert cleaned.columns[-1] == "tenure_group"
     columns = ["customer_id", "internet_service", "multiple_lines", *INTERNET_SERVICE_COLUMNS]
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [
             ("none", "No", "No phone service", "No", "No", "No", "No", "No", "No"),
             ("some", "DSL", "No phone service", "Yes", "Yes", "No", "No", "Yes", "No"),
@@ -310,7 +317,8 @@ def test_tenure_groups_at_the_bin_edges(spark):
     rows = ({"customerID": f"t{t}", "tenure": str(t), "TotalCharges": str(t * 30)} for t in edges)
     raw = raw_rows(spark, *rows)
     got = cleaning.clean(cleaning.parse(raw)).select("tenure", "tenure_group")
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [
             (0, "0-12"),
             (1, "0-12"),
@@ -337,7 +345,8 @@ def test_rejects_are_the_complement_of_clean(spark):
         {"customerID": "c", "MonthlyCharges": "x"},
     )
     parsed = cleaning.parse(raw)
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [("b", "missing total_charges"), ("c", "non-numeric monthly_charges")],
         "customer_id string, reject_reason string",
     )
@@ -346,9 +355,10 @@ def test_rejects_are_the_complement_of_clean(spark):
 
 
 def test_with_lineage_adds_typed_run_columns(spark):
-    df = spark.createDataFrame([("a",), ("b",)], "customer_id string")
+    df = local_frame(spark, [("a",), ("b",)], "customer_id string")
     got = cleaning.with_lineage(df, "20261129", dt.date(2026, 11, 29))
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [("a", "20261129", dt.date(2026, 11, 29)), ("b", "20261129", dt.date(2026, 11, 29))],
         "customer_id string, pipeline_id string, pipeline_execution_dt date",
     )

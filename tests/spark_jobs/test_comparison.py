@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from churn_ml import comparison
 from churn_ml.comparison import CHAMPION_PROBABILITY, POISSON_CDF
 from churn_ml.evaluation import Count, curves, evaluate, score_bin
+from churn_ml.frames import local_frame
 
 PAIRED = (
     "customer_id string, label double, prediction double, churn_probability double, "
@@ -35,7 +36,7 @@ def paired_rows(n: int, seed: int = 5, gap: float = 0.1) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def paired(spark):
-    df = spark.createDataFrame(paired_rows(1500), PAIRED).repartition(3).cache()
+    df = local_frame(spark, paired_rows(1500), PAIRED).repartition(3).cache()
     yield df
     df.unpersist()
 
@@ -43,7 +44,7 @@ def paired(spark):
 def test_the_poisson_inverse_cdf_at_its_edges(spark):
     edges = [0.0, POISSON_CDF[0] - 1e-12, POISSON_CDF[0], POISSON_CDF[1] - 1e-12, POISSON_CDF[1],
              POISSON_CDF[2], POISSON_CDF[-1] - 1e-16, 1.0 - 2.0**-53]  # fmt: skip
-    df = spark.createDataFrame([(u,) for u in edges], "u double")
+    df = local_frame(spark, [(u,) for u in edges], "u double")
     weights = [r.w for r in df.select(comparison.poisson_weight(F.col("u")).alias("w")).collect()]
     assert weights[:6] == [0, 0, 1, 1, 2, 3]
     assert weights[-1] == len(POISSON_CDF)
@@ -52,7 +53,7 @@ def test_the_poisson_inverse_cdf_at_its_edges(spark):
 
 
 def test_weights_are_poisson_one_and_the_same_on_every_run(spark):
-    rows = spark.createDataFrame([(f"c{i}", 0.0, 0.5, 0.5) for i in range(400)],
+    rows = local_frame(spark, [(f"c{i}", 0.0, 0.5, 0.5) for i in range(400)],
                                  "customer_id string, label double, churn_probability double, "
                                  "champion_probability double")  # fmt: skip
     drawn = rows.crossJoin(spark.range(250).select(F.col("id").cast("int").alias("replicate")))
@@ -133,7 +134,7 @@ def test_each_replicate_is_the_weighted_curves_of_both_models(spark, paired):
 def test_a_replicate_without_both_classes_is_left_out(spark):
     rows = [(0, 2, 1.0, 0.9, 0.8), (0, 1, 1.0, 0.7, 0.6), (1, 1, 1.0, 0.9, 0.2),
             (1, 3, 0.0, 0.1, 0.4)]  # fmt: skip
-    df = spark.createDataFrame(
+    df = local_frame(spark,
         rows, "replicate int, weight int, label double, churn_probability double, "
         "champion_probability double",
     )  # fmt: skip
@@ -151,7 +152,7 @@ def test_the_interval_is_the_same_on_two_runs_and_holds_the_difference(paired):
 
 
 def test_the_interval_is_wider_on_fewer_rows(spark, paired):
-    fewer = spark.createDataFrame(paired_rows(1500)[:300], PAIRED)
+    fewer = local_frame(spark, paired_rows(1500)[:300], PAIRED)
     wide, narrow = comparison.bootstrap(fewer), comparison.bootstrap(paired)
     for metric in comparison.METRICS:
         width = {k: v[metric]["upper"] - v[metric]["lower"] for k, v in
@@ -161,7 +162,7 @@ def test_the_interval_is_wider_on_fewer_rows(spark, paired):
 
 def test_a_model_against_itself_differs_by_exactly_nothing(spark):
     rows = [(r[0], r[1], r[2], r[3], r[2], r[3]) for r in paired_rows(400)]
-    same = comparison.bootstrap(spark.createDataFrame(rows, PAIRED), replicates=200)
+    same = comparison.bootstrap(local_frame(spark, rows, PAIRED), replicates=200)
     assert same["au_pr"] == {"lower": 0.0, "upper": 0.0}
     assert same["au_roc"] == {"lower": 0.0, "upper": 0.0}
 

@@ -12,6 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import cleaning, raw_csv
 from churn_ml.compiled_model import forest_from_nodes, load_compiled, read_stages
+from churn_ml.frames import local_frame
 from churn_ml.model import FEATURES, LABEL_INDEX, churn_probability, fit
 
 
@@ -84,7 +85,8 @@ def test_other_models_are_not_compiled_and_score_through_transform(spark, tmp_pa
     import score
     from pyspark.ml.feature import OneHotEncoder, StringIndexer, VectorAssembler
 
-    rows = spark.createDataFrame(
+    rows = local_frame(
+        spark,
         [(g, 50.0 + i, float(i % 2)) for i, g in enumerate(["a", "b"] * 5)],
         f"g string, x double, {LABEL_INDEX} double",
     )

@@ -14,6 +14,7 @@ from pyspark.sql.classic.dataframe import DataFrame
 
 from churn_core import layout, psi
 from churn_ml import drift, sample_data
+from churn_ml.frames import local_frame
 from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 SHIFT = {"Contract": 0.3, "MonthlyCharges": 30.0}
@@ -93,7 +94,7 @@ def top_node(plan: str) -> str:
 
 
 def small_frame(spark, values: list[tuple[str, float]]):
-    return spark.createDataFrame(values, "kind string, amount double")
+    return local_frame(spark, values, "kind string, amount double")
 
 
 def test_profile_merges_equal_edges_and_counts_every_row(spark):

@@ -11,12 +11,14 @@ from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import evaluation
 from churn_ml.evaluation import Count
+from churn_ml.frames import local_frame
 
 PREDICTIONS = "label double, prediction double, churn_probability double"
 
 
 def test_binned_counts(spark):
-    predictions = spark.createDataFrame(
+    predictions = local_frame(
+        spark,
         [
             (1.0, 1.0, 1.0),  # a probability of 1 goes to the top bin, not past it
             (1.0, 1.0, 0.95),
@@ -28,7 +30,8 @@ def test_binned_counts(spark):
         ],
         PREDICTIONS,
     )
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [(1, 1, 10, 1), (1, 1, 9, 1), (0, 1, 9, 2), (0, 0, 0, 2), (1, 0, 2, 1)],
         "label int, prediction int, bin int, count long",
     )
@@ -106,7 +109,7 @@ def _noisy_predictions(spark, n: int = 400, seed: int = 11):
         label = 1.0 if rng.random() < 0.3 else 0.0
         score = min(max(rng.gauss(0.6 if label else 0.35, 0.2), 0.0), 1.0)
         rows.append((label, 1.0 if score > 0.5 else 0.0, score))
-    return spark.createDataFrame(rows, PREDICTIONS)
+    return local_frame(spark, rows, PREDICTIONS)
 
 
 def test_evaluate_agrees_with_spark_evaluators(spark):

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import model
+from churn_ml.frames import local_frame
 from churn_ml.model import ForestParams
 from churn_ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
@@ -63,9 +64,11 @@ def test_param_grid():
 
 
 def test_with_label(spark):
-    df = spark.createDataFrame([("a", "yes"), ("b", "no")], "customer_id string, churn string")
-    expected = spark.createDataFrame(
-        [("a", "yes", 1.0), ("b", "no", 0.0)], "customer_id string, churn string, label double"
+    df = local_frame(spark, [("a", "yes"), ("b", "no")], "customer_id string, churn string")
+    expected = local_frame(
+        spark,
+        [("a", "yes", 1.0), ("b", "no", 0.0)],
+        "customer_id string, churn string, label double",
     )
     assertDataFrameEqual(model.with_label(df), expected)
 

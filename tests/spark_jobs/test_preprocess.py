@@ -17,6 +17,7 @@ import pytest
 from churn_ml import cleaning, commit_record, sample_data, storage
 from churn_ml.cleaning import SOURCE_ROWS
 from churn_ml.cli import InputError
+from churn_ml.frames import local_frame
 from churn_ml.schema import CATEGORICAL_FEATURES, INTERNET_SERVICE_COLUMNS, NUMERIC_FEATURES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -385,7 +386,8 @@ def test_parse_args_rejects(args):
 
 
 def test_drop_stats_count_reasons_customers_and_bad_labels(spark):
-    records = spark.createDataFrame(
+    records = local_frame(
+        spark,
         [
             ("a", "yes", None, 1),
             ("b", "no", "missing total_charges", 1),

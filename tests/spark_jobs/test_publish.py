@@ -7,10 +7,12 @@ import datetime as dt
 from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import publish
+from churn_ml.frames import local_frame
 
 
 def test_test_predictions_keeps_typed_columns(spark):
-    predictions = spark.createDataFrame(
+    predictions = local_frame(
+        spark,
         [
             ("a", 1.0, 1.0, 0.8, "x"),
             ("b", 0.0, 1.0, 0.6, "y"),
@@ -18,7 +20,8 @@ def test_test_predictions_keeps_typed_columns(spark):
         "customer_id string, label double, prediction double, churn_probability double, "
         "gender string",
     )
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [("a", 1, 1, 0.8), ("b", 0, 1, 0.6)],
         "customer_id string, label int, prediction int, churn_probability double",
     )
@@ -27,8 +30,8 @@ def test_test_predictions_keeps_typed_columns(spark):
 
 def test_metric_rows(spark):
     got = publish.metric_rows(spark, {"au_pr": 0.61, "accuracy": 1})
-    expected = spark.createDataFrame(
-        [("accuracy", 1.0), ("au_pr", 0.61)], "metric_name string, metric_value double"
+    expected = local_frame(
+        spark, [("accuracy", 1.0), ("au_pr", 0.61)], "metric_name string, metric_value double"
     )
     assertDataFrameEqual(got, expected, checkRowOrder=True)
 

@@ -9,6 +9,7 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from churn_ml import storage
+from churn_ml.frames import local_frame
 from churn_ml.storage import BigQueryTable
 
 
@@ -98,7 +99,8 @@ def test_staging_uri_is_a_hidden_sibling():
 
 
 def _rows(spark, pipeline_id: str, n: int, start: int = 0, day=dt.date(2026, 11, 29)):
-    return spark.createDataFrame(
+    return local_frame(
+        spark,
         [(f"c{i}", float(i), pipeline_id, day) for i in range(start, start + n)],
         "customer_id string, score double, pipeline_id string, pipeline_execution_dt date",
     )
@@ -158,7 +160,8 @@ def test_write_table_keeps_other_partitions_and_the_key_as_a_string(spark, tmp_p
 
 def test_write_table_with_two_partition_keys(spark, tmp_path):
     table = str(tmp_path / "model_metrics")
-    df = spark.createDataFrame(
+    df = local_frame(
+        spark,
         [("au_pr", 0.6, "training", "p1")],
         "metric_name string, metric_value double, operation string, pipeline_id string",
     )
@@ -221,7 +224,7 @@ SIDE_COLUMNS = ("customer_id", "reason", "pipeline_id", "pipeline_execution_dt")
 
 def _routed(spark, rejected: set[int], n: int = 6, score: float = 0.0):
     """Rows c0..c<n-1>; those in ``rejected`` carry a reason."""
-    return spark.createDataFrame(
+    return local_frame(spark,
         [
             (f"c{i}", float(i) + score, f"bad {i % 2}" if i in rejected else None, "20261129",
              dt.date(2026, 11, 29))
