@@ -21,6 +21,7 @@ from pyspark.sql.types import StructType
 
 from churn_core import bigquery_sql as sql
 from churn_core.bigquery_sql import BigQueryTable, bigquery_table
+from churn_ml.frames import local_frame
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +333,7 @@ class StagedSplit:
             if child.getPath().getName() != main_folder:
                 fs.delete(child.getPath(), True)
         if not fs.exists(_fs(self.spark, main)[1]):  # every row went to the side table
-            empty = self.spark.createDataFrame([], self._in_files(self.route))
+            empty = local_frame(self.spark, [], self._in_files(self.route))
             empty.write.mode("overwrite").parquet(main)
         main_table = StagedTable(self.spark, self.main_uri, self.partition, main)
         return [side, main_table]

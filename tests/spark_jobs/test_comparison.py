@@ -54,8 +54,8 @@ def test_the_poisson_inverse_cdf_at_its_edges(spark):
 
 def test_weights_are_poisson_one_and_the_same_on_every_run(spark):
     rows = local_frame(spark, [(f"c{i}", 0.0, 0.5, 0.5) for i in range(400)],
-                                 "customer_id string, label double, churn_probability double, "
-                                 "champion_probability double")  # fmt: skip
+                       "customer_id string, label double, churn_probability double, "
+                       "champion_probability double")  # fmt: skip
     drawn = rows.crossJoin(spark.range(250).select(F.col("id").cast("int").alias("replicate")))
     u = comparison.uniform(comparison.row_key(F.col("customer_id")), F.col("replicate"))
     weights = drawn.select(u.alias("u"), comparison.poisson_weight(u).alias("w")).cache()
@@ -134,8 +134,8 @@ def test_each_replicate_is_the_weighted_curves_of_both_models(spark, paired):
 def test_a_replicate_without_both_classes_is_left_out(spark):
     rows = [(0, 2, 1.0, 0.9, 0.8), (0, 1, 1.0, 0.7, 0.6), (1, 1, 1.0, 0.9, 0.2),
             (1, 3, 0.0, 0.1, 0.4)]  # fmt: skip
-    df = local_frame(spark,
-        rows, "replicate int, weight int, label double, churn_probability double, "
+    df = local_frame(
+        spark, rows, "replicate int, weight int, label double, churn_probability double, "
         "champion_probability double",
     )  # fmt: skip
     assert [r.replicate for r in comparison.replicate_differences(df).collect()] == [1]

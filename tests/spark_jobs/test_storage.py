@@ -224,7 +224,8 @@ SIDE_COLUMNS = ("customer_id", "reason", "pipeline_id", "pipeline_execution_dt")
 
 def _routed(spark, rejected: set[int], n: int = 6, score: float = 0.0):
     """Rows c0..c<n-1>; those in ``rejected`` carry a reason."""
-    return local_frame(spark,
+    return local_frame(
+        spark,
         [
             (f"c{i}", float(i) + score, f"bad {i % 2}" if i in rejected else None, "20261129",
              dt.date(2026, 11, 29))
