@@ -39,6 +39,14 @@ SPARK_JOBS = REPO / "spark_jobs"
 # (docs/performance.md). The in-process session below lives long and keeps Java's default.
 SHORT_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", SHORT_JVM_OPTIONS)
+# The in-process session runs many small queries in one JVM. The serial GC spends less CPU than
+# G1's threads (make test-fast: 0.94x the CPU). C2 recompiles what the planner only touches
+# now and then: at ten times Java's thresholds it compiled only what stays hot, for 0.85x
+# the Spark folder's CPU at the same wall time (docs/performance.md).
+IN_PROCESS_JVM_OPTIONS = (
+    "-XX:+UseSerialGC -XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000"
+    " -XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000"
+)
 
 EXECUTION_DT = "2026-11-29"
 # A small forest and grid: enough to learn the signal, fast on two cores.
@@ -57,9 +65,11 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "2g")
-        # Many small queries in one JVM: the serial GC spends less CPU than G1's threads
-        # (make test-fast: 0.94x the CPU, 0.975x the wall time; docs/performance.md).
-        .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC")
+        .config("spark.driver.extraJavaOptions", IN_PROCESS_JVM_OPTIONS)
+        # PySpark 4 otherwise records the caller's file and line in the JVM on every Column
+        # call, with three JVM round trips and a failed IPython import each (0.9x the Spark
+        # folder's wall time, docs/performance.md); a failing query then names no test line.
+        .config("spark.python.sql.dataFrameDebugging.enabled", "false")
     )
     for key, value in COMMON.items():
         builder = builder.config(key, value)
