@@ -58,7 +58,7 @@ demo: venv java
 test: venv java browser postgres lint
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=10
 
-# The inner loop: everything but the end-to-end runs (marked slow), in about two minutes.
+# The inner loop: everything but the end-to-end runs (marked slow), in under two minutes.
 test-fast: venv java
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m "not slow" --durations=5
 

@@ -36,13 +36,13 @@ REFERENCE_SCORE = SHARED / "customer_churn_score_data.csv"
 SPARK_JOBS = REPO / "spark_jobs"
 # The suite's spark-submits (the local backend's jobs, in the pipeline and Airflow tests) are
 # short JVMs on small inputs: there C1 alone compiles enough, for about half the CPU
-# (docs/performance.md). The in-process session below lives long and keeps Java's default.
+# (docs/performance.md). The in-process session below lives long and keeps C2, held back.
 SHORT_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", SHORT_JVM_OPTIONS)
 # The in-process session runs many small queries in one JVM. The serial GC spends less CPU than
-# G1's threads (make test-fast: 0.94x the CPU). C2 recompiles what the planner only touches
-# now and then: at ten times Java's thresholds it compiled only what stays hot, for 0.85x
-# the Spark folder's CPU at the same wall time (docs/performance.md).
+# G1's threads (make test-fast: 0.94x the CPU). At Java's thresholds C2 also compiles planner
+# code that only some queries touch; at ten times them it compiles what stays hot: the fast
+# Spark tests took 0.81x the CPU and 0.94x the wall time (docs/performance.md).
 IN_PROCESS_JVM_OPTIONS = (
     "-XX:+UseSerialGC -XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000"
     " -XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000"
@@ -66,9 +66,9 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "2g")
         .config("spark.driver.extraJavaOptions", IN_PROCESS_JVM_OPTIONS)
-        # PySpark 4 otherwise records the caller's file and line in the JVM on every Column
-        # call, with three JVM round trips and a failed IPython import each (0.9x the Spark
-        # folder's wall time, docs/performance.md); a failing query then names no test line.
+        # Else PySpark 4 records the caller's file and line in the JVM on every Column call:
+        # three JVM round trips and a failed IPython import each. Off, the fast Spark tests
+        # took 0.93x the wall time (docs/performance.md); query errors name no test line.
         .config("spark.python.sql.dataFrameDebugging.enabled", "false")
     )
     for key, value in COMMON.items():
