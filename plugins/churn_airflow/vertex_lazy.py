@@ -9,6 +9,9 @@ the task (its retries above all: they tell an automatic retry from the first try
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.bases.operator import ExecutorSafeguard
 
@@ -94,25 +97,36 @@ class LazyPipelineJobOperator(BaseOperator):
             **{**self.task_arguments, "task_id": self.task_id}, **arguments
         )
 
-    def execute(self, context):
+    @contextlib.contextmanager
+    def _attached(self) -> Iterator:
+        """The real operator, held only while it runs. A kill after a try failed (Airflow's
+        scheduler can end a task it took for killed, after its poll failed) leaves the job to
+        the automatic retry, which re-attaches to it."""
         self.job = self.job_operator()
-        # Run it as this task itself, so Airflow does not warn about a nested operator.
-        token = ExecutorSafeguard.tracker.set(self.job)
         try:
-            return self.job.execute(context)
+            yield self.job
         finally:
-            ExecutorSafeguard.tracker.reset(token)
+            self.job = None
+
+    def execute(self, context):
+        with self._attached() as job:
+            # Run it as this task itself, so Airflow does not warn about a nested operator.
+            token = ExecutorSafeguard.tracker.set(job)
+            try:
+                return job.execute(context)
+            finally:
+                ExecutorSafeguard.tracker.reset(token)
 
     def on_kill(self) -> None:
-        """A task killed while it waits in ``execute`` cancels the job it is attached to (while
-        deferred, the next try after a clear does)."""
+        """A task killed while it waits in ``execute`` or ``poll`` cancels the job it is
+        attached to (while deferred, the next try after a clear does)."""
         if self.job is not None:
             self.job.on_kill()
 
     def poll(self, context, event=None, **waiting):
         """A slice of the deferred wait ended (``ChurnRunPipelineJobOperator.poll``)."""
-        self.job = self.job_operator()
-        return self.job.poll(context, event, **waiting)
+        with self._attached() as job:
+            return job.poll(context, event, **waiting)
 
     def execute_complete(self, context, event: dict):
         """The end of a wait deferred by a release that waited on ``RunPipelineJobTrigger``."""

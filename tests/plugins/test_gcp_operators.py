@@ -14,7 +14,7 @@ import pytest
 import yaml
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
-from google.api_core.exceptions import AlreadyExists, NotFound
+from google.api_core.exceptions import AlreadyExists, NotFound, ServiceUnavailable
 from google.cloud.aiplatform_v1.types import PipelineJob, PipelineState
 from google.cloud.dataproc_v1 import Batch
 
@@ -779,17 +779,33 @@ def test_lazy_operator_sends_exactly_what_the_real_one_sends(pipeline_hook, capl
 
 
 def test_lazy_operator_kill_cancels_the_job_it_started(pipeline_hook):
-    pipeline_hook.submit_pipeline_job.return_value = submitted_job(
-        job_id(1), "PIPELINE_STATE_SUCCEEDED"
-    )
-    client = pipeline_hook.get_pipeline_service_client.return_value
     lazy = LazyPipelineJobOperator(**pipeline_arguments())
+
+    def submit_then_killed(**kwargs):
+        lazy.on_kill()  # Airflow calls it from the task's signal handler, while execute runs
+        return submitted_job(job_id(1), "PIPELINE_STATE_SUCCEEDED")
+
+    pipeline_hook.submit_pipeline_job.side_effect = submit_then_killed
+    client = pipeline_hook.get_pipeline_service_client.return_value
     lazy.on_kill()  # nothing started yet: nothing to cancel
     client.cancel_pipeline_job.assert_not_called()
     lazy.execute(context(1))
-    lazy.on_kill()
     client.cancel_pipeline_job.assert_called_once()
     client.pipeline_job_path.assert_called_once_with(PROJECT, REGION, job_id(1))
+    lazy.on_kill()  # the try has ended: nothing is attached
+    client.cancel_pipeline_job.assert_called_once()
+
+
+def test_lazy_operator_killed_after_a_failed_poll_leaves_the_job_to_the_retry(pipeline_hook):
+    """Under load Airflow's scheduler can end a try whose poll failed as if it were killed:
+    the job runs on, and the automatic retry re-attaches to it."""
+    pipeline_hook.get_pipeline_job.side_effect = ServiceUnavailable("poll failed")
+    client = pipeline_hook.get_pipeline_service_client.return_value
+    lazy = LazyPipelineJobOperator(**pipeline_arguments(deferrable=True))
+    with pytest.raises(ServiceUnavailable):
+        lazy.poll(context(), None, job_id=job_id(1), logged=[])
+    lazy.on_kill()
+    client.cancel_pipeline_job.assert_not_called()
 
 
 def test_lazy_operator_defers_and_completes_through_the_real_one(pipeline_hook):
