@@ -99,9 +99,9 @@ class LazyPipelineJobOperator(BaseOperator):
 
     @contextlib.contextmanager
     def _attached(self) -> Iterator:
-        """The real operator, held only while it runs. A kill after a try failed (Airflow's
-        scheduler can end a task it took for killed, after its poll failed) leaves the job to
-        the automatic retry, which re-attaches to it."""
+        """The real operator, held only while it runs. A kill that comes after the try ended
+        (under load Airflow's scheduler can take a try whose poll failed for a killed one)
+        leaves the job to the automatic retry, which re-attaches to it."""
         self.job = self.job_operator()
         try:
             yield self.job
